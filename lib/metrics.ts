@@ -1,0 +1,191 @@
+/**
+ * Counters, gauges and histograms with Prometheus text exposition (format 0.0.4). A `Registry` is
+ * created by `main.ts` and passed down; there is no global registry. Label values must come from a
+ * bounded set (`result`, `reason`), never a namespace or a ServiceAccount name.
+ *
+ * @module
+ */
+
+/** Label set of one sample. */
+export type Labels = Readonly<Record<string, string>>;
+
+/** A monotonically increasing count. */
+export interface Counter {
+  inc(labels?: Labels, by?: number): void;
+  /** Current value for `labels`, for tests. */
+  value(labels?: Labels): number;
+}
+
+/** A value that goes up and down. */
+export interface Gauge {
+  set(value: number, labels?: Labels): void;
+  value(labels?: Labels): number;
+}
+
+/** A distribution of observations in fixed buckets. */
+export interface Histogram {
+  observe(value: number, labels?: Labels): void;
+  /** Number of observations for `labels`, for tests. */
+  count(labels?: Labels): number;
+}
+
+interface Family {
+  readonly name: string;
+  readonly help: string;
+  readonly type: "counter" | "gauge" | "histogram";
+  render(): string[];
+}
+
+function labelKey(labels: Labels | undefined): string {
+  if (!labels) return "";
+  const keys = Object.keys(labels).sort();
+  return keys.map((k) => `${k}="${escapeLabel(labels[k] ?? "")}"`).join(",");
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function fmt(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Infinity) return "+Inf";
+  if (n === -Infinity) return "-Inf";
+  return String(n);
+}
+
+function braces(key: string): string {
+  return key ? `{${key}}` : "";
+}
+
+/** Default latency buckets in seconds, tuned for a service that should answer in milliseconds. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+];
+
+/**
+ * A set of metric families that renders as one Prometheus text page.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "./metrics.ts";
+ * const reg = new Registry();
+ * const c = reg.counter("demo_total", "Demo.");
+ * c.inc({ result: "allowed" });
+ * console.assert(reg.render().includes('demo_total{result="allowed"} 1'));
+ * ```
+ */
+export class Registry {
+  #families = new Map<string, Family>();
+
+  #add(f: Family): void {
+    if (this.#families.has(f.name)) throw new TypeError(`Metric "${f.name}" is already registered`);
+    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(f.name)) {
+      throw new TypeError(`Metric name "${f.name}" is not valid`);
+    }
+    this.#families.set(f.name, f);
+  }
+
+  /** Register a counter. */
+  counter(name: string, help: string): Counter {
+    const values = new Map<string, number>();
+    this.#add({
+      name,
+      help,
+      type: "counter",
+      render: () => [...values].map(([k, v]) => `${name}${braces(k)} ${fmt(v)}`),
+    });
+    return {
+      inc(labels, by = 1) {
+        if (by < 0) throw new RangeError("Counter can only increase");
+        const k = labelKey(labels);
+        values.set(k, (values.get(k) ?? 0) + by);
+      },
+      value: (labels) => values.get(labelKey(labels)) ?? 0,
+    };
+  }
+
+  /**
+   * Register a gauge. With `collect`, the value is read at render time (e.g. a cache size), so
+   * the owner of the value does not need to know about metrics.
+   */
+  gauge(name: string, help: string, collect?: () => number): Gauge {
+    const values = new Map<string, number>();
+    this.#add({
+      name,
+      help,
+      type: "gauge",
+      render: () => {
+        if (collect) values.set("", collect());
+        return [...values].map(([k, v]) => `${name}${braces(k)} ${fmt(v)}`);
+      },
+    });
+    return {
+      set(value, labels) {
+        values.set(labelKey(labels), value);
+      },
+      value: (labels) => (collect && !labels ? collect() : values.get(labelKey(labels)) ?? 0),
+    };
+  }
+
+  /** Register a histogram with upper bounds `buckets` (ascending; `+Inf` is implied). */
+  histogram(name: string, help: string, buckets: readonly number[] = LATENCY_BUCKETS): Histogram {
+    const bounds = [...buckets].sort((a, b) => a - b);
+    const series = new Map<string, { counts: number[]; sum: number; count: number }>();
+    this.#add({
+      name,
+      help,
+      type: "histogram",
+      render: () => {
+        const lines: string[] = [];
+        for (const [k, s] of series) {
+          let cumulative = 0;
+          bounds.forEach((b, i) => {
+            cumulative += s.counts[i] ?? 0;
+            lines.push(`${name}_bucket{${k ? k + "," : ""}le="${fmt(b)}"} ${cumulative}`);
+          });
+          lines.push(`${name}_bucket{${k ? k + "," : ""}le="+Inf"} ${s.count}`);
+          lines.push(`${name}_sum${braces(k)} ${fmt(s.sum)}`);
+          lines.push(`${name}_count${braces(k)} ${s.count}`);
+        }
+        return lines;
+      },
+    });
+    return {
+      observe(value, labels) {
+        const k = labelKey(labels);
+        let s = series.get(k);
+        if (!s) {
+          s = { counts: new Array(bounds.length).fill(0), sum: 0, count: 0 };
+          series.set(k, s);
+        }
+        const i = bounds.findIndex((b) => value <= b);
+        if (i >= 0) s.counts[i] = (s.counts[i] ?? 0) + 1;
+        s.sum += value;
+        s.count += 1;
+      },
+      count: (labels) => series.get(labelKey(labels))?.count ?? 0,
+    };
+  }
+
+  /** Render every family in Prometheus text format 0.0.4. */
+  render(): string {
+    const out: string[] = [];
+    for (const f of this.#families.values()) {
+      out.push(`# HELP ${f.name} ${f.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`);
+      out.push(`# TYPE ${f.name} ${f.type}`);
+      out.push(...f.render());
+    }
+    return out.join("\n") + "\n";
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Plain data shared by the login pipeline's steps. No behaviour lives here.
+ *
+ * @module
+ */
+
+/** Who a verified Kubernetes ServiceAccount token says the caller is. */
+export interface TokenIdentity {
+  /** Namespace of the ServiceAccount (claim `kubernetes.io.namespace`). */
+  readonly namespace: string;
+  /** ServiceAccount name (claim `kubernetes.io.serviceaccount.name`). */
+  readonly serviceAccount: string;
+  /** ServiceAccount UID at the time the token was issued. */
+  readonly uid: string;
+  /** Pod the token is bound to, when it is a bound token. */
+  readonly podName?: string;
+  /** Token expiry, seconds since the epoch. */
+  readonly expiresAt: number;
+}
+
+/** What the cache keeps of one ServiceAccount: only what decisions need. */
+export interface ServiceAccountRecord {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  /** Only the annotations under the configured prefix (e.g. `nats.io/`), keyed by full name. */
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+/** The NATS permissions granted to one login. */
+export interface Permissions {
+  readonly pub: { readonly allow: readonly string[] };
+  readonly sub: { readonly allow: readonly string[] };
+  /** Reply permission: how many responses and for how long (nanoseconds, as NATS wants). */
+  readonly resp: { readonly max: number; readonly ttlNs: number };
+}
+
+/** Look a ServiceAccount up by namespace and name; `undefined` when it does not exist. */
+export type ServiceAccountLookup = (
+  namespace: string,
+  name: string,
+) => ServiceAccountRecord | undefined;

@@ -1,0 +1,101 @@
+/**
+ * Every metric the service emits, named in one place, so the README's metric table and the code
+ * cannot drift apart. Names match the Go reference where it has one.
+ *
+ * @module
+ */
+import { type Counter, type Gauge, type Histogram, Registry } from "./metrics.ts";
+
+/** The service's metrics. Label values: `result` ∈ allowed|denied|dropped|error, `reason` a DenyReason/DropReason. */
+export interface ServiceMetrics {
+  readonly registry: Registry;
+  /** `nats_auth_requests_total{result,reason}`: one per callout request. */
+  readonly requests: Counter;
+  /** `nats_auth_request_duration_seconds{result}`: receive → reply sent. */
+  readonly requestDuration: Histogram;
+  /** `nats_auth_cache_hits_total`: ServiceAccount found in the cache. */
+  readonly cacheHits: Counter;
+  /** `nats_auth_cache_misses_total`: ServiceAccount not in the cache. */
+  readonly cacheMisses: Counter;
+  /** `nats_auth_filtered_internal_subjects_total`: `_INBOX`/`_REPLY` annotation entries dropped. */
+  readonly filteredInternalSubjects: Counter;
+  /** `nats_auth_invalid_subjects_total`: syntactically invalid annotation entries refused. */
+  readonly invalidSubjects: Counter;
+  /** `sa_cache_size`: ServiceAccounts in the cache (set by the cache owner). */
+  readonly cacheSize: Gauge;
+  /** `sa_cache_synced`: 1 after the first complete list. */
+  readonly cacheSynced: Gauge;
+  /** `sa_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
+  readonly relists: Counter;
+  /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
+  readonly watchRestarts: Counter;
+  /** `jwks_refresh_total{result}`: result ∈ ok|error. */
+  readonly jwksRefreshes: Counter;
+  /** `jwks_keys`: keys in the current key set. */
+  readonly jwksKeys: Gauge;
+  /** `nats_connected`: 1 while the service's own NATS connection is up. */
+  readonly natsConnected: Gauge;
+  /** `token_verify_cache_hits_total`: logins answered from the verified-token cache. */
+  readonly tokenCacheHits: Counter;
+}
+
+/**
+ * Register the service's metrics on a new registry.
+ *
+ * @example
+ * ```ts
+ * import { createServiceMetrics } from "./service_metrics.ts";
+ * const m = createServiceMetrics();
+ * m.requests.inc({ result: "allowed", reason: "" });
+ * console.assert(m.registry.render().includes("nats_auth_requests_total"));
+ * ```
+ */
+export function createServiceMetrics(registry: Registry = new Registry()): ServiceMetrics {
+  return {
+    registry,
+    requests: registry.counter(
+      "nats_auth_requests_total",
+      "Auth callout requests by result and reason.",
+    ),
+    requestDuration: registry.histogram(
+      "nats_auth_request_duration_seconds",
+      "Time from receiving a callout request to sending the reply.",
+    ),
+    cacheHits: registry.counter(
+      "nats_auth_cache_hits_total",
+      "ServiceAccount lookups found in the cache.",
+    ),
+    cacheMisses: registry.counter(
+      "nats_auth_cache_misses_total",
+      "ServiceAccount lookups not in the cache.",
+    ),
+    filteredInternalSubjects: registry.counter(
+      "nats_auth_filtered_internal_subjects_total",
+      "Annotation subjects dropped because they name _INBOX or _REPLY subjects.",
+    ),
+    invalidSubjects: registry.counter(
+      "nats_auth_invalid_subjects_total",
+      "Annotation subjects refused because they are not valid NATS subjects.",
+    ),
+    cacheSize: registry.gauge("sa_cache_size", "ServiceAccounts in the cache."),
+    cacheSynced: registry.gauge(
+      "sa_cache_synced",
+      "1 once the first complete list has been loaded.",
+    ),
+    relists: registry.counter(
+      "sa_cache_relists_total",
+      "Complete lists of ServiceAccounts, by trigger.",
+    ),
+    watchRestarts: registry.counter(
+      "sa_cache_watch_restarts_total",
+      "Watch streams restarted, by reason.",
+    ),
+    jwksRefreshes: registry.counter("jwks_refresh_total", "JWKS fetches, by result."),
+    jwksKeys: registry.gauge("jwks_keys", "Keys in the current JWKS."),
+    natsConnected: registry.gauge("nats_connected", "1 while the service's NATS connection is up."),
+    tokenCacheHits: registry.counter(
+      "token_verify_cache_hits_total",
+      "Logins whose token was found in the verified-token cache.",
+    ),
+  };
+}

@@ -40,3 +40,20 @@ export type ServiceAccountLookup = (
   namespace: string,
   name: string,
 ) => ServiceAccountRecord | undefined;
+
+/**
+ * Where ServiceAccounts come from: the Kubernetes list/watch cache, or a manifest file in dev mode.
+ * Both keep the whole set in memory and answer lookups synchronously.
+ */
+export interface ServiceAccountSource extends AsyncDisposable {
+  /** Synchronous lookup in the current snapshot. */
+  readonly lookup: ServiceAccountLookup;
+  /** True once the first complete load has finished (readiness). */
+  readonly synced: boolean;
+  /** ServiceAccounts currently known. */
+  readonly size: number;
+  /** Resolves after the first complete load; rejects if `signal` aborts first. */
+  waitSynced(signal?: AbortSignal): Promise<void>;
+  /** Stop watching and release every timer, stream and file watcher. */
+  close(): Promise<void>;
+}

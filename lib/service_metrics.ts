@@ -29,6 +29,8 @@ export interface ServiceMetrics {
   readonly relists: Counter;
   /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
   readonly watchRestarts: Counter;
+  /** `sa_file_reloads_total{result}`: SERVICEACCOUNTS_FILE reloads, result ∈ ok|error. */
+  readonly fileReloads: Counter;
   /** `jwks_refresh_total{result}`: result ∈ ok|error. */
   readonly jwksRefreshes: Counter;
   /** `jwks_keys`: keys in the current key set. */
@@ -89,6 +91,10 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     watchRestarts: registry.counter(
       "sa_cache_watch_restarts_total",
       "Watch streams restarted, by reason.",
+    ),
+    fileReloads: registry.counter(
+      "sa_file_reloads_total",
+      "Reloads of the SERVICEACCOUNTS_FILE manifest file, by result.",
     ),
     jwksRefreshes: registry.counter("jwks_refresh_total", "JWKS fetches, by result."),
     jwksKeys: registry.gauge("jwks_keys", "Keys in the current JWKS."),

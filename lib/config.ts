@@ -1,0 +1,594 @@
+/**
+ * Configuration from environment variables, read once into a frozen, fully typed object. The
+ * variable names and defaults are the Go reference's, so this is a drop-in replacement; unlike the
+ * reference, a malformed value stops the start with one error that lists every problem at once,
+ * instead of silently becoming the default. Seeds are read and checked here, at the boundary,
+ * and never appear in an error message or in {@linkcode describeConfig}.
+ *
+ * @module
+ */
+import * as nkeys from "@nats-io/nkeys";
+import { formatDuration, parseDuration } from "./duration.ts";
+import { type LogLevel, redactUrl } from "./log.ts";
+import { subjectProblem } from "./subjects.ts";
+
+/** The service's configuration. Frozen; seeds are secrets and are left out of describeConfig. */
+export interface Config {
+  /** HTTP port for /healthz, /readyz, /metrics (`PORT`). @default {8080} */
+  readonly port: number;
+  /** Lowest log level written (`LOG_LEVEL`, "warning" accepted for warn). @default {"info"} */
+  readonly logLevel: LogLevel;
+  /** The service's own NATS connection. */
+  readonly nats: {
+    /** `NATS_URL`, comma-separated; may embed `user:pass@`. @default {["nats://nats:4222"]} */
+    readonly servers: readonly string[];
+    /** `NATS_USER_CREDS_FILE` (alias `NATS_CREDS_FILE`): user JWT + seed for the connection. */
+    readonly credsFile?: string;
+    /** `NATS_TOKEN`: token for the connection (exclusive with credsFile). */
+    readonly token?: string;
+    /** `NATS_TLS_CA_FILE`, `NATS_TLS_CERT_FILE`, `NATS_TLS_KEY_FILE` (cert and key together). */
+    readonly tls?: {
+      readonly caFile?: string;
+      readonly certFile?: string;
+      readonly keyFile?: string;
+    };
+    /** `NATS_QUEUE_GROUP`: the reference's queue group ("q", NATS micro's default). @default {"q"} */
+    readonly queueGroup: string;
+  };
+  /** `NATS_ACCOUNT` (required): the account logged-in clients are placed in. */
+  readonly account: string;
+  /** `NATS_SIGNING_KEY_FILE` (required): path of the account seed file. */
+  readonly signingKeyFile: string;
+  /** The `SA…` account seed read from signingKeyFile (plain, or the seed block of a creds file). */
+  readonly signingKeySeed: string;
+  /** `NATS_XKEY_SEED_FILE`: path of the `SX…` curve seed, when the callout is encrypted. */
+  readonly xkeySeedFile?: string;
+  /** The `SX…` curve seed read from xkeySeedFile. */
+  readonly xkeySeed?: string;
+  /** `NATS_USER_JWT_TTL`: longest life of an issued user JWT (10s–24h). @default {300000} */
+  readonly userJwtTtlMs: number;
+  /** ServiceAccount token verification. */
+  readonly jwt: {
+    /** `JWKS_URL`; in-cluster default `https://kubernetes.default.svc/openid/v1/jwks`. */
+    readonly jwksUrl?: string;
+    /** `JWKS_PATH`: a JWKS file instead of a URL (exclusive with JWKS_URL). */
+    readonly jwksPath?: string;
+    /** `JWT_ISSUER`; undefined means discover it from the apiserver (in-cluster only). */
+    readonly issuer?: string;
+    /** `JWT_AUDIENCE`. @default {"nats"} */
+    readonly audience: string;
+  };
+  /** Kubernetes access. */
+  readonly k8s: {
+    /** `K8S_IN_CLUSTER` (Go ParseBool spellings). @default {true} */
+    readonly inCluster: boolean;
+    /** `K8S_NAMESPACE`: watch one namespace; undefined watches all. */
+    readonly namespace?: string;
+    /** `KUBECONFIG`: used out of cluster. */
+    readonly kubeconfig?: string;
+    /** The apiserver in-cluster. @default {"https://kubernetes.default.svc"} */
+    readonly apiServerUrl: string;
+    /** The pod's cluster CA (in-cluster). */
+    readonly caFile: string;
+    /** The pod's ServiceAccount token (in-cluster). */
+    readonly tokenFile: string;
+  };
+  /** `SA_ANNOTATION_PREFIX`. @default {"nats.io/"} */
+  readonly annotationPrefix: string;
+  /** `CACHE_CLEANUP_INTERVAL`: full relist interval of the cache (≥ 10s). @default {900000} */
+  readonly relistIntervalMs: number;
+  /** `SERVICEACCOUNTS_FILE`: take ServiceAccounts from this manifest instead of the apiserver. */
+  readonly serviceAccountsFile?: string;
+}
+
+/** The in-cluster apiserver address. */
+export const IN_CLUSTER_API_SERVER_URL = "https://kubernetes.default.svc";
+/** Where Kubernetes mounts the pod's ServiceAccount CA. */
+export const IN_CLUSTER_CA_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+/** Where Kubernetes mounts the pod's ServiceAccount token. */
+export const IN_CLUSTER_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/**
+ * The reference answers through synadia-io/callout.go, a NATS micro service, whose queue group is
+ * micro's default "q". Sharing it means a rolling upgrade from the Go service never has both
+ * versions answering the same request.
+ */
+export const DEFAULT_QUEUE_GROUP = "q";
+
+/** Every environment variable {@linkcode loadConfig} reads, for a scoped `--allow-env`. */
+export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
+  "PORT",
+  "LOG_LEVEL",
+  "NATS_URL",
+  "NATS_USER_CREDS_FILE",
+  "NATS_CREDS_FILE",
+  "NATS_TOKEN",
+  "NATS_TLS_CA_FILE",
+  "NATS_TLS_CERT_FILE",
+  "NATS_TLS_KEY_FILE",
+  "NATS_QUEUE_GROUP",
+  "NATS_ACCOUNT",
+  "NATS_SIGNING_KEY_FILE",
+  "NATS_XKEY_SEED_FILE",
+  "NATS_USER_JWT_TTL",
+  "JWKS_URL",
+  "JWKS_PATH",
+  "JWT_ISSUER",
+  "JWT_AUDIENCE",
+  "K8S_IN_CLUSTER",
+  "K8S_NAMESPACE",
+  "KUBECONFIG",
+  "SA_ANNOTATION_PREFIX",
+  "CACHE_CLEANUP_INTERVAL",
+  "SERVICEACCOUNTS_FILE",
+]);
+
+/**
+ * The configuration cannot be used. `problems` has one entry per problem, each naming the
+ * variable and what is wrong; the message lists them all, one per line, so one failed start shows
+ * everything to fix. No problem text contains a seed or a token.
+ */
+export class ConfigError extends Error {
+  /** One line per problem, `VARIABLE: what is wrong`. */
+  readonly problems: readonly string[];
+
+  /** Create the error from the collected problems. */
+  constructor(problems: readonly string[]) {
+    const n = problems.length;
+    super(
+      `Invalid configuration (${n} problem${n === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  - ${p}`).join("\n"),
+    );
+    this.name = "ConfigError";
+    this.problems = Object.freeze([...problems]);
+  }
+}
+
+/** Options of {@linkcode loadConfig}. */
+export interface LoadConfigOptions {
+  /** Reads the seed files. @default {Deno.readTextFileSync} */
+  readTextFile?: (path: string) => string;
+}
+
+const GO_TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
+const GO_FALSE = new Set(["0", "f", "F", "FALSE", "false", "False"]);
+const LOG_LEVELS: Readonly<Record<string, LogLevel>> = {
+  debug: "debug",
+  info: "info",
+  warn: "warn",
+  warning: "warn",
+  error: "error",
+  // zap's levels above error, so a reference configuration keeps working.
+  dpanic: "error",
+  panic: "error",
+  fatal: "error",
+};
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const KEY_KINDS: Readonly<Record<string, string>> = {
+  A: "account",
+  U: "user",
+  O: "operator",
+  N: "server",
+  C: "cluster",
+  X: "curve (xkey)",
+};
+
+const SECOND = 1000;
+const HOUR = 3_600_000;
+
+/** Quote a user-supplied (non-secret) value for a problem line, shortened if long. */
+function show(value: string): string {
+  return JSON.stringify(value.length > 80 ? value.slice(0, 77) + "..." : value);
+}
+
+/**
+ * Build the {@linkcode Config} from environment variables. Every problem is collected and thrown
+ * together as a {@linkcode ConfigError}. Empty values count as unset, like the reference. Seed
+ * files are read with `readTextFile` and checked: an `SA…` account seed for the signing key, an
+ * `SX…` curve seed for the xkey, each as a plain seed or the seed block of a creds file.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadConfig } from "./config.ts";
+ * const config = loadConfig(Deno.env.toObject());
+ * ```
+ */
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  options: LoadConfigOptions = {},
+): Config {
+  const { readTextFile = (path: string) => Deno.readTextFileSync(path) } = options;
+  const problems: string[] = [];
+  const problem = (text: string): void => {
+    problems.push(text);
+  };
+  const get = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  };
+
+  // HTTP and logging.
+  let port = 8080;
+  const portRaw = get("PORT");
+  if (portRaw !== undefined) {
+    const n = /^\d+$/.test(portRaw) ? Number(portRaw) : NaN;
+    if (Number.isInteger(n) && n >= 1 && n <= 65535) port = n;
+    else problem(`PORT: ${show(portRaw)} is not a port number (1-65535)`);
+  }
+
+  let logLevel: LogLevel = "info";
+  const levelRaw = get("LOG_LEVEL");
+  if (levelRaw !== undefined) {
+    const level = LOG_LEVELS[levelRaw.toLowerCase()];
+    if (level) logLevel = level;
+    else problem(`LOG_LEVEL: ${show(levelRaw)} is not one of debug, info, warn, error`);
+  }
+
+  // The service's NATS connection.
+  const servers: string[] = [];
+  const urlRaw = get("NATS_URL") ?? "nats://nats:4222";
+  const entries = urlRaw.split(",").map((s) => s.trim());
+  for (const entry of entries) {
+    const bad = serverProblem(entry);
+    if (bad) problem(`NATS_URL: ${show(redactUrl(entry))} ${bad}`);
+    else servers.push(entry.includes("://") ? entry : `nats://${entry}`);
+  }
+
+  const credsPrimary = get("NATS_USER_CREDS_FILE");
+  const credsAlias = get("NATS_CREDS_FILE");
+  if (credsPrimary !== undefined && credsAlias !== undefined && credsPrimary !== credsAlias) {
+    problem(
+      "NATS_USER_CREDS_FILE and NATS_CREDS_FILE: both are set to different files; " +
+        "set only NATS_USER_CREDS_FILE (NATS_CREDS_FILE is its old name)",
+    );
+  }
+  const credsFile = credsPrimary ?? credsAlias;
+  const token = get("NATS_TOKEN");
+  if (credsFile !== undefined && token !== undefined) {
+    problem(
+      `${credsPrimary !== undefined ? "NATS_USER_CREDS_FILE" : "NATS_CREDS_FILE"} and ` +
+        "NATS_TOKEN: they are mutually exclusive; set at most one",
+    );
+  }
+
+  const caFile = get("NATS_TLS_CA_FILE");
+  const certFile = get("NATS_TLS_CERT_FILE");
+  const keyFile = get("NATS_TLS_KEY_FILE");
+  if (certFile !== undefined && keyFile === undefined) {
+    problem("NATS_TLS_KEY_FILE: required when NATS_TLS_CERT_FILE is set (client certificate)");
+  }
+  if (keyFile !== undefined && certFile === undefined) {
+    problem("NATS_TLS_CERT_FILE: required when NATS_TLS_KEY_FILE is set (client certificate)");
+  }
+  const tls = caFile === undefined && certFile === undefined && keyFile === undefined
+    ? undefined
+    : {
+      ...(caFile !== undefined ? { caFile } : {}),
+      ...(certFile !== undefined ? { certFile } : {}),
+      ...(keyFile !== undefined ? { keyFile } : {}),
+    };
+
+  const queueGroup = get("NATS_QUEUE_GROUP") ?? DEFAULT_QUEUE_GROUP;
+  const queueBad = subjectProblem(queueGroup) ??
+    (/[*>]/.test(queueGroup) ? "contains a wildcard" : undefined);
+  if (queueBad) problem(`NATS_QUEUE_GROUP: ${show(queueGroup)} ${queueBad}`);
+
+  const account = get("NATS_ACCOUNT") ?? "";
+  if (account === "") {
+    problem('NATS_ACCOUNT: required (the account clients are placed in, e.g. "APP")');
+  } else if (/\s/.test(account)) {
+    problem(`NATS_ACCOUNT: ${show(account)} contains whitespace`);
+  }
+
+  // Keys.
+  const signingKeyFile = get("NATS_SIGNING_KEY_FILE") ?? "";
+  let signingKeySeed = "";
+  if (signingKeyFile === "") {
+    problem("NATS_SIGNING_KEY_FILE: required (file holding the account signing seed, SA...)");
+  } else {
+    signingKeySeed =
+      readSeed("NATS_SIGNING_KEY_FILE", signingKeyFile, "A", readTextFile, problem) ?? "";
+  }
+  const xkeySeedFile = get("NATS_XKEY_SEED_FILE");
+  const xkeySeed = xkeySeedFile === undefined
+    ? undefined
+    : readSeed("NATS_XKEY_SEED_FILE", xkeySeedFile, "X", readTextFile, problem);
+
+  const userJwtTtlMs = durationVar(get, problem, "NATS_USER_JWT_TTL", 5 * 60 * SECOND, {
+    min: 10 * SECOND,
+    max: 24 * HOUR,
+  });
+
+  // Kubernetes.
+  let inCluster = true;
+  const inClusterRaw = get("K8S_IN_CLUSTER");
+  if (inClusterRaw !== undefined) {
+    if (GO_TRUE.has(inClusterRaw)) inCluster = true;
+    else if (GO_FALSE.has(inClusterRaw)) inCluster = false;
+    else problem(`K8S_IN_CLUSTER: ${show(inClusterRaw)} is not a boolean (true or false)`);
+  }
+  const namespace = get("K8S_NAMESPACE");
+  if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
+    problem(`K8S_NAMESPACE: ${show(namespace)} is not a valid namespace name (RFC 1123 label)`);
+  }
+  const kubeconfig = get("KUBECONFIG");
+
+  // Token verification.
+  const jwksUrlRaw = get("JWKS_URL");
+  const jwksPath = get("JWKS_PATH");
+  if (jwksUrlRaw !== undefined && jwksPath !== undefined) {
+    problem("JWKS_URL and JWKS_PATH: they are mutually exclusive; set only one");
+  }
+  if (jwksUrlRaw !== undefined) {
+    const bad = httpUrlProblem(jwksUrlRaw);
+    if (bad) problem(`JWKS_URL: ${show(redactUrl(jwksUrlRaw))} ${bad}`);
+  }
+  let jwksUrl = jwksUrlRaw;
+  const issuer = get("JWT_ISSUER");
+  if (inCluster) {
+    if (jwksUrl === undefined && jwksPath === undefined) {
+      jwksUrl = `${IN_CLUSTER_API_SERVER_URL}/openid/v1/jwks`;
+    }
+  } else {
+    if (jwksUrl === undefined && jwksPath === undefined) {
+      problem("JWKS_URL or JWKS_PATH: one is required when K8S_IN_CLUSTER=false");
+    }
+    if (issuer === undefined) problem("JWT_ISSUER: required when K8S_IN_CLUSTER=false");
+  }
+  if (issuer !== undefined && /\s/.test(issuer)) {
+    problem(`JWT_ISSUER: ${show(issuer)} contains whitespace`);
+  }
+  const audience = get("JWT_AUDIENCE") ?? "nats";
+
+  // ServiceAccounts.
+  const annotationPrefix = get("SA_ANNOTATION_PREFIX") ?? "nats.io/";
+  if (/\s/.test(annotationPrefix) || (annotationPrefix.match(/\//g)?.length ?? 0) > 1) {
+    problem(
+      `SA_ANNOTATION_PREFIX: ${show(annotationPrefix)} cannot start an annotation key ` +
+        '(no whitespace, at most one "/", e.g. "nats.io/")',
+    );
+  }
+  const relistIntervalMs = durationVar(get, problem, "CACHE_CLEANUP_INTERVAL", 15 * 60 * SECOND, {
+    min: 10 * SECOND,
+  });
+  const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const config: Config = {
+    port,
+    logLevel,
+    nats: {
+      servers,
+      ...(credsFile !== undefined ? { credsFile } : {}),
+      ...(token !== undefined ? { token } : {}),
+      ...(tls !== undefined ? { tls } : {}),
+      queueGroup,
+    },
+    account,
+    signingKeyFile,
+    signingKeySeed,
+    ...(xkeySeedFile !== undefined ? { xkeySeedFile } : {}),
+    ...(xkeySeed !== undefined ? { xkeySeed } : {}),
+    userJwtTtlMs,
+    jwt: {
+      ...(jwksUrl !== undefined ? { jwksUrl } : {}),
+      ...(jwksPath !== undefined ? { jwksPath } : {}),
+      ...(issuer !== undefined ? { issuer } : {}),
+      audience,
+    },
+    k8s: {
+      inCluster,
+      ...(namespace !== undefined ? { namespace } : {}),
+      ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+      apiServerUrl: IN_CLUSTER_API_SERVER_URL,
+      caFile: IN_CLUSTER_CA_FILE,
+      tokenFile: IN_CLUSTER_TOKEN_FILE,
+    },
+    annotationPrefix,
+    relistIntervalMs,
+    ...(serviceAccountsFile !== undefined ? { serviceAccountsFile } : {}),
+  };
+  return deepFreeze(config);
+}
+
+/**
+ * A summary of `config` that is safe for the startup log line: no seed, no token, URL passwords
+ * masked; public keys are shown instead of seeds so an operator can check them against the
+ * nats-server configuration. Keys avoid the names the logger redacts (`creds`, `token`, `seed`).
+ *
+ * @example
+ * ```ts ignore
+ * import { describeConfig, loadConfig } from "./config.ts";
+ * const config = loadConfig(Deno.env.toObject());
+ * console.log(JSON.stringify(describeConfig(config)));
+ * ```
+ */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const { nats, jwt, k8s } = config;
+  return {
+    port: config.port,
+    log_level: config.logLevel,
+    nats_servers: nats.servers.map(redactUrl),
+    nats_auth: nats.credsFile !== undefined
+      ? "user_credentials_file"
+      : nats.token !== undefined
+      ? "token"
+      : nats.servers.some((s) => /:\/\/[^/]*@/.test(s))
+      ? "url_userinfo"
+      : "none",
+    ...(nats.credsFile !== undefined ? { nats_user_file: nats.credsFile } : {}),
+    ...(nats.tls !== undefined
+      ? {
+        nats_tls: {
+          ...(nats.tls.caFile !== undefined ? { ca_file: nats.tls.caFile } : {}),
+          ...(nats.tls.certFile !== undefined ? { cert_file: nats.tls.certFile } : {}),
+          ...(nats.tls.keyFile !== undefined ? { key_file: nats.tls.keyFile } : {}),
+        },
+      }
+      : {}),
+    nats_queue_group: nats.queueGroup,
+    account: config.account,
+    signing_key_file: config.signingKeyFile,
+    signing_key_public: publicKeyOf(config.signingKeySeed),
+    ...(config.xkeySeedFile !== undefined ? { xkey_file: config.xkeySeedFile } : {}),
+    ...(config.xkeySeed !== undefined ? { xkey_public: publicKeyOf(config.xkeySeed) } : {}),
+    user_jwt_ttl: formatDuration(config.userJwtTtlMs),
+    ...(jwt.jwksUrl !== undefined ? { jwks_url: redactUrl(jwt.jwksUrl) } : {}),
+    ...(jwt.jwksPath !== undefined ? { jwks_path: jwt.jwksPath } : {}),
+    jwt_issuer: jwt.issuer ?? "(discover from apiserver)",
+    jwt_audience: jwt.audience,
+    k8s_in_cluster: k8s.inCluster,
+    k8s_namespace: k8s.namespace ?? "(all)",
+    ...(k8s.kubeconfig !== undefined ? { kubeconfig: k8s.kubeconfig } : {}),
+    ...(k8s.inCluster ? { k8s_api_server_url: k8s.apiServerUrl } : {}),
+    annotation_prefix: config.annotationPrefix,
+    relist_interval: formatDuration(config.relistIntervalMs),
+    ...(config.serviceAccountsFile !== undefined
+      ? { serviceaccounts_file: config.serviceAccountsFile }
+      : {}),
+  };
+}
+
+function publicKeyOf(seed: string): string {
+  try {
+    return nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey();
+  } catch {
+    return "(invalid)";
+  }
+}
+
+/** Why one NATS_URL entry cannot be used, or undefined. Never echoes the entry. */
+function serverProblem(entry: string): string | undefined {
+  if (entry === "") return "has an empty server entry";
+  if (/\s/.test(entry)) return "is not a URL (contains whitespace)";
+  const text = entry.includes("://") ? entry : `nats://${entry}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "is not a URL (expected nats://host:port or tls://host:port)";
+  }
+  if (url.protocol !== "nats:" && url.protocol !== "tls:") {
+    return `has unsupported scheme "${url.protocol.slice(0, -1)}" (use nats:// or tls://)`;
+  }
+  if (url.hostname === "") return "has no host";
+  return undefined;
+}
+
+/** Why `text` is not an http(s) URL, or undefined. */
+function httpUrlProblem(text: string): string | undefined {
+  if (/\s/.test(text)) return "is not a URL (contains whitespace)";
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return "is not a URL";
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return "is not an http(s) URL";
+  return undefined;
+}
+
+function durationVar(
+  get: (name: string) => string | undefined,
+  problem: (text: string) => void,
+  name: string,
+  fallback: number,
+  bounds: { min: number; max?: number },
+): number {
+  const raw = get(name);
+  if (raw === undefined) return fallback;
+  let ms: number;
+  try {
+    ms = parseDuration(raw);
+  } catch {
+    problem(`${name}: ${show(raw)} is not a duration (e.g. "90s", "15m", "1h30m")`);
+    return fallback;
+  }
+  if (ms < bounds.min) {
+    problem(`${name}: ${show(raw)} is below the minimum of ${formatDuration(bounds.min)}`);
+  } else if (bounds.max !== undefined && ms > bounds.max) {
+    problem(`${name}: ${show(raw)} is above the maximum of ${formatDuration(bounds.max)}`);
+  }
+  return ms;
+}
+
+/**
+ * Read an nkey seed of kind `kind` ("A" account, "X" curve) from `path`: the whole file, or the
+ * `BEGIN … NKEY SEED` block of a creds file. Problems name the variable and path, never the seed.
+ */
+function readSeed(
+  variable: string,
+  path: string,
+  kind: "A" | "X",
+  readTextFile: (path: string) => string,
+  problem: (text: string) => void,
+): string | undefined {
+  const want = kind === "A" ? "an account seed (SA...)" : "a curve seed (SX...)";
+  let text: string;
+  try {
+    text = readTextFile(path);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    problem(`${variable}: cannot read ${show(path)}: ${reason}`);
+    return undefined;
+  }
+  const seed = extractSeed(text);
+  if (seed === undefined) {
+    problem(`${variable}: ${show(path)} has a BEGIN line but no NKEY SEED block with a seed`);
+    return undefined;
+  }
+  if (seed === "" || /\s/.test(seed)) {
+    problem(`${variable}: ${show(path)} must hold one seed, ${want}`);
+    return undefined;
+  }
+  if (!seed.startsWith(`S${kind}`)) {
+    const other = KEY_KINDS[seed[1] ?? ""];
+    const got = seed.startsWith("S") && other !== undefined
+      ? `a seed of another kind (S${seed[1]}..., ${other})`
+      : KEY_KINDS[seed[0] ?? ""] !== undefined && seed.length === 56
+      ? "a public key, not a seed"
+      : "something that is not an nkey seed";
+    problem(`${variable}: ${show(path)} holds ${got}; expected ${want}`);
+    return undefined;
+  }
+  try {
+    nkeys.fromSeed(new TextEncoder().encode(seed));
+  } catch {
+    problem(
+      `${variable}: ${
+        show(path)
+      } holds a malformed seed (bad encoding or checksum); expected ${want}`,
+    );
+    return undefined;
+  }
+  return seed;
+}
+
+/**
+ * The seed in a file: the trimmed content, or, when the file has a BEGIN line (creds format), the
+ * last non-empty line inside the first `BEGIN … NKEY SEED` block; undefined if there is none.
+ */
+function extractSeed(text: string): string | undefined {
+  if (!text.includes("BEGIN")) return text.trim();
+  let inside = false;
+  let seed: string | undefined;
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (/BEGIN [A-Z ]*NKEY SEED/.test(line)) {
+      inside = true;
+      continue;
+    }
+    if (!inside) continue;
+    if (/END [A-Z ]*NKEY SEED/.test(line)) break;
+    if (line !== "") seed = line;
+  }
+  return seed;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

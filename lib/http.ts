@@ -1,0 +1,114 @@
+/**
+ * The HTTP surface: liveness, readiness and Prometheus metrics, as a plain
+ * `(Request) => Promise<Response>` handler that `main.ts` passes to `Deno.serve`.
+ *
+ * - `/healthz` and `/health` (the reference's path): 200 while the process serves requests.
+ *   The body carries both our `{"status":"ok"}` and the reference's `{"healthy":true}`.
+ * - `/readyz`: 200 only when every readiness check passes (NATS connected, ServiceAccounts
+ *   synced, keys loaded); otherwise 503 naming the failing checks. The reference had no
+ *   readiness and kept `/health` green while it served nothing.
+ * - `/metrics`: Prometheus text format 0.0.4.
+ *
+ * @module
+ */
+import type { Registry } from "./metrics.ts";
+
+/** One condition the service needs before it can answer logins. */
+export interface ReadinessCheck {
+  /** Short stable name shown in the 503 body, e.g. "nats", "serviceaccounts", "keys". */
+  readonly name: string;
+  /** Whether the condition holds now. Must be cheap; a throw counts as not ready. */
+  ready(): boolean;
+}
+
+/** Options of {@linkcode createHttpHandler}. */
+export interface HttpHandlerOptions {
+  /** Checks that must all pass for `/readyz` to answer 200. */
+  readonly checks: readonly ReadinessCheck[];
+  /** Rendered on `/metrics`. */
+  readonly registry: Registry;
+  /** Service version, added to the health body when given. */
+  readonly version?: string;
+}
+
+/** Content type of Prometheus text exposition 0.0.4. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+function json(status: number, body: unknown, head: boolean, headers: HeadersInit = {}): Response {
+  return new Response(head ? null : JSON.stringify(body) + "\n", {
+    status,
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-store",
+      ...headers,
+    },
+  });
+}
+
+function passes(check: ReadinessCheck): boolean {
+  try {
+    return check.ready() === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Create the service's HTTP handler. Only GET and HEAD are served (405 otherwise); unknown paths
+ * are 404. Paths match exactly, query strings are ignored.
+ *
+ * @example
+ * ```ts
+ * import { createHttpHandler } from "./http.ts";
+ * import { Registry } from "./metrics.ts";
+ * const handler = createHttpHandler({
+ *   checks: [{ name: "nats", ready: () => false }],
+ *   registry: new Registry(),
+ * });
+ * const res = await handler(new Request("http://localhost/readyz"));
+ * console.assert(res.status === 503);
+ * await res.body?.cancel();
+ * ```
+ */
+export function createHttpHandler(
+  options: HttpHandlerOptions,
+): (req: Request) => Promise<Response> {
+  const { checks, registry, version } = options;
+  const health = { status: "ok", healthy: true, ...(version !== undefined ? { version } : {}) };
+
+  // deno-lint-ignore require-await
+  return async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    const known = path === "/healthz" || path === "/health" || path === "/readyz" ||
+      path === "/metrics";
+    if (!known) return json(404, { error: "not found" }, req.method === "HEAD");
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return json(405, { error: "method not allowed" }, false, { allow: "GET, HEAD" });
+    }
+    const head = req.method === "HEAD";
+
+    switch (path) {
+      case "/healthz":
+      case "/health":
+        return json(200, health, head);
+      case "/readyz": {
+        const failing = checks.filter((c) => !passes(c)).map((c) => c.name);
+        return failing.length === 0
+          ? json(200, { status: "ready" }, head)
+          : json(503, { status: "not ready", failing }, head);
+      }
+      default: {
+        let text: string;
+        try {
+          text = registry.render();
+        } catch {
+          return json(500, { error: "metrics unavailable" }, head);
+        }
+        return new Response(head ? null : text, {
+          status: 200,
+          headers: { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" },
+        });
+      }
+    }
+  };
+}

@@ -1,0 +1,353 @@
+/**
+ * The service's own NATS connection, and the queue subscription that feeds callout requests to a
+ * {@linkcode CalloutHandler}.
+ *
+ * The connection never gives up (the Go reference stops after 60 attempts and then serves nothing
+ * while looking healthy): it reconnects forever with jittered backoff, and `ready` / the
+ * `nats_connected` gauge say at every moment whether requests can reach us.
+ *
+ * @module
+ */
+import {
+  connect,
+  credsAuthenticator,
+  type Msg,
+  type NatsConnection,
+  type Status,
+} from "@nats-io/transport-node";
+import type { CalloutHandler } from "./callout.ts";
+import { type Logger, redactUrl } from "./log.ts";
+import type { ServiceMetrics } from "./service_metrics.ts";
+
+/** The subject nats-server sends callout requests to. */
+export const AUTH_CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH";
+
+/** Header carrying the server's ephemeral xkey on sealed requests. */
+export const SERVER_XKEY_HEADER = "Nats-Server-Xkey";
+
+/** TLS files for the service's connection. */
+export interface NatsTlsOptions {
+  /** CA bundle to verify the server with. */
+  caFile?: string;
+  /** Client certificate (mutual TLS). */
+  certFile?: string;
+  /** Client key (mutual TLS). */
+  keyFile?: string;
+}
+
+/** Reconnect backoff: `initialMs` doubling up to `maxMs`, each delay randomised by ±`jitter`. */
+export interface BackoffOptions {
+  /** First delay. @default {250} */
+  initialMs?: number;
+  /** Largest delay. @default {5000} */
+  maxMs?: number;
+  /** Fraction of each delay that is random (0–1). @default {0.2} */
+  jitter?: number;
+}
+
+/** Options of {@linkcode connectNats}. */
+export interface NatsConnectOptions {
+  /**
+   * Server URLs. Credentials in a URL (`nats://user:pass@host:4222`, or `nats://token@host` for a
+   * token) are used for the connection — nats.js itself ignores them — and never logged.
+   * Precedence when several are given: `credsFile`, `token`, URL token, URL user/password.
+   */
+  servers: readonly string[];
+  /** A `.creds` file (user JWT + seed), re-read on every (re)connect so rotation needs no restart. */
+  credsFile?: string;
+  /** Token authentication. */
+  token?: string;
+  /** TLS files; giving any enables TLS. */
+  tls?: NatsTlsOptions;
+  /** Connection name shown in the server's connz. */
+  name: string;
+  logger: Logger;
+  metrics: ServiceMetrics;
+  /** Reconnect backoff. @default {{ initialMs: 250, maxMs: 5000, jitter: 0.2 }} */
+  backoff?: BackoffOptions;
+  /** Source of randomness for jitter, in [0, 1). @default {Math.random} */
+  random?: () => number;
+}
+
+interface UrlCredentials {
+  user?: string;
+  pass?: string;
+  token?: string;
+}
+
+/**
+ * Split credentials out of server URLs: nats.js connects to `host:port` and drops the userinfo.
+ * All URLs that carry credentials must carry the same ones (one connection has one identity).
+ */
+export function liftUrlCredentials(
+  servers: readonly string[],
+): { servers: string[]; credentials: UrlCredentials } {
+  let found: UrlCredentials | undefined;
+  let foundKey: string | undefined;
+  const out: string[] = [];
+  for (const server of servers) {
+    const match = /^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@(.*)$/i.exec(server.trim());
+    if (!match) {
+      out.push(server.trim());
+      continue;
+    }
+    const [, scheme, userinfo, rest] = match as unknown as [string, string, string, string];
+    out.push(`${scheme}${rest}`);
+    const colon = userinfo.indexOf(":");
+    const creds: UrlCredentials = colon < 0 ? { token: decodeURIComponent(userinfo) } : {
+      user: decodeURIComponent(userinfo.slice(0, colon)),
+      pass: decodeURIComponent(userinfo.slice(colon + 1)),
+    };
+    const key = JSON.stringify(creds);
+    if (foundKey !== undefined && key !== foundKey) {
+      throw new TypeError("servers carry different credentials in their URLs");
+    }
+    found = creds;
+    foundKey = key;
+  }
+  return { servers: out, credentials: found ?? {} };
+}
+
+function backoffHandler(options: BackoffOptions, random: () => number) {
+  const { initialMs = 250, maxMs = 5000, jitter = 0.2 } = options;
+  if (!(initialMs > 0) || !(maxMs >= initialMs)) {
+    throw new RangeError("backoff needs 0 < initialMs <= maxMs");
+  }
+  if (!(jitter >= 0 && jitter <= 1)) throw new RangeError("backoff jitter must be within 0..1");
+  let attempt = 0;
+  return {
+    reset: () => {
+      attempt = 0;
+    },
+    next: (): number => {
+      const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+      attempt++;
+      return Math.round(base * (1 - jitter + 2 * jitter * random()));
+    },
+  };
+}
+
+function tlsOptions(tls: NatsTlsOptions): { caFile?: string; certFile?: string; keyFile?: string } {
+  return {
+    ...(tls.caFile ? { caFile: tls.caFile } : {}),
+    ...(tls.certFile ? { certFile: tls.certFile } : {}),
+    ...(tls.keyFile ? { keyFile: tls.keyFile } : {}),
+  };
+}
+
+/**
+ * Connect the service to NATS and keep it connected: waits for the first connection (retrying),
+ * then reconnects forever — also after authentication errors, which an operator may be fixing
+ * right now. Status changes are logged (URLs redacted) and mirrored in `metrics.natsConnected`.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectNats } from "./nats.ts";
+ * import { createLogger } from "./log.ts";
+ * import { createServiceMetrics } from "./service_metrics.ts";
+ * const nc = await connectNats({
+ *   servers: ["nats://auth:secret@127.0.0.1:4222"],
+ *   name: "nats-k8s-oidc-callout",
+ *   logger: createLogger(),
+ *   metrics: createServiceMetrics(),
+ * });
+ * await nc.drain();
+ * ```
+ */
+export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
+  const { credsFile, token, tls, name, logger, metrics, backoff = {}, random = Math.random } =
+    options;
+  if (options.servers.length === 0) throw new TypeError("servers must not be empty");
+  const { servers, credentials } = liftUrlCredentials(options.servers);
+  const delay = backoffHandler(backoff, random);
+  const shown = options.servers.map(redactUrl);
+
+  const auth = credsFile
+    ? { authenticator: credsAuthenticator(() => Deno.readFileSync(credsFile)) }
+    : token
+    ? { token }
+    : credentials.token
+    ? { token: credentials.token }
+    : credentials.user !== undefined
+    ? { user: credentials.user, pass: credentials.pass ?? "" }
+    : {};
+
+  metrics.natsConnected.set(0);
+  logger.info("nats_connecting", { servers: shown });
+  const nc = await connect({
+    servers,
+    name,
+    ...auth,
+    ...(tls ? { tls: tlsOptions(tls) } : {}),
+    maxReconnectAttempts: -1,
+    waitOnFirstConnect: true,
+    ignoreAuthErrorAbort: true,
+    reconnectDelayHandler: delay.next,
+  });
+  metrics.natsConnected.set(1);
+  delay.reset();
+  logger.info("nats_connected", { server: redactUrl(nc.getServer()), servers: shown });
+
+  void (async () => {
+    for await (const status of nc.status()) {
+      logStatus(status, logger);
+      if (status.type === "disconnect") metrics.natsConnected.set(0);
+      if (status.type === "reconnect") {
+        metrics.natsConnected.set(1);
+        delay.reset();
+      }
+    }
+  })();
+  void nc.closed().then((err) => {
+    metrics.natsConnected.set(0);
+    if (err) logger.error("nats_closed", { error: err });
+    else logger.info("nats_closed");
+  });
+  return nc;
+}
+
+function logStatus(status: Status, logger: Logger): void {
+  switch (status.type) {
+    case "disconnect":
+      logger.warn("nats_disconnected", { server: redactUrl(status.server) });
+      break;
+    case "reconnect":
+      logger.info("nats_reconnected", { server: redactUrl(status.server) });
+      break;
+    case "reconnecting":
+      logger.debug("nats_reconnecting");
+      break;
+    case "error":
+      logger.error("nats_error", { error: status.error });
+      break;
+    case "ldm":
+      logger.warn("nats_lame_duck", { server: redactUrl(status.server) });
+      break;
+    case "staleConnection":
+      logger.warn("nats_stale_connection");
+      break;
+    case "slowConsumer":
+      logger.warn("nats_slow_consumer", { pending: status.pending });
+      break;
+    case "update":
+      logger.debug("nats_servers_changed", {
+        added: (status.added ?? []).map(redactUrl),
+        deleted: (status.deleted ?? []).map(redactUrl),
+      });
+      break;
+    default:
+      break;
+  }
+}
+
+/** Options of {@linkcode serveCallout}. */
+export interface ServeCalloutOptions {
+  /** Subject to serve. @default {"$SYS.REQ.USER.AUTH"} */
+  subject?: string;
+  /** Queue group shared by all replicas, so exactly one answers each request. */
+  queue: string;
+  logger: Logger;
+}
+
+/** A running callout subscription. */
+export interface CalloutService extends AsyncDisposable {
+  /** True while the connection is up and the subscription is registered with the server. */
+  readonly ready: boolean;
+  /** Requests being handled right now. */
+  readonly inFlight: number;
+  /** Stop taking requests (drain the subscription) and wait for the ones in flight. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Serve callout requests from `nc` with `handler`. Each request is handled on its own (a slow
+ * authorizer does not hold up the next login); an error in one never stops the subscription.
+ * `ready` turns false on disconnect and true again once the server has our subscription back.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveCallout } from "./nats.ts";
+ * await using service = serveCallout(nc, handler, { queue: "auth-callout", logger });
+ * ```
+ */
+export function serveCallout(
+  nc: NatsConnection,
+  handler: CalloutHandler,
+  options: ServeCalloutOptions,
+): CalloutService {
+  const { subject = AUTH_CALLOUT_SUBJECT, queue, logger } = options;
+  if (!queue) throw new TypeError("queue must name the queue group");
+  let connected = false;
+  let stopped = false;
+  let subscriptionOk = true;
+  const inFlight = new Set<Promise<void>>();
+
+  const handle = async (msg: Msg): Promise<void> => {
+    try {
+      const reply = await handler(msg.data, msg.headers?.get(SERVER_XKEY_HEADER) || undefined);
+      if (reply && msg.reply) msg.respond(reply);
+    } catch (err) {
+      logger.error("callout_message_failed", { error: err });
+    }
+  };
+
+  const sub = nc.subscribe(subject, {
+    queue,
+    callback: (err, msg) => {
+      if (err) {
+        logger.error("callout_subscription_error", { error: err });
+        return;
+      }
+      const p = handle(msg);
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    },
+  });
+  void sub.closed.then((err) => {
+    subscriptionOk = false;
+    if (err) logger.error("callout_subscription_closed", { subject, queue, error: err });
+  });
+
+  // A flush round trip proves the server has processed our SUB. `epoch` ignores a round trip that
+  // straddles a disconnect.
+  let epoch = 0;
+  const confirm = () => {
+    const mine = epoch;
+    nc.flush().then(() => {
+      if (mine === epoch && !nc.isClosed()) connected = true;
+    }, () => {});
+  };
+  confirm();
+
+  const status = nc.status();
+  void (async () => {
+    for await (const s of status) {
+      if (s.type === "disconnect" || s.type === "close") {
+        epoch++;
+        connected = false;
+      }
+      if (s.type === "reconnect") confirm();
+    }
+  })();
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    if ("stop" in status && typeof status.stop === "function") status.stop();
+    if (!sub.isClosed() && !nc.isClosed()) {
+      await sub.drain().catch((err) => logger.warn("callout_drain_failed", { error: err }));
+    }
+    await Promise.allSettled([...inFlight]);
+  };
+
+  return {
+    get ready() {
+      return connected && subscriptionOk && !stopped && !nc.isClosed();
+    },
+    get inFlight() {
+      return inFlight.size;
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}

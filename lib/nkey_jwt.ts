@@ -1,0 +1,458 @@
+/**
+ * NATS JWTs (`ed25519-nkey`) signed and verified with the runtime's native Ed25519 (WebCrypto).
+ *
+ * `@nats-io/jwt` signs through `@nats-io/nkeys`' pure-JS ed25519, about 100 signatures a second —
+ * a login needs two. An nkey seed is the raw 32-byte Ed25519 seed, so it imports into WebCrypto as
+ * PKCS#8 and signs byte-identically, two orders of magnitude faster (DESIGN §8, D4). The nkey text
+ * encoding (base32 + CRC16, role prefix) is implemented here so that parsing a key never touches
+ * the slow library either.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+
+/** The role letter of a public nkey: Operator, Account, User, Server (`N`), Cluster, curve (`X`). */
+export type NkeyRole = "O" | "A" | "U" | "N" | "C" | "X";
+
+const ROLE_BYTE: Readonly<Record<NkeyRole, number>> = {
+  O: 14 << 3,
+  A: 0,
+  U: 20 << 3,
+  N: 13 << 3,
+  C: 2 << 3,
+  X: 23 << 3,
+};
+const SEED_BYTE = 18 << 3;
+const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const PKCS8_ED25519_PREFIX = new Uint8Array([
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+]);
+const JWT_ALG = "ed25519-nkey";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** View `data` as a WebCrypto `BufferSource` (copying only if it sits on a SharedArrayBuffer). */
+function bufferSource(data: Uint8Array): Uint8Array<ArrayBuffer> {
+  return data.buffer instanceof ArrayBuffer
+    ? (data as Uint8Array<ArrayBuffer>)
+    : new Uint8Array(data);
+}
+
+function roleOf(byte: number): NkeyRole | undefined {
+  for (const [role, b] of Object.entries(ROLE_BYTE)) {
+    if (b === byte) return role as NkeyRole;
+  }
+  return undefined;
+}
+
+function crc16(data: Uint8Array): number {
+  let crc = 0;
+  for (const byte of data) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) {
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+  }
+  return crc;
+}
+
+function base32Encode(data: Uint8Array): string {
+  let out = "";
+  let bits = 0;
+  let value = 0;
+  for (const byte of data) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
+
+function base32Decode(text: string): Uint8Array | undefined {
+  const out = new Uint8Array(Math.floor((text.length * 5) / 8));
+  let bits = 0;
+  let value = 0;
+  let n = 0;
+  for (const ch of text) {
+    const v = BASE32.indexOf(ch);
+    if (v < 0) return undefined;
+    value = ((value << 5) | v) & 0xfff;
+    bits += 5;
+    if (bits >= 8) {
+      out[n++] = (value >>> (bits - 8)) & 0xff;
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+/** Base32-decode and check the CRC; returns the payload without the checksum. */
+function unpack(text: string): Uint8Array | undefined {
+  const raw = base32Decode(text);
+  if (!raw || raw.length < 4) return undefined;
+  const body = raw.subarray(0, raw.length - 2);
+  const sum = (raw[raw.length - 2] ?? 0) | ((raw[raw.length - 1] ?? 0) << 8);
+  return crc16(body) === sum ? body : undefined;
+}
+
+function pack(body: Uint8Array): string {
+  const sum = crc16(body);
+  const out = new Uint8Array(body.length + 2);
+  out.set(body);
+  out[body.length] = sum & 0xff;
+  out[body.length + 1] = sum >>> 8;
+  return base32Encode(out);
+}
+
+/**
+ * Decode a seed (`SA…`, `SU…`, `SX…`, …) into its role and raw 32-byte key. Throws `TypeError`
+ * on anything else, so a misconfigured key fails at start, not on the first login.
+ *
+ * @example
+ * ```ts
+ * import { decodeNkeySeed } from "./nkey_jwt.ts";
+ * try { decodeNkeySeed("not a seed"); } catch (e) { console.assert(e instanceof TypeError); }
+ * ```
+ */
+export function decodeNkeySeed(seed: string): { role: NkeyRole; raw: Uint8Array } {
+  const body = unpack(seed.trim());
+  if (!body || body.length !== 34) throw new TypeError("Invalid nkey seed: bad encoding");
+  const b0 = body[0] ?? 0;
+  const b1 = body[1] ?? 0;
+  if ((b0 & 0xf8) !== SEED_BYTE) throw new TypeError("Invalid nkey seed: not a seed");
+  const role = roleOf(((b0 & 7) << 5) | ((b1 & 0xf8) >> 3));
+  if (!role) throw new TypeError("Invalid nkey seed: unknown role");
+  return { role, raw: body.slice(2) };
+}
+
+/**
+ * Decode a public nkey into its raw 32 bytes, checking the checksum and, when given, the role.
+ * Returns `undefined` for anything that is not such a key (callers decide whether that is an error).
+ */
+export function decodePublicNkey(
+  key: string,
+  role?: NkeyRole,
+): Uint8Array<ArrayBuffer> | undefined {
+  if (typeof key !== "string" || key.length !== 56) return undefined;
+  const body = unpack(key);
+  if (!body || body.length !== 33) return undefined;
+  const actual = roleOf(body[0] ?? -1);
+  if (!actual || (role !== undefined && actual !== role)) return undefined;
+  return body.slice(1);
+}
+
+/**
+ * True when `key` is a well-formed public nkey of `role` (checksum included). Used to check the
+ * `iss` and `user_nkey` of a callout request.
+ */
+export function isPublicNkey(key: unknown, role: NkeyRole): boolean {
+  return typeof key === "string" && decodePublicNkey(key, role) !== undefined;
+}
+
+/** Encode raw 32 public-key bytes as a public nkey of `role` (e.g. an `X…` key from a curve seed). */
+export function encodePublicNkey(role: NkeyRole, raw: Uint8Array): string {
+  if (raw.length !== 32) throw new RangeError(`Public key must be 32 bytes, got ${raw.length}`);
+  const body = new Uint8Array(33);
+  body[0] = ROLE_BYTE[role];
+  body.set(raw, 1);
+  return pack(body);
+}
+
+/** Signs with one nkey on native Ed25519. */
+export interface NkeySigner {
+  /** The public nkey (`A…`, `U…`, …) matching the seed; the `iss` of every JWT it signs. */
+  readonly publicKey: string;
+  /** The role of the key. */
+  readonly role: NkeyRole;
+  /** Ed25519 signature of `data`, identical to nkeys' `sign()`. */
+  sign(data: Uint8Array): Promise<Uint8Array>;
+}
+
+/**
+ * Create a signer from a seed string (`SA…`). The private key is imported non-extractable; the
+ * seed string is not kept.
+ *
+ * @example
+ * ```ts
+ * import { createNkeySigner } from "./nkey_jwt.ts";
+ * import { createAccount } from "@nats-io/nkeys";
+ * const signer = await createNkeySigner(new TextDecoder().decode(createAccount().getSeed()));
+ * console.assert(signer.publicKey.startsWith("A"));
+ * ```
+ */
+export async function createNkeySigner(seed: string): Promise<NkeySigner> {
+  const { role, raw } = decodeNkeySeed(seed);
+  if (role === "X") throw new TypeError("A curve (X) seed cannot sign");
+  const pkcs8 = new Uint8Array(PKCS8_ED25519_PREFIX.length + 32);
+  pkcs8.set(PKCS8_ED25519_PREFIX);
+  pkcs8.set(raw, PKCS8_ED25519_PREFIX.length);
+  // Extractable only for this one export of the public half; the signing key below is not.
+  const exportable = await crypto.subtle.importKey("pkcs8", pkcs8, "Ed25519", true, ["sign"]);
+  const jwk = await crypto.subtle.exportKey("jwk", exportable);
+  const key = await crypto.subtle.importKey("pkcs8", pkcs8, "Ed25519", false, ["sign"]);
+  pkcs8.fill(0);
+  raw.fill(0);
+  if (!jwk.x) throw new TypeError("Ed25519 key export has no public part");
+  const publicKey = encodePublicNkey(role, Uint8Array.fromBase64(jwk.x, { alphabet: "base64url" }));
+  return {
+    publicKey,
+    role,
+    sign: async (data) =>
+      new Uint8Array(await crypto.subtle.sign("Ed25519", key, bufferSource(data))),
+  };
+}
+
+/** Options of {@linkcode NkeyKeyCache}. */
+export interface NkeyKeyCacheOptions {
+  /** Most public keys kept imported; the least recently used is evicted. @default {64} */
+  maxKeys?: number;
+}
+
+/**
+ * Imported WebCrypto verification keys by public nkey. Importing costs about as much as verifying,
+ * and a deployment talks to a handful of servers, so the callout keeps one of these.
+ */
+export class NkeyKeyCache {
+  readonly #max: number;
+  readonly #keys = new Map<string, Promise<CryptoKey>>();
+
+  /** Create an empty cache. */
+  constructor(options: NkeyKeyCacheOptions = {}) {
+    const { maxKeys = 64 } = options;
+    if (!Number.isInteger(maxKeys) || maxKeys < 1) {
+      throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
+    }
+    this.#max = maxKeys;
+  }
+
+  /** Number of keys held. */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  /** The verification key of `publicKey`; `undefined` when it is not a valid public nkey. */
+  get(publicKey: string): Promise<CryptoKey> | undefined {
+    const hit = this.#keys.get(publicKey);
+    if (hit) {
+      this.#keys.delete(publicKey);
+      this.#keys.set(publicKey, hit);
+      return hit;
+    }
+    const raw = decodePublicNkey(publicKey);
+    if (!raw || publicKey.startsWith("X")) return undefined;
+    const key = crypto.subtle.importKey("raw", raw, "Ed25519", false, ["verify"]);
+    key.catch(() => this.#keys.delete(publicKey));
+    this.#keys.set(publicKey, key);
+    if (this.#keys.size > this.#max) {
+      const oldest = this.#keys.keys().next().value;
+      if (oldest !== undefined) this.#keys.delete(oldest);
+    }
+    return key;
+  }
+}
+
+/** Options shared by the verification functions. */
+export interface VerifyOptions {
+  /** Reuse imported public keys. @default {a fresh import per call} */
+  keyCache?: NkeyKeyCache;
+}
+
+/**
+ * Verify an Ed25519 signature by a public nkey. Returns `false` (never throws) for a bad key, a
+ * bad signature length or a signature that does not match.
+ *
+ * @example
+ * ```ts
+ * import { createNkeySigner, verifyNkeySignature } from "./nkey_jwt.ts";
+ * import { createUser } from "@nats-io/nkeys";
+ * const s = await createNkeySigner(new TextDecoder().decode(createUser().getSeed()));
+ * const data = new TextEncoder().encode("hi");
+ * console.assert(await verifyNkeySignature(s.publicKey, data, await s.sign(data)));
+ * ```
+ */
+export async function verifyNkeySignature(
+  publicKey: string,
+  data: Uint8Array,
+  sig: Uint8Array,
+  options: VerifyOptions = {},
+): Promise<boolean> {
+  if (sig.length !== 64) return false;
+  const cache = options.keyCache ?? new NkeyKeyCache({ maxKeys: 1 });
+  const key = cache.get(publicKey);
+  if (!key) return false;
+  try {
+    return await crypto.subtle.verify(
+      "Ed25519",
+      await key,
+      bufferSource(sig),
+      bufferSource(data),
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** The JOSE header of a NATS JWT. */
+export interface NatsJwtHeader {
+  readonly typ: string;
+  readonly alg: string;
+}
+
+/** Claims of a NATS JWT: the registered names plus the `nats` object; all else passes through. */
+export interface NatsJwtClaims {
+  readonly [key: string]: unknown;
+  readonly jti?: string;
+  readonly iat?: number;
+  readonly iss?: string;
+  readonly sub?: string;
+  readonly aud?: string;
+  readonly exp?: number;
+  readonly nbf?: number;
+  readonly name?: string;
+  readonly nats?: Readonly<Record<string, unknown>>;
+}
+
+/** Options of {@linkcode encodeNatsJwt}. */
+export interface EncodeOptions {
+  /** Clock in milliseconds, for `iat`. @default {() => Date.now()} */
+  now?: () => number;
+}
+
+/**
+ * The `jti` convention of nats-io/jwt (Go): base32 without padding of SHA-512/256 over the claims
+ * JSON without `jti`. Servers do not check it; it makes two JWTs with identical claims share an id.
+ */
+function claimsHash(json: string): string {
+  return base32Encode(createHash("sha512-256").update(json).digest());
+}
+
+function b64url(data: Uint8Array): string {
+  return data.toBase64({ alphabet: "base64url", omitPadding: true });
+}
+
+/**
+ * Encode and sign a NATS JWT (`{"typ":"JWT","alg":"ed25519-nkey"}`). Sets `iss` to the signer's
+ * public key, `iat` from the clock and `jti` by the nats-io/jwt convention; every other claim is
+ * the caller's. `@nats-io/jwt` cannot do this without its slow signer, and it silently defaults
+ * `aud` to `"NATS"` — here nothing is defaulted.
+ *
+ * @example
+ * ```ts
+ * import { createNkeySigner, decodeAndVerifyNatsJwt, encodeNatsJwt } from "./nkey_jwt.ts";
+ * import { createAccount } from "@nats-io/nkeys";
+ * const s = await createNkeySigner(new TextDecoder().decode(createAccount().getSeed()));
+ * const jwt = await encodeNatsJwt({ sub: "x", nats: { type: "generic", version: 2 } }, s);
+ * console.assert((await decodeAndVerifyNatsJwt(jwt)).claims.iss === s.publicKey);
+ * ```
+ */
+export async function encodeNatsJwt(
+  claims: NatsJwtClaims,
+  signer: NkeySigner,
+  options: EncodeOptions = {},
+): Promise<string> {
+  const { now = () => Date.now() } = options;
+  const { jti: _jti, ...rest } = claims;
+  const body = { ...rest, iat: Math.floor(now() / 1000), iss: signer.publicKey };
+  const payload = { jti: claimsHash(JSON.stringify(body)), ...body };
+  const head = b64url(encoder.encode(JSON.stringify({ typ: "JWT", alg: JWT_ALG })));
+  const signingInput = `${head}.${b64url(encoder.encode(JSON.stringify(payload)))}`;
+  const sig = await signer.sign(encoder.encode(signingInput));
+  return `${signingInput}.${b64url(sig)}`;
+}
+
+/** Why a NATS JWT was refused by {@linkcode decodeAndVerifyNatsJwt}. */
+export type NatsJwtErrorCode =
+  | "jwt_malformed"
+  | "jwt_algorithm_invalid"
+  | "jwt_issuer_invalid"
+  | "jwt_signature_invalid";
+
+/** A NATS JWT that is malformed or not signed by its `iss`. */
+export class NatsJwtError extends Error {
+  /** Stable reason. */
+  readonly code: NatsJwtErrorCode;
+
+  /** Create an error with a stable `code`. */
+  constructor(code: NatsJwtErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NatsJwtError";
+    this.code = code;
+  }
+}
+
+function parseJson(part: string, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(Uint8Array.fromBase64(part, { alphabet: "base64url" })));
+  } catch (err) {
+    throw new NatsJwtError("jwt_malformed", `JWT ${what} is not base64url JSON`, { cause: err });
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new NatsJwtError("jwt_malformed", `JWT ${what} is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Decode a NATS JWT and verify its signature by the key in its `iss` claim. Checks only the
+ * format, `alg` (`ed25519-nkey`) and signature — which issuer to trust, audience, type and expiry
+ * are the caller's business. Throws {@linkcode NatsJwtError}.
+ *
+ * @example
+ * ```ts
+ * import { decodeAndVerifyNatsJwt, NatsJwtError } from "./nkey_jwt.ts";
+ * try { await decodeAndVerifyNatsJwt("a.b.c"); } catch (e) { console.assert(e instanceof NatsJwtError); }
+ * ```
+ */
+export async function decodeAndVerifyNatsJwt(
+  token: string,
+  options: VerifyOptions = {},
+): Promise<{ header: NatsJwtHeader; claims: NatsJwtClaims & { readonly iss: string } }> {
+  const parts = token.split(".");
+  if (parts.length !== 3) throw new NatsJwtError("jwt_malformed", "JWT must have three parts");
+  const [h, p, s] = parts as [string, string, string];
+  const header = parseJson(h, "header");
+  if (header.alg !== JWT_ALG) {
+    throw new NatsJwtError("jwt_algorithm_invalid", `JWT alg must be ${JWT_ALG}`);
+  }
+  if (header.typ !== "JWT" && header.typ !== "jwt") {
+    throw new NatsJwtError("jwt_malformed", "JWT typ must be JWT");
+  }
+  const claims = parseJson(p, "claims");
+  const iss = claims.iss;
+  if (typeof iss !== "string" || !decodePublicNkey(iss) || iss.startsWith("X")) {
+    throw new NatsJwtError("jwt_issuer_invalid", "JWT iss is not a public nkey");
+  }
+  let sig: Uint8Array;
+  try {
+    sig = Uint8Array.fromBase64(s, { alphabet: "base64url" });
+  } catch (err) {
+    throw new NatsJwtError("jwt_malformed", "JWT signature is not base64url", { cause: err });
+  }
+  if (!(await verifyNkeySignature(iss, encoder.encode(`${h}.${p}`), sig, options))) {
+    throw new NatsJwtError("jwt_signature_invalid", "JWT signature does not verify");
+  }
+  return {
+    header: { typ: String(header.typ), alg: JWT_ALG },
+    claims: claims as NatsJwtClaims & { readonly iss: string },
+  };
+}

@@ -1,0 +1,599 @@
+/**
+ * Where the public keys that sign ServiceAccount tokens come from: a JWKS file (dev mode, or a
+ * ConfigMap mount) or the apiserver's `/openid/v1/jwks` over HTTPS. Both keep the last good key set in
+ * memory, re-load it on a timer and when a token names a `kid` they do not know (rate limited, so a
+ * flood of forged `kid`s cannot turn into a flood of fetches), and never trade a good key set for a
+ * failed or empty load.
+ *
+ * jose's `createRemoteJWKSet` has the right cool-down semantics but reads `Date.now()` directly,
+ * forgets why a fetch failed and cannot tell when the key set changed; the small cache below keeps
+ * the same behaviour on top of jose's `createLocalJWKSet`, with an injected clock, metrics, logs and
+ * a `generation` the token cache keys on.
+ *
+ * @module
+ */
+import { createLocalJWKSet, errors, type JWK, type JWTVerifyGetKey, type LocalJWKSet } from "jose";
+import { type Logger, redactUrl } from "./log.ts";
+import type { ServiceMetrics } from "./service_metrics.ts";
+
+/** A set of token-signing public keys that stays current on its own. */
+export interface KeySource extends AsyncDisposable {
+  /**
+   * Key resolver for jose's `jwtVerify`/`compactVerify`. Throws jose's `JWKSNoMatchingKey` when no
+   * key matches the token's `kid`/`alg` (after a rate-limited refresh), and
+   * {@linkcode KeysUnavailableError} while no key set has ever been loaded.
+   */
+  readonly getKey: JWTVerifyGetKey;
+  /** A usable key set is loaded (readiness: `/readyz` reports "keys" while false). */
+  readonly ready: boolean;
+  /**
+   * Bumps whenever the content of the key set changes (0 before the first load). Caches of verified
+   * tokens drop entries made under an older generation, so a removed key stops being trusted at once.
+   */
+  readonly generation: number;
+  /**
+   * Load the key set now, ignoring the cool-down. Rejects when the load fails; the previous key set
+   * stays in use. Concurrent calls share one load.
+   */
+  refresh(): Promise<void>;
+  /** Stop the refresh timer, abort a load in flight and release the HTTP client. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Thrown by {@linkcode KeySource.getKey} while no key set has been loaded yet (the apiserver was
+ * unreachable at start and every retry since failed). The token verifier turns it into the
+ * `jwks_unavailable` denial.
+ */
+export class KeysUnavailableError extends Error {
+  /** Stable code, in the style of jose's error codes. */
+  readonly code = "ERR_KEYS_UNAVAILABLE";
+
+  /** Create the error; `message` says which source and why. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "KeysUnavailableError";
+  }
+}
+
+/** Reads a text file; injected so tests can count and fail reads. */
+export type ReadTextFile = (path: string) => Promise<string>;
+
+/** Options shared by both key sources. */
+interface CommonKeySourceOptions {
+  /** Where load results and failures are logged. */
+  logger: Logger;
+  /** `jwksRefreshes{result}` and `jwksKeys` are updated on every load. */
+  metrics: ServiceMetrics;
+  /**
+   * Minimum time between two loads triggered by a token with an unknown `kid` (or by a token
+   * arriving while no key set is loaded). @default {30000}
+   */
+  cooldownMs?: number;
+  /** Re-load the key set this often, so removed keys stop being trusted. @default {3600000} (1 h) */
+  refreshIntervalMs?: number;
+  /**
+   * After a failed load, retry after this long, doubling on each further failure up to the smaller
+   * of 60 s and `refreshIntervalMs`. @default {1000}
+   */
+  retryMs?: number;
+  /** Clock in milliseconds, for the cool-down. @default {Date.now} */
+  now?: () => number;
+  /** File reader. @default {Deno.readTextFile} */
+  readTextFile?: ReadTextFile;
+}
+
+/** Options of {@linkcode fileKeySource}. */
+export type FileKeySourceOptions = CommonKeySourceOptions;
+
+/** Options of {@linkcode remoteKeySource}. */
+export interface RemoteKeySourceOptions extends CommonKeySourceOptions {
+  /**
+   * PEM file with the CA(s) that sign the server's certificate (in-cluster:
+   * `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`). Read once, at creation.
+   * @default {the system trust store}
+   */
+  caCertFile?: string;
+  /**
+   * File with a bearer token sent as `Authorization: Bearer …` (in-cluster: the pod's own
+   * `/var/run/secrets/kubernetes.io/serviceaccount/token`). Re-read on every fetch, because the
+   * kubelet rotates it. @default {no Authorization header}
+   */
+  bearerTokenFile?: string;
+  /** Abort one fetch after this long. @default {5000} */
+  timeoutMs?: number;
+  /** `fetch` implementation. @default {globalThis.fetch} */
+  fetch?: typeof fetch;
+}
+
+/** Options of {@linkcode discoverIssuer}. */
+export interface DiscoverIssuerOptions {
+  /** PEM CA file for the apiserver's certificate. @default {the system trust store} */
+  caCertFile?: string;
+  /** Bearer token file sent as `Authorization`. @default {no Authorization header} */
+  bearerTokenFile?: string;
+  /** `fetch` implementation. @default {globalThis.fetch} */
+  fetch?: typeof fetch;
+  /** Abort the request after this long. @default {5000} */
+  timeoutMs?: number;
+  /** File reader. @default {Deno.readTextFile} */
+  readTextFile?: ReadTextFile;
+}
+
+const DEFAULT_COOLDOWN_MS = 30_000;
+const DEFAULT_REFRESH_INTERVAL_MS = 3_600_000;
+const DEFAULT_RETRY_MS = 1_000;
+const MAX_RETRY_MS = 60_000;
+const DEFAULT_TIMEOUT_MS = 5_000;
+
+function denoReadTextFile(path: string): Promise<string> {
+  return Deno.readTextFile(path);
+}
+
+/** Longest delay `setTimeout` honours; larger values fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function checkDuration(name: string, value: number, allowZero: boolean): number {
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0) || value > MAX_TIMER_MS) {
+    throw new RangeError(
+      `Cannot create key source: "${name}" must be a ${
+        allowZero ? "non-negative" : "positive"
+      } number of milliseconds up to ${MAX_TIMER_MS}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/** An error's message followed by its causes' ("fetch failed: invalid peer certificate: …"). */
+function describe(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 4; depth++) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (!parts.some((p) => p.includes(message))) parts.push(message);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return redactUrl(parts.join(": "));
+}
+
+/** Key types that can verify an allowed token algorithm; others (e.g. `oct`) are ignored. */
+const SIGNING_KEY_TYPES = new Set(["RSA", "EC", "OKP"]);
+
+interface LoadedSet {
+  readonly resolve: LocalJWKSet;
+  readonly fingerprint: string;
+  readonly kids: readonly string[];
+}
+
+/** Turn raw JSON into a usable key set, or throw saying why it is not one. */
+function toKeySet(json: unknown): LoadedSet {
+  const all = typeof json === "object" && json !== null
+    ? (json as { keys?: unknown }).keys
+    : undefined;
+  if (!Array.isArray(all)) {
+    throw new Error('not a JSON Web Key Set (expected an object with a "keys" array)');
+  }
+  const keys = all.filter((k): k is JWK =>
+    typeof k === "object" && k !== null && SIGNING_KEY_TYPES.has((k as JWK).kty ?? "")
+  );
+  if (keys.length === 0) throw new Error("JSON Web Key Set has no RSA, EC or OKP keys");
+  let resolve: LocalJWKSet;
+  try {
+    resolve = createLocalJWKSet({ keys });
+  } catch (cause) {
+    throw new Error("JSON Web Key Set is malformed", { cause });
+  }
+  return {
+    resolve,
+    fingerprint: JSON.stringify(keys),
+    kids: keys.map((k) => typeof k.kid === "string" ? k.kid : "(no kid)"),
+  };
+}
+
+interface CacheSettings {
+  readonly source: string;
+  readonly load: (signal: AbortSignal) => Promise<unknown>;
+  readonly logger: Logger;
+  readonly metrics: ServiceMetrics;
+  readonly cooldownMs: number;
+  readonly refreshIntervalMs: number;
+  readonly retryMs: number;
+  readonly now: () => number;
+  readonly onClose?: () => void;
+}
+
+/** The cache both sources share; the sources differ only in how they load and how they start. */
+class CachedKeySource implements KeySource {
+  readonly #s: CacheSettings;
+  #current: LoadedSet | undefined;
+  #generation = 0;
+  #inflight: Promise<void> | undefined;
+  #lastAttempt = Number.NEGATIVE_INFINITY;
+  #failures = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  readonly #abort = new AbortController();
+
+  constructor(settings: CacheSettings) {
+    this.#s = settings;
+  }
+
+  get ready(): boolean {
+    return this.#current !== undefined;
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    if (!this.#current) {
+      await this.#refreshIfCool();
+      if (!this.#current) {
+        throw new KeysUnavailableError(`no key set loaded yet from ${this.#s.source}`);
+      }
+    }
+    try {
+      return await this.#current.resolve(header, token);
+    } catch (err) {
+      if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
+      const before = this.#current;
+      await this.#refreshIfCool();
+      if (this.#current === before) throw err;
+      return await this.#current.resolve(header, token);
+    }
+  };
+
+  refresh(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`key source ${this.#s.source} is closed`));
+    if (!this.#inflight) {
+      this.#lastAttempt = this.#s.now();
+      const p = this.#loadOnce().finally(() => {
+        if (this.#inflight === p) this.#inflight = undefined;
+      });
+      this.#inflight = p;
+    }
+    return this.#inflight;
+  }
+
+  /** Start the periodic refresh; the first tick is soon when the first load failed. */
+  startTimer(): void {
+    this.#schedule();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#abort.abort(new Error("key source closed"));
+    await this.#inflight?.catch(() => {});
+    this.#s.onClose?.();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Share a load in flight, or start one if the cool-down has passed; never throws. */
+  async #refreshIfCool(): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#inflight && this.#s.now() - this.#lastAttempt < this.#s.cooldownMs) return;
+    await this.refresh().catch(() => {});
+  }
+
+  async #loadOnce(): Promise<void> {
+    const { source, logger, metrics } = this.#s;
+    let next: LoadedSet;
+    try {
+      next = toKeySet(await this.#s.load(this.#abort.signal));
+    } catch (err) {
+      this.#failures++;
+      metrics.jwksRefreshes.inc({ result: "error" });
+      if (!this.#closed) {
+        logger.warn("jwks_refresh_failed", {
+          source,
+          error: describe(err),
+          keys_in_use: this.#current?.kids.length ?? 0,
+          failures: this.#failures,
+        });
+      }
+      throw new Error(`cannot load JWKS from ${source}: ${describe(err)}`, { cause: err });
+    }
+    this.#failures = 0;
+    metrics.jwksRefreshes.inc({ result: "ok" });
+    metrics.jwksKeys.set(next.kids.length);
+    if (this.#current?.fingerprint === next.fingerprint) {
+      logger.debug("jwks_unchanged", { source, keys: next.kids.length });
+      return;
+    }
+    this.#current = next;
+    this.#generation++;
+    logger.info("jwks_loaded", {
+      source,
+      keys: next.kids.length,
+      kids: next.kids,
+      generation: this.#generation,
+    });
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    const { refreshIntervalMs, retryMs } = this.#s;
+    const delay = this.#failures === 0
+      ? refreshIntervalMs
+      : Math.min(retryMs * 2 ** (this.#failures - 1), MAX_RETRY_MS, refreshIntervalMs);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.refresh().catch(() => {}).finally(() => this.#schedule());
+    }, delay);
+  }
+}
+
+function cacheSettings(
+  source: string,
+  load: (signal: AbortSignal) => Promise<unknown>,
+  options: CommonKeySourceOptions,
+  onClose?: () => void,
+): CacheSettings {
+  const {
+    logger,
+    metrics,
+    cooldownMs = DEFAULT_COOLDOWN_MS,
+    refreshIntervalMs = DEFAULT_REFRESH_INTERVAL_MS,
+    retryMs = DEFAULT_RETRY_MS,
+    now = Date.now,
+  } = options;
+  return {
+    source,
+    load,
+    logger,
+    metrics,
+    cooldownMs: checkDuration("cooldownMs", cooldownMs, true),
+    refreshIntervalMs: checkDuration("refreshIntervalMs", refreshIntervalMs, false),
+    retryMs: checkDuration("retryMs", retryMs, false),
+    now,
+    ...(onClose ? { onClose } : {}),
+  };
+}
+
+/**
+ * Keys from a JWKS file (`JWKS_PATH`): dev mode, air-gapped clusters, or a ConfigMap the operator
+ * fills from `kubectl get --raw /openid/v1/jwks`. The file is re-read on the refresh timer and when a
+ * token names an unknown `kid`, so an updated ConfigMap is picked up without a restart.
+ *
+ * A file that cannot be read or parsed at start is a configuration error: the returned promise
+ * rejects (the service should not start and look healthy with no keys). Later failures keep the
+ * last good key set.
+ *
+ * @example
+ * ```ts ignore
+ * import { fileKeySource } from "./jwks.ts";
+ * import { silentLogger } from "./log.ts";
+ * import { createServiceMetrics } from "./service_metrics.ts";
+ * await using keys = await fileKeySource("/etc/callout/jwks.json", {
+ *   logger: silentLogger(),
+ *   metrics: createServiceMetrics(),
+ * });
+ * console.assert(keys.ready);
+ * ```
+ */
+export async function fileKeySource(
+  path: string,
+  options: FileKeySourceOptions,
+): Promise<KeySource> {
+  const read = options.readTextFile ?? denoReadTextFile;
+  const source = new CachedKeySource(
+    cacheSettings(path, async () => {
+      const text = await read(path);
+      try {
+        return JSON.parse(text);
+      } catch (cause) {
+        throw new Error("file is not valid JSON", { cause });
+      }
+    }, options),
+  );
+  try {
+    await source.refresh();
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  source.startTimer();
+  return source;
+}
+
+/** What a fetch needs besides the URL: CA client, bearer token, timeout. */
+interface HttpGetSettings {
+  readonly fetch: typeof fetch;
+  readonly client: Deno.HttpClient | undefined;
+  readonly bearerTokenFile: string | undefined;
+  readonly readTextFile: ReadTextFile;
+  readonly timeoutMs: number;
+}
+
+async function createClient(
+  caCertFile: string | undefined,
+  read: ReadTextFile,
+): Promise<Deno.HttpClient | undefined> {
+  if (caCertFile === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = await read(caCertFile);
+  } catch (err) {
+    throw new Error(`cannot read CA certificate file ${caCertFile}: ${describe(err)}`, {
+      cause: err,
+    });
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new Error(`CA certificate file ${caCertFile} contains no PEM certificate`);
+  }
+  return Deno.createHttpClient({ caCerts: [pem] });
+}
+
+/** GET `url` and parse a JSON body; every failure is an Error whose message never has a secret. */
+async function getJson(url: string, s: HttpGetSettings, signal?: AbortSignal): Promise<unknown> {
+  const headers = new Headers({ accept: "application/json, application/jwk-set+json" });
+  if (s.bearerTokenFile !== undefined) {
+    let token: string;
+    try {
+      token = (await s.readTextFile(s.bearerTokenFile)).trim();
+    } catch (err) {
+      throw new Error(`cannot read bearer token file ${s.bearerTokenFile}: ${describe(err)}`);
+    }
+    if (!token) throw new Error(`bearer token file ${s.bearerTokenFile} is empty`);
+    headers.set("authorization", `Bearer ${token}`);
+  }
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new Error(`timed out after ${s.timeoutMs} ms`)),
+    s.timeoutMs,
+  );
+  const onAbort = () => controller.abort(signal?.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    if (signal?.aborted) throw signal.reason;
+    const init: RequestInit & { client?: Deno.HttpClient } = {
+      method: "GET",
+      headers,
+      redirect: "manual",
+      signal: controller.signal,
+    };
+    if (s.client) init.client = s.client;
+    let response: Response;
+    try {
+      response = await s.fetch(url, init);
+    } catch (err) {
+      throw controller.signal.aborted ? controller.signal.reason : err;
+    }
+    if (response.status !== 200) {
+      await response.body?.cancel();
+      throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
+    }
+    try {
+      return await response.json();
+    } catch (cause) {
+      throw new Error("response body is not JSON", { cause });
+    }
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Keys from an HTTP(S) JWKS endpoint (`JWKS_URL`; in-cluster the apiserver's
+ * `https://kubernetes.default.svc/openid/v1/jwks`, which needs the cluster CA and, unless anonymous
+ * discovery is enabled, the pod's bearer token).
+ *
+ * If the first fetch fails the promise still resolves, with `ready === false`: the apiserver being
+ * briefly unreachable is an outage to ride out, not a configuration error, so the source keeps
+ * retrying in the background (backing off from `retryMs`) and readiness reports "keys" until it
+ * succeeds. Logins meanwhile are denied with `jwks_unavailable`. A CA file that cannot be read is a
+ * configuration error and rejects.
+ *
+ * @example
+ * ```ts ignore
+ * import { remoteKeySource } from "./jwks.ts";
+ * import { silentLogger } from "./log.ts";
+ * import { createServiceMetrics } from "./service_metrics.ts";
+ * await using keys = await remoteKeySource("https://kubernetes.default.svc/openid/v1/jwks", {
+ *   caCertFile: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+ *   bearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+ *   logger: silentLogger(),
+ *   metrics: createServiceMetrics(),
+ * });
+ * ```
+ */
+export async function remoteKeySource(
+  url: string,
+  options: RemoteKeySourceOptions,
+): Promise<KeySource> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`Cannot create key source: "${redactUrl(url)}" is not a URL`);
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") {
+    throw new TypeError(`Cannot create key source: "${redactUrl(url)}" is not an http(s) URL`);
+  }
+  const read = options.readTextFile ?? denoReadTextFile;
+  const timeoutMs = checkDuration("timeoutMs", options.timeoutMs ?? DEFAULT_TIMEOUT_MS, false);
+  const client = await createClient(options.caCertFile, read);
+  const http: HttpGetSettings = {
+    fetch: options.fetch ?? fetch,
+    client,
+    bearerTokenFile: options.bearerTokenFile,
+    readTextFile: read,
+    timeoutMs,
+  };
+  let source: CachedKeySource;
+  try {
+    source = new CachedKeySource(
+      cacheSettings(
+        redactUrl(url),
+        (signal) => getJson(parsed.href, http, signal),
+        options,
+        () => client?.close(),
+      ),
+    );
+  } catch (err) {
+    client?.close();
+    throw err;
+  }
+  await source.refresh().catch(() => {});
+  source.startTimer();
+  return source;
+}
+
+/**
+ * Ask the apiserver which issuer it puts in ServiceAccount tokens, from
+ * `<apiServerUrl>/.well-known/openid-configuration`. The in-cluster default
+ * `https://kubernetes.default.svc` is wrong on many clusters (kubeadm, k3s, EKS), and a wrong issuer
+ * denies every login, so discovering it beats guessing.
+ *
+ * @example
+ * ```ts ignore
+ * import { discoverIssuer } from "./jwks.ts";
+ * const issuer = await discoverIssuer("https://kubernetes.default.svc", {
+ *   caCertFile: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+ *   bearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+ * });
+ * ```
+ */
+export async function discoverIssuer(
+  apiServerUrl: string,
+  options: DiscoverIssuerOptions = {},
+): Promise<string> {
+  const url = `${apiServerUrl.replace(/\/+$/, "")}/.well-known/openid-configuration`;
+  const where = redactUrl(url);
+  const read = options.readTextFile ?? denoReadTextFile;
+  const client = await createClient(options.caCertFile, read);
+  try {
+    let doc: unknown;
+    try {
+      doc = await getJson(url, {
+        fetch: options.fetch ?? fetch,
+        client,
+        bearerTokenFile: options.bearerTokenFile,
+        readTextFile: read,
+        timeoutMs: checkDuration("timeoutMs", options.timeoutMs ?? DEFAULT_TIMEOUT_MS, false),
+      });
+    } catch (err) {
+      throw new Error(`cannot discover the token issuer from ${where}: ${describe(err)}`, {
+        cause: err,
+      });
+    }
+    const issuer = typeof doc === "object" && doc !== null
+      ? (doc as Record<string, unknown>).issuer
+      : undefined;
+    if (typeof issuer !== "string" || issuer === "") {
+      throw new Error(
+        `cannot discover the token issuer from ${where}: no "issuer" in the document`,
+      );
+    }
+    return issuer;
+  } finally {
+    client?.close();
+  }
+}

@@ -1,0 +1,406 @@
+/**
+ * Verify a Kubernetes ServiceAccount token and say who it names. Every refusal is an
+ * {@linkcode AuthError} whose `code` is one {@linkcode DenyReason} and whose message tells the
+ * operator what to fix ("token expired 42s ago", "audience [api] does not include nats"); no message
+ * ever contains the token.
+ *
+ * Signature checks are the expensive part of a login (DESIGN §8), and a pod presents the same token on
+ * every reconnect until the kubelet rotates it, so verified tokens are remembered — by SHA-256, only
+ * until their `exp`, and only for the key set they were verified with.
+ *
+ * @module
+ */
+import { compactVerify, decodeProtectedHeader, errors, type ProtectedHeaderParameters } from "jose";
+import { AuthError, type DenyReason } from "./errors.ts";
+import { type KeySource, KeysUnavailableError } from "./jwks.ts";
+import type { TokenIdentity } from "./model.ts";
+import type { ServiceMetrics } from "./service_metrics.ts";
+
+/**
+ * Signature algorithms a ServiceAccount token may use. Kubernetes signs with RS256 by default and
+ * ES256 with an EC key; `none` and the HMAC algorithms are never accepted, because a verifier that
+ * lets the token pick HS256 can be fooled into using a public key as a shared secret.
+ */
+export const ALLOWED_ALGORITHMS: readonly string[] = Object.freeze([
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+]);
+
+/** Longest token accepted, in characters (real ones are 1–2 KiB; CONNECT lines are 4 KiB). */
+export const MAX_TOKEN_LENGTH = 16 * 1024;
+
+/** Options of {@linkcode createTokenVerifier}. */
+export interface TokenVerifierOptions {
+  /** Public keys of the cluster's ServiceAccount issuer. */
+  keys: KeySource;
+  /** Required `iss`, exactly (`JWT_ISSUER`, or `discoverIssuer`'s answer). */
+  issuer: string;
+  /** The token's `aud` must contain this value (`JWT_AUDIENCE`). */
+  audience: string;
+  /**
+   * Tolerance for clock differences between the apiserver and us, applied to `exp`, `nbf` and
+   * `iat`. 60 s is the leeway the kube-apiserver itself allows, so we accept exactly the tokens the
+   * cluster accepts. @default {60}
+   */
+  clockSkewSec?: number;
+  /** Clock in milliseconds since the epoch. @default {Date.now} */
+  now?: () => number;
+  /** Entries in the verified-token cache; 0 disables it. @default {10000} */
+  cacheSize?: number;
+  /** `tokenCacheHits` is counted here. */
+  metrics: ServiceMetrics;
+}
+
+/** Verify one token; resolves to the identity, rejects with an {@linkcode AuthError}. */
+export type TokenVerifier = (token: string) => Promise<TokenIdentity>;
+
+interface CacheEntry {
+  readonly identity: TokenIdentity;
+  /** `exp` in milliseconds. */
+  readonly expMs: number;
+}
+
+const DEFAULT_CLOCK_SKEW_SEC = 60;
+const DEFAULT_CACHE_SIZE = 10_000;
+const ALLOWED = new Set(ALLOWED_ALGORITHMS);
+
+/**
+ * Build a verifier for tokens from one issuer and for one audience. Checks, in order: shape,
+ * `alg` against {@linkcode ALLOWED_ALGORITHMS} (from the header, before any key is looked up),
+ * signature with the key named by `kid`, `iss`, `aud`, `exp`, `nbf`, `iat`, then the
+ * `kubernetes.io` claim and `sub`.
+ *
+ * @example
+ * ```ts ignore
+ * import { createTokenVerifier } from "./tokens.ts";
+ * const verify = createTokenVerifier({ keys, issuer: "https://kubernetes.default.svc",
+ *   audience: "nats", metrics });
+ * const who = await verify(token); // { namespace, serviceAccount, uid, podName?, expiresAt }
+ * ```
+ */
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const {
+    keys,
+    issuer,
+    audience,
+    clockSkewSec = DEFAULT_CLOCK_SKEW_SEC,
+    now = Date.now,
+    cacheSize = DEFAULT_CACHE_SIZE,
+    metrics,
+  } = options;
+  if (typeof issuer !== "string" || issuer === "") {
+    throw new TypeError('Cannot create token verifier: "issuer" must be a non-empty string');
+  }
+  if (typeof audience !== "string" || audience === "") {
+    throw new TypeError('Cannot create token verifier: "audience" must be a non-empty string');
+  }
+  if (!Number.isFinite(clockSkewSec) || clockSkewSec < 0) {
+    throw new RangeError(
+      `Cannot create token verifier: "clockSkewSec" must be a non-negative number, got ${clockSkewSec}`,
+    );
+  }
+  if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
+    throw new RangeError(
+      `Cannot create token verifier: "cacheSize" must be a non-negative integer, got ${cacheSize}`,
+    );
+  }
+
+  const cache = new Map<string, CacheEntry>();
+  let cacheGeneration = keys.generation;
+
+  const lookup = (key: string, nowMs: number): TokenIdentity | undefined => {
+    if (keys.generation !== cacheGeneration) {
+      cache.clear();
+      cacheGeneration = keys.generation;
+      return undefined;
+    }
+    const entry = cache.get(key);
+    if (!entry) return undefined;
+    cache.delete(key);
+    if (nowMs >= entry.expMs) return undefined;
+    cache.set(key, entry);
+    return entry.identity;
+  };
+
+  const remember = (key: string, identity: TokenIdentity, generation: number): void => {
+    if (generation !== keys.generation || generation !== cacheGeneration) return;
+    const expMs = identity.expiresAt * 1000;
+    if (now() >= expMs) return;
+    while (cache.size >= cacheSize) {
+      const oldest = cache.keys().next();
+      if (oldest.done) break;
+      cache.delete(oldest.value);
+    }
+    cache.set(key, { identity, expMs });
+  };
+
+  return async (token: string): Promise<TokenIdentity> => {
+    if (typeof token !== "string" || token === "") {
+      throw new AuthError("token_missing", "no token was presented");
+    }
+    if (token.length > MAX_TOKEN_LENGTH) {
+      throw new AuthError(
+        "token_malformed",
+        `token is ${token.length} characters long, more than the ${MAX_TOKEN_LENGTH} allowed`,
+      );
+    }
+    const cacheKey = cacheSize > 0 ? await sha256(token) : undefined;
+    if (cacheKey !== undefined) {
+      const hit = lookup(cacheKey, now());
+      if (hit) {
+        metrics.tokenCacheHits.inc();
+        return hit;
+      }
+    }
+
+    const header = readHeader(token);
+    const generation = keys.generation;
+    const payload = await verifySignature(token, header, keys);
+    const identity = checkClaims(payload, {
+      issuer,
+      audience,
+      nowSec: Math.floor(now() / 1000),
+      skewSec: clockSkewSec,
+    });
+    if (cacheKey !== undefined) remember(cacheKey, identity, generation);
+    return identity;
+  };
+}
+
+async function sha256(text: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
+  let out = "";
+  for (const byte of digest) out += byte.toString(16).padStart(2, "0");
+  return out;
+}
+
+/** Bound a text taken from a token, so a token cannot flood the logs through an error message. */
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Quote a value taken from a token for an error message. */
+function quote(value: unknown): string {
+  return clip(JSON.stringify(value) ?? String(value));
+}
+
+function readHeader(token: string): ProtectedHeaderParameters {
+  if (token.split(".").length !== 3) {
+    throw new AuthError(
+      "token_malformed",
+      "token is not a JWT (expected three dot-separated parts)",
+    );
+  }
+  let header: ProtectedHeaderParameters;
+  try {
+    header = decodeProtectedHeader(token);
+  } catch {
+    throw new AuthError("token_malformed", "token header is not base64url-encoded JSON");
+  }
+  if (typeof header.alg !== "string" || !ALLOWED.has(header.alg)) {
+    throw new AuthError(
+      "algorithm_not_allowed",
+      `token algorithm ${quote(header.alg)} is not allowed (allowed: ${
+        ALLOWED_ALGORITHMS.join(", ")
+      })`,
+    );
+  }
+  if (header.b64 !== undefined) {
+    throw new AuthError("token_malformed", 'token header must not use the "b64" parameter');
+  }
+  return header;
+}
+
+function hasCode(err: unknown, code: string): boolean {
+  return err instanceof errors.JOSEError && err.code === code;
+}
+
+/** Check the signature with the key the header names; returns the decoded payload bytes. */
+async function verifySignature(
+  token: string,
+  header: ProtectedHeaderParameters,
+  keys: KeySource,
+): Promise<Uint8Array> {
+  const options = { algorithms: [...ALLOWED_ALGORITHMS] };
+  const kid = header.kid === undefined ? "(none)" : quote(header.kid);
+  const alg = String(header.alg);
+  try {
+    return (await compactVerify(token, keys.getKey, options)).payload;
+  } catch (err) {
+    if (err instanceof AuthError) throw err;
+    if (err instanceof KeysUnavailableError) {
+      throw new AuthError("jwks_unavailable", `cannot verify tokens yet: ${err.message}`, {
+        cause: err,
+      });
+    }
+    if (err instanceof errors.JWKSMultipleMatchingKeys) {
+      // A token without `kid` and several keys that fit its `alg`: try each, as jose recommends.
+      for await (const key of err) {
+        try {
+          return (await compactVerify(token, key, options)).payload;
+        } catch (inner) {
+          if (!(inner instanceof errors.JWSSignatureVerificationFailed)) {
+            throw toAuthError(inner, kid, alg);
+          }
+        }
+      }
+      throw new AuthError(
+        "signature_invalid",
+        `token signature does not verify with any of the keys for ${header.alg}`,
+      );
+    }
+    throw toAuthError(err, kid, alg);
+  }
+}
+
+function toAuthError(err: unknown, kid: string, alg: string): AuthError {
+  const reason = ((): [DenyReason, string] => {
+    if (hasCode(err, "ERR_JWKS_NO_MATCHING_KEY")) {
+      return ["unknown_key", `no ${alg} key with kid ${kid} in the key set, even after a refresh`];
+    }
+    if (hasCode(err, "ERR_JWS_SIGNATURE_VERIFICATION_FAILED")) {
+      return ["signature_invalid", `token signature does not verify with key ${kid}`];
+    }
+    if (hasCode(err, "ERR_JOSE_ALG_NOT_ALLOWED")) {
+      return ["algorithm_not_allowed", "token algorithm is not allowed"];
+    }
+    if (hasCode(err, "ERR_JWS_INVALID") || hasCode(err, "ERR_JWT_INVALID")) {
+      return ["token_malformed", `token is malformed: ${(err as Error).message}`];
+    }
+    if (err instanceof errors.JOSEError) {
+      return ["signature_invalid", `key ${kid} cannot verify this token: ${err.message}`];
+    }
+    return ["internal_error", `token verification failed unexpectedly: ${String(err)}`];
+  })();
+  return new AuthError(reason[0], reason[1], { cause: err });
+}
+
+interface ClaimRules {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly nowSec: number;
+  readonly skewSec: number;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function nonEmptyString(value: unknown): value is string {
+  return typeof value === "string" && value !== "";
+}
+
+function numericDate(claims: Record<string, unknown>, name: string): number | undefined {
+  const value = claims[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new AuthError("claims_invalid", `token "${name}" claim is not a number`);
+  }
+  return value;
+}
+
+function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity {
+  let claims: unknown;
+  try {
+    claims = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payloadBytes));
+  } catch {
+    throw new AuthError("token_malformed", "token payload is not a JSON object");
+  }
+  if (!isRecord(claims)) {
+    throw new AuthError("token_malformed", "token payload is not a JSON object");
+  }
+  const { issuer, audience, nowSec, skewSec } = rules;
+
+  if (claims.iss !== issuer) {
+    throw new AuthError(
+      "issuer_mismatch",
+      claims.iss === undefined
+        ? `token has no issuer; expected ${quote(issuer)}`
+        : `token issuer ${quote(claims.iss)} is not the expected ${quote(issuer)}`,
+    );
+  }
+
+  const aud = typeof claims.aud === "string" ? [claims.aud] : claims.aud;
+  if (!Array.isArray(aud) || !aud.every((a) => typeof a === "string")) {
+    throw new AuthError(
+      "audience_mismatch",
+      claims.aud === undefined
+        ? `token has no audience; expected one including ${quote(audience)}`
+        : `token audience ${quote(claims.aud)} is not a string or a list of strings`,
+    );
+  }
+  if (!aud.includes(audience)) {
+    throw new AuthError(
+      "audience_mismatch",
+      `audience [${aud.slice(0, 5).map(clip).join(", ")}${
+        aud.length > 5 ? ", ..." : ""
+      }] does not include ${audience}`,
+    );
+  }
+
+  const exp = numericDate(claims, "exp");
+  if (exp === undefined) {
+    throw new AuthError("claims_invalid", 'token has no "exp" claim; it would never expire');
+  }
+  if (exp <= nowSec - skewSec) {
+    throw new AuthError("token_expired", `token expired ${nowSec - exp}s ago`);
+  }
+  const nbf = numericDate(claims, "nbf");
+  if (nbf !== undefined && nbf > nowSec + skewSec) {
+    throw new AuthError("token_not_yet_valid", `token is not valid for another ${nbf - nowSec}s`);
+  }
+  const iat = numericDate(claims, "iat");
+  if (iat !== undefined && iat > nowSec + skewSec) {
+    throw new AuthError(
+      "token_issued_in_future",
+      `token was issued ${iat - nowSec}s in the future; check the clocks`,
+    );
+  }
+
+  const k8s = claims["kubernetes.io"];
+  if (!isRecord(k8s)) {
+    throw new AuthError(
+      "claims_invalid",
+      'token has no "kubernetes.io" claim; it is not a ServiceAccount token',
+    );
+  }
+  const sa = k8s.serviceaccount;
+  if (
+    !nonEmptyString(k8s.namespace) || !isRecord(sa) || !nonEmptyString(sa.name) ||
+    !nonEmptyString(sa.uid)
+  ) {
+    throw new AuthError(
+      "claims_invalid",
+      'token "kubernetes.io" claim lacks namespace, serviceaccount.name or serviceaccount.uid',
+    );
+  }
+  const expectedSub = `system:serviceaccount:${k8s.namespace}:${sa.name}`;
+  if (claims.sub !== expectedSub) {
+    throw new AuthError(
+      "claims_invalid",
+      `token subject ${quote(claims.sub)} does not match its kubernetes.io claim (${
+        quote(expectedSub)
+      })`,
+    );
+  }
+
+  const pod = k8s.pod;
+  const podName = isRecord(pod) && nonEmptyString(pod.name) ? pod.name : undefined;
+  return Object.freeze({
+    namespace: k8s.namespace,
+    serviceAccount: sa.name,
+    uid: sa.uid,
+    ...(podName !== undefined ? { podName } : {}),
+    expiresAt: exp,
+  });
+}

@@ -351,3 +351,32 @@ export function serveCallout(
     [Symbol.asyncDispose]: stop,
   };
 }
+
+/** Socket errors that nats.js recovers from by itself (it sees the close and reconnects). */
+const RECOVERABLE_SOCKET_ERRORS = new Set(["ECONNRESET", "EPIPE"]);
+
+/**
+ * Keep a late socket reset from crashing the process. Under Deno's Node compatibility, nats.js's
+ * Node transport can surface an `ECONNRESET` as an uncaught error after it has already seen the
+ * socket close (and started reconnecting), so the error carries no information the client lacks.
+ * Only those socket codes are absorbed and logged; every other uncaught error still ends the
+ * process, as it should. Returns a disposable that removes the guard.
+ *
+ * @example
+ * ```ts
+ * import { guardSocketResets } from "./nats.ts";
+ * import { silentLogger } from "./log.ts";
+ * using _guard = guardSocketResets(silentLogger());
+ * ```
+ */
+export function guardSocketResets(logger: Logger): Disposable {
+  const onError = (event: ErrorEvent): void => {
+    const err: unknown = event.error;
+    if (err instanceof Error && "code" in err && RECOVERABLE_SOCKET_ERRORS.has(String(err.code))) {
+      event.preventDefault();
+      logger.warn("socket_error_absorbed", { error: err });
+    }
+  };
+  globalThis.addEventListener("error", onError);
+  return { [Symbol.dispose]: () => globalThis.removeEventListener("error", onError) };
+}

@@ -257,7 +257,7 @@ Deno.test("config: each malformed value is a problem naming its variable, not a 
   for (const [env, variable, reason] of cases) {
     const err = problemsOf(env);
     assert.equal(err.problems.length, 1, `${JSON.stringify(env)}: ${err.message}`);
-    assert.ok(err.problems[0]!.startsWith(variable + ":"), err.problems[0]);
+    assert.ok(err.problems[0]!.startsWith(variable + ":"), String(err.problems[0]));
     assert.match(err.problems[0]!, reason);
   }
 });
@@ -278,7 +278,7 @@ Deno.test("config: accepted spellings of booleans, levels and servers", () => {
       "error",
     ], ["DEBUG", "debug"]]
   ) {
-    assert.equal(load({ LOG_LEVEL: value }).logLevel, level, value);
+    assert.equal(load({ LOG_LEVEL: value }).logLevel, level, String(value));
   }
   assert.deepEqual(load({ NATS_URL: "localhost:4222" }).nats.servers, ["nats://localhost:4222"]);
   assert.deepEqual(load({ NATS_URL: "nats://u:p@h:4222" }).nats.servers, ["nats://u:p@h:4222"]);
@@ -374,7 +374,7 @@ Deno.test("config: bad seed files are problems that name the variable and path, 
   for (const [env, variable, reason] of cases) {
     const err = problemsOf(env);
     assert.equal(err.problems.length, 1, err.message);
-    assert.ok(err.problems[0]!.startsWith(variable + ":"), err.problems[0]);
+    assert.ok(err.problems[0]!.startsWith(variable + ":"), String(err.problems[0]));
     assert.match(err.problems[0]!, reason);
     for (const seed of [keys.accountSeed, keys.curveSeed, keys.userSeed]) {
       assert.ok(!err.message.includes(seed), `seed leaked: ${err.message}`);

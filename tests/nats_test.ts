@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { CalloutHandler } from "../lib/callout.ts";
-import { connectNats, liftUrlCredentials, serveCallout } from "../lib/nats.ts";
+import { connectNats, guardSocketResets, liftUrlCredentials, serveCallout } from "../lib/nats.ts";
 import { createServiceMetrics, type ServiceMetrics } from "../lib/service_metrics.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { waitFor } from "./support/wait.ts";
@@ -162,4 +162,24 @@ Deno.test("stop() drains the subscription: no more answers and not ready", async
     await client.close();
     await nc.close();
   }
+});
+
+Deno.test("guardSocketResets absorbs a late ECONNRESET and logs it; other errors still surface", () => {
+  const lines: string[] = [];
+  const logger = createLogger({ level: "warn", write: (l) => lines.push(l) });
+  const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+  {
+    using _guard = guardSocketResets(logger);
+    const resetEvent = new ErrorEvent("error", { error: reset, cancelable: true });
+    globalThis.dispatchEvent(resetEvent);
+    assert.equal(resetEvent.defaultPrevented, true);
+    const other = new ErrorEvent("error", { error: new TypeError("bug"), cancelable: true });
+    globalThis.dispatchEvent(other);
+    assert.equal(other.defaultPrevented, false);
+  }
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /"event":"socket_error_absorbed"/);
+  const after = new ErrorEvent("error", { error: reset, cancelable: true });
+  globalThis.dispatchEvent(after);
+  assert.equal(after.defaultPrevented, false, "removed on dispose");
 });

@@ -1,0 +1,228 @@
+/**
+ * The whole service, wired from a {@linkcode Config}: key source, ServiceAccount source, token
+ * verifier, login decision, callout protocol, NATS subscription and the HTTP handler. Nothing here
+ * reads the environment or listens on a port; `main.ts` does that, tests call this directly.
+ *
+ * Start-up never blocks on a dependency that may come later (NATS, the apiserver, the JWKS
+ * endpoint, issuer discovery): the HTTP handler is available at once, `/readyz` names what is still
+ * missing, and each dependency is retried in the background until {@linkcode Service.close}.
+ *
+ * @module
+ */
+import { createCalloutHandler } from "./callout.ts";
+import type { Config } from "./config.ts";
+import { createHttpHandler, type ReadinessCheck } from "./http.ts";
+import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
+import type { Logger } from "./log.ts";
+import { createAuthorizer } from "./login.ts";
+import type { ServiceAccountSource } from "./model.ts";
+import { connectNats, serveCallout } from "./nats.ts";
+import { loadKubeConfig, startServiceAccountCache } from "./serviceaccounts.ts";
+import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
+import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
+import { createTokenVerifier } from "./tokens.ts";
+
+/** Options of {@linkcode startService}. */
+export interface ServiceOptions {
+  /** Validated configuration (see `loadConfig`). */
+  config: Config;
+  logger: Logger;
+  /** Metrics to record into. @default {a new set} */
+  metrics?: ServiceMetrics;
+  /** Clock in milliseconds, for token and request expiry. @default {() => Date.now()} */
+  now?: () => number;
+  /** Version reported on the HTTP endpoints. */
+  version?: string;
+}
+
+/** A running service. */
+export interface Service extends AsyncDisposable {
+  /** The HTTP handler for /healthz, /readyz, /metrics. */
+  readonly handler: (req: Request) => Promise<Response>;
+  /** True when every readiness check passes. */
+  readonly ready: boolean;
+  readonly metrics: ServiceMetrics;
+  /** Stop taking requests, drain NATS, stop watches and timers. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start the service. Resolves once the local parts are built; remote dependencies connect in the
+ * background. Rejects only for problems no retry can fix (e.g. an unreadable JWKS file).
+ *
+ * @example
+ * ```ts ignore
+ * await using service = await startService({ config, logger });
+ * Deno.serve({ port: config.port }, service.handler);
+ * ```
+ */
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const { config, logger } = options;
+  const metrics = options.metrics ?? createServiceMetrics();
+  const now = options.now ?? (() => Date.now());
+  const closing = new AbortController();
+  const tasks: Promise<unknown>[] = [];
+
+  const keys: KeySource = config.jwt.jwksPath
+    ? await fileKeySource(config.jwt.jwksPath, { logger, metrics })
+    : await remoteKeySource(config.jwt.jwksUrl ?? "", {
+      logger,
+      metrics,
+      now,
+      ...(config.k8s.inCluster
+        ? { caCertFile: config.k8s.caFile, bearerTokenFile: config.k8s.tokenFile }
+        : {}),
+    });
+
+  const serviceAccounts: ServiceAccountSource = config.serviceAccountsFile
+    ? startServiceAccountsFile({
+      path: config.serviceAccountsFile,
+      annotationPrefix: config.annotationPrefix,
+      logger,
+      metrics,
+    })
+    : startServiceAccountCache({
+      kubeConfig: loadKubeConfig({
+        inCluster: config.k8s.inCluster,
+        ...(config.k8s.kubeconfig ? { kubeconfigPath: config.k8s.kubeconfig } : {}),
+      }),
+      ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
+      annotationPrefix: config.annotationPrefix,
+      relistIntervalMs: config.relistIntervalMs,
+      logger,
+      metrics,
+    });
+
+  let issuer = config.jwt.issuer;
+  let callout: ReturnType<typeof serveCallout> | undefined;
+  let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
+
+  const checks: ReadinessCheck[] = [
+    { name: "nats", ready: () => callout?.ready === true },
+    { name: "serviceaccounts", ready: () => serviceAccounts.synced },
+    { name: "keys", ready: () => keys.ready && issuer !== undefined },
+  ];
+  const handler = createHttpHandler({
+    checks,
+    registry: metrics.registry,
+    ...(options.version ? { version: options.version } : {}),
+  });
+
+  tasks.push(
+    (async () => {
+      if (issuer === undefined) {
+        issuer = await retry(
+          () =>
+            discoverIssuer(config.k8s.apiServerUrl, {
+              caCertFile: config.k8s.caFile,
+              bearerTokenFile: config.k8s.tokenFile,
+            }),
+          { what: "issuer_discovery", logger, signal: closing.signal },
+        );
+        if (issuer === undefined) return;
+        logger.info("issuer_discovered", { issuer });
+      }
+      const verifyToken = createTokenVerifier({
+        keys,
+        issuer,
+        audience: config.jwt.audience,
+        metrics,
+        now,
+      });
+      const authorizer = createAuthorizer({
+        verifyToken,
+        lookup: serviceAccounts.lookup,
+        isSynced: () => serviceAccounts.synced,
+        policy: { annotationPrefix: config.annotationPrefix },
+        userJwtTtlMs: config.userJwtTtlMs,
+        logger,
+        metrics,
+        now,
+      });
+      const calloutHandler = await createCalloutHandler({
+        accountSeed: config.signingKeySeed,
+        account: config.account,
+        ...(config.xkeySeed ? { xkeySeed: config.xkeySeed } : {}),
+        authorizer,
+        logger,
+        metrics,
+        now,
+      });
+      if (closing.signal.aborted) return;
+      nc = await connectNats({
+        servers: config.nats.servers,
+        ...(config.nats.credsFile ? { credsFile: config.nats.credsFile } : {}),
+        ...(config.nats.token ? { token: config.nats.token } : {}),
+        ...(config.nats.tls ? { tls: config.nats.tls } : {}),
+        name: "nats-k8s-oidc-callout",
+        logger,
+        metrics,
+      });
+      if (closing.signal.aborted) {
+        await nc.close();
+        return;
+      }
+      callout = serveCallout(nc, calloutHandler, { queue: config.nats.queueGroup, logger });
+      logger.info("callout_subscribed", { queue: config.nats.queueGroup });
+    })().catch((err) => {
+      logger.error("startup_failed", { error: err });
+    }),
+  );
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing.abort();
+      await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
+      await nc?.drain().catch(() => nc?.close());
+      await serviceAccounts.close();
+      await keys.close();
+      await Promise.allSettled(tasks);
+    })();
+    return closed;
+  };
+
+  return {
+    handler,
+    metrics,
+    get ready() {
+      return checks.every((c) => c.ready());
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** Retry `fn` with capped exponential backoff until it succeeds or `signal` aborts (→ undefined). */
+async function retry<T>(
+  fn: () => Promise<T>,
+  options: { what: string; logger: Logger; signal: AbortSignal },
+): Promise<T | undefined> {
+  let delay = 500;
+  let failures = 0;
+  while (!options.signal.aborted) {
+    try {
+      return await fn();
+    } catch (err) {
+      failures++;
+      if (failures === 1 || failures % 10 === 0) {
+        options.logger.warn(`${options.what}_failed`, { error: err, attempts: failures });
+      }
+      await abortableDelay(delay * (0.8 + Math.random() * 0.4), options.signal);
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+  return undefined;
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

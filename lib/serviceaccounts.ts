@@ -1,0 +1,618 @@
+/**
+ * The ServiceAccount cache (DESIGN §4): a paged list, then a watch from the list's resourceVersion
+ * with bookmarks; `410 Gone` (as an HTTP status or an `ERROR` event) or a broken stream backs off and
+ * re-watches from the last resourceVersion, or relists when that version is gone; and on a fixed
+ * interval a full relist builds a new map that replaces the old one at once, so a missed event heals.
+ * Lookups are synchronous against the current snapshot, which keeps serving while a relist runs or
+ * the apiserver is down.
+ *
+ * Transport: `@kubernetes/client-node` supplies the `KubeConfig` (kubeconfig files, in-cluster
+ * config, bearer tokens re-read on every request, CA and client certificates). The HTTP requests
+ * themselves go through Deno's native `fetch`, because client-node's undici `fetch` under Deno never
+ * errors a response body when the connection drops or the request is aborted (Deno's
+ * `node:stream.isReadable()` returns `null` for web streams, so undici skips erroring the stream): a
+ * dropped watch would hang forever, and so would a list page cut mid-body.
+ *
+ * @module
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig as KubeConfigClass } from "@kubernetes/client-node";
+import type { Logger } from "./log.ts";
+import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
+import type { ServiceMetrics } from "./service_metrics.ts";
+
+/** Options of {@linkcode startServiceAccountCache}. */
+export interface ServiceAccountCacheOptions {
+  /** Where the apiserver is and how to authenticate (see {@linkcode loadKubeConfig}). */
+  kubeConfig: KubeConfig;
+  /** Watch only this namespace. @default {undefined (all namespaces)} */
+  namespace?: string;
+  /** Annotations kept per ServiceAccount are those whose key starts with this (e.g. `nats.io/`). */
+  annotationPrefix: string;
+  /** A full relist replaces the map this often, healing any missed event. */
+  relistIntervalMs: number;
+  logger: Logger;
+  metrics: ServiceMetrics;
+  /** Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter. @default {{ initialMs: 500, maxMs: 30000 }} */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Items per list page (`limit`). @default {500} */
+  pageSize?: number;
+  /** Each watch asks the apiserver to end it after this many seconds (jittered up to 2×), so streams rotate cleanly. @default {300} */
+  watchTimeoutSeconds?: number;
+  /** Limit for one list page, and for a watch to answer with headers. @default {30000} */
+  requestTimeoutMs?: number;
+  /** Source of randomness for jitter. @default {Math.random} */
+  random?: () => number;
+}
+
+/**
+ * Build a `KubeConfig`: the pod's in-cluster config (ServiceAccount token, which is re-read as it
+ * rotates, and the cluster CA), or a kubeconfig file, or client-node's default lookup (`KUBECONFIG`,
+ * `~/.kube/config`).
+ *
+ * @example
+ * ```ts ignore
+ * import { loadKubeConfig } from "./serviceaccounts.ts";
+ * const kc = loadKubeConfig({ inCluster: false, kubeconfigPath: "/home/me/.kube/config" });
+ * ```
+ */
+export function loadKubeConfig(
+  options: { inCluster: boolean; kubeconfigPath?: string },
+): KubeConfig {
+  const kc = new KubeConfigClass();
+  if (options.inCluster) kc.loadFromCluster();
+  else if (options.kubeconfigPath !== undefined) kc.loadFromFile(options.kubeconfigPath);
+  else kc.loadFromDefault();
+  if (!kc.getCurrentCluster()) {
+    throw new TypeError("Cannot load the kubeconfig: it has no current cluster");
+  }
+  return kc;
+}
+
+/**
+ * Start the ServiceAccount cache. It lists and watches in the background; `synced` turns true after
+ * the first complete list. Close it (or `await using` it) to stop every request and timer.
+ *
+ * @example
+ * ```ts ignore
+ * import { startServiceAccountCache, loadKubeConfig } from "./serviceaccounts.ts";
+ * await using cache = startServiceAccountCache({
+ *   kubeConfig: loadKubeConfig({ inCluster: true }),
+ *   annotationPrefix: "nats.io/",
+ *   relistIntervalMs: 15 * 60_000,
+ *   logger,
+ *   metrics,
+ * });
+ * await cache.waitSynced();
+ * const sa = cache.lookup("team-a", "worker");
+ * ```
+ */
+export function startServiceAccountCache(
+  options: ServiceAccountCacheOptions,
+): ServiceAccountSource {
+  return new ServiceAccountCache(options);
+}
+
+/** Why a watch ended. */
+type WatchEnd =
+  | { kind: "gone" }
+  | { kind: "closed"; events: number; durationMs: number }
+  | { kind: "error"; error: unknown }
+  | { kind: "relist" }
+  | { kind: "stopped" };
+
+/** A failure with the apiserver's answer attached. */
+class ApiError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+interface ListPage {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: unknown[];
+}
+
+interface WatchEvent {
+  type?: string;
+  object?: {
+    code?: number;
+    message?: string;
+    metadata?: { resourceVersion?: string };
+  };
+}
+
+const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
+
+function keyOf(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
+}
+
+class ServiceAccountCache implements ServiceAccountSource {
+  readonly #kc: KubeConfig;
+  readonly #namespace: string | undefined;
+  readonly #prefix: string;
+  readonly #relistIntervalMs: number;
+  readonly #log: Logger;
+  readonly #metrics: ServiceMetrics;
+  readonly #backoffInitialMs: number;
+  readonly #backoffMaxMs: number;
+  readonly #pageSize: number;
+  readonly #watchTimeoutSeconds: number;
+  readonly #requestTimeoutMs: number;
+  readonly #random: () => number;
+  readonly #basePath: string;
+
+  #map = new Map<string, ServiceAccountRecord>();
+  #synced = false;
+  readonly #syncedDeferred = Promise.withResolvers<void>();
+  readonly #stop = new AbortController();
+  readonly #loop: Promise<void>;
+  #httpClient: Deno.HttpClient | undefined;
+  /** Last resourceVersion seen (list, event or bookmark). */
+  #rv: string | undefined;
+  #nextRelistAt = 0;
+  #failures = 0;
+  #failingSince: number | undefined;
+
+  constructor(options: ServiceAccountCacheOptions) {
+    if (!(options.relistIntervalMs > 0)) {
+      throw new RangeError(`relistIntervalMs must be positive, got ${options.relistIntervalMs}`);
+    }
+    this.#kc = options.kubeConfig;
+    this.#namespace = options.namespace;
+    this.#prefix = options.annotationPrefix;
+    this.#relistIntervalMs = options.relistIntervalMs;
+    this.#log = options.logger;
+    this.#metrics = options.metrics;
+    this.#backoffInitialMs = options.backoff?.initialMs ?? 500;
+    this.#backoffMaxMs = Math.max(options.backoff?.maxMs ?? 30_000, this.#backoffInitialMs);
+    this.#pageSize = options.pageSize ?? 500;
+    this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.#random = options.random ?? Math.random;
+    this.#basePath = this.#namespace === undefined
+      ? "/api/v1/serviceaccounts"
+      : `/api/v1/namespaces/${encodeURIComponent(this.#namespace)}/serviceaccounts`;
+    // Nobody may be waiting: a rejection at close must not surface as unhandled.
+    this.#syncedDeferred.promise.catch(() => {});
+    this.#metrics.cacheSynced.set(0);
+    this.#loop = this.#run();
+  }
+
+  readonly lookup = (namespace: string, name: string): ServiceAccountRecord | undefined =>
+    this.#map.get(keyOf(namespace, name));
+
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  waitSynced(signal?: AbortSignal): Promise<void> {
+    if (this.#synced) return Promise.resolve();
+    if (!signal) return this.#syncedDeferred.promise;
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#syncedDeferred.promise.then(
+        () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        (err) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.#stop.signal.aborted) {
+      this.#stop.abort(new Error("ServiceAccount cache closed"));
+      if (!this.#synced) {
+        this.#syncedDeferred.reject(new Error("ServiceAccount cache closed before its first sync"));
+      }
+    }
+    await this.#loop;
+    this.#httpClient?.close();
+    this.#httpClient = undefined;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- the loop ----
+
+  async #run(): Promise<void> {
+    let needList = true;
+    let trigger: "initial" | "interval" | "gone" | "error" = "initial";
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      if (!needList && Date.now() >= this.#nextRelistAt) {
+        needList = true;
+        trigger = "interval";
+      }
+      if (needList) {
+        this.#metrics.relists.inc({ trigger });
+        try {
+          await this.#relist(trigger);
+          needList = false;
+        } catch (err) {
+          if (signal.aborted) break;
+          this.#failure("list", err);
+          trigger = "error";
+          await this.#sleep(this.#backoffDelay());
+          continue;
+        }
+      }
+      const end = await this.#watch();
+      switch (end.kind) {
+        case "stopped":
+          return;
+        case "relist":
+          break;
+        case "gone":
+          this.#metrics.watchRestarts.inc({ reason: "gone" });
+          this.#log.debug("sa_cache_watch_expired", { resource_version: this.#rv });
+          needList = true;
+          trigger = "gone";
+          await this.#sleep(this.#backoffDelay());
+          break;
+        case "error":
+          this.#metrics.watchRestarts.inc({ reason: "error" });
+          this.#failure("watch", end.error);
+          await this.#sleep(this.#backoffDelay());
+          break;
+        case "closed":
+          this.#metrics.watchRestarts.inc({ reason: "closed" });
+          this.#log.debug("sa_cache_watch_closed", {
+            events: end.events,
+            duration_ms: Math.round(end.durationMs),
+          });
+          // A stream that ends at once without news is a failure in disguise: do not spin.
+          if (end.events === 0 && end.durationMs < 1000) await this.#sleep(this.#backoffDelay());
+          break;
+      }
+    }
+  }
+
+  /** List every page into a new map and swap it in; the old map serves until then. */
+  async #relist(trigger: string): Promise<void> {
+    const started = performance.now();
+    const map = new Map<string, ServiceAccountRecord>();
+    let cont: string | undefined;
+    let listRv: string | undefined;
+    let pages = 0;
+    do {
+      const params = new URLSearchParams({ limit: String(this.#pageSize) });
+      if (cont) params.set("continue", cont);
+      const page = await this.#getJson<ListPage>(`${this.#basePath}?${params}`);
+      pages++;
+      // The first page's resourceVersion is the consistent snapshot the continues belong to.
+      listRv ??= page.metadata?.resourceVersion;
+      for (const item of page.items ?? []) {
+        const record = this.#toRecord(item);
+        if (record) map.set(keyOf(record.namespace, record.name), record);
+      }
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    if (listRv === undefined) throw new Error("list response has no metadata.resourceVersion");
+    this.#map = map;
+    this.#rv = listRv;
+    this.#nextRelistAt = Date.now() + this.#relistIntervalMs;
+    this.#metrics.cacheSize.set(map.size);
+    this.#recovered();
+    const fields = {
+      trigger,
+      serviceaccounts: map.size,
+      pages,
+      duration_ms: Math.round(performance.now() - started),
+    };
+    if (!this.#synced) {
+      this.#synced = true;
+      this.#metrics.cacheSynced.set(1);
+      this.#syncedDeferred.resolve();
+      this.#log.info("sa_cache_synced", fields);
+    } else {
+      this.#log.debug("sa_cache_relisted", fields);
+    }
+  }
+
+  /** One watch stream from the last resourceVersion, until it ends or a relist is due. */
+  async #watch(): Promise<WatchEnd> {
+    const ctl = new AbortController();
+    const onStop = () => ctl.abort();
+    this.#stop.signal.addEventListener("abort", onStop, { once: true });
+    if (this.#stop.signal.aborted) ctl.abort();
+    let relistDue = false;
+    const relistTimer = setTimeout(() => {
+      relistDue = true;
+      ctl.abort();
+    }, Math.max(0, this.#nextRelistAt - Date.now()));
+    const timeoutSeconds = Math.round(this.#watchTimeoutSeconds * (1 + this.#random()));
+    // The apiserver ends the stream at timeoutSeconds; past that plus grace, the connection is dead.
+    const deadline = setTimeout(() => ctl.abort(), timeoutSeconds * 1000 + this.#requestTimeoutMs);
+    const started = performance.now();
+    let events = 0;
+    const ended = (end: WatchEnd): WatchEnd => {
+      if (this.#stop.signal.aborted) return { kind: "stopped" };
+      if (relistDue) return { kind: "relist" };
+      return end;
+    };
+    try {
+      const params = new URLSearchParams({
+        watch: "true",
+        allowWatchBookmarks: "true",
+        timeoutSeconds: String(timeoutSeconds),
+      });
+      if (this.#rv !== undefined) params.set("resourceVersion", this.#rv);
+      const res = await this.#get(`${this.#basePath}?${params}`, ctl.signal, true);
+      if (res.status === 410) {
+        await res.body?.cancel();
+        return ended({ kind: "gone" });
+      }
+      if (res.status !== 200) return ended({ kind: "error", error: await this.#apiError(res) });
+      if (!res.body) {
+        return ended({ kind: "error", error: new Error("watch response has no body") });
+      }
+      this.#recovered();
+      const lines = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
+      for await (const line of lines) {
+        if (!line.trim()) continue;
+        let event: WatchEvent;
+        try {
+          event = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        events++;
+        const outcome = this.#apply(event);
+        if (outcome) {
+          ctl.abort();
+          return ended(outcome);
+        }
+      }
+      return ended({ kind: "closed", events, durationMs: performance.now() - started });
+    } catch (err) {
+      return ended({ kind: "error", error: err });
+    } finally {
+      clearTimeout(relistTimer);
+      clearTimeout(deadline);
+      this.#stop.signal.removeEventListener("abort", onStop);
+    }
+  }
+
+  /** Apply one watch event; returns how the watch must end, if it must. */
+  #apply(event: WatchEvent): WatchEnd | undefined {
+    const obj = event.object;
+    switch (event.type) {
+      case "ADDED":
+      case "MODIFIED": {
+        const record = this.#toRecord(obj);
+        if (record) this.#map.set(keyOf(record.namespace, record.name), record);
+        break;
+      }
+      case "DELETED": {
+        const record = this.#toRecord(obj);
+        if (record) this.#map.delete(keyOf(record.namespace, record.name));
+        break;
+      }
+      case "BOOKMARK":
+        break;
+      case "ERROR":
+        if (obj?.code === 410) return { kind: "gone" };
+        return {
+          kind: "error",
+          error: new ApiError(obj?.code ?? 0, obj?.message ?? "watch ERROR event"),
+        };
+      default:
+        return undefined;
+    }
+    const rv = obj?.metadata?.resourceVersion;
+    if (rv) this.#rv = rv;
+    this.#metrics.cacheSize.set(this.#map.size);
+    this.#recovered();
+    return undefined;
+  }
+
+  #toRecord(obj: unknown): ServiceAccountRecord | undefined {
+    if (typeof obj !== "object" || obj === null) return undefined;
+    const md = (obj as { metadata?: unknown }).metadata;
+    if (typeof md !== "object" || md === null) return undefined;
+    const { namespace, name, uid, annotations } = md as {
+      namespace?: unknown;
+      name?: unknown;
+      uid?: unknown;
+      annotations?: unknown;
+    };
+    if (typeof namespace !== "string" || typeof name !== "string" || typeof uid !== "string") {
+      return undefined;
+    }
+    let kept: Record<string, string> | undefined;
+    if (typeof annotations === "object" && annotations !== null) {
+      for (const [k, v] of Object.entries(annotations)) {
+        if (k.startsWith(this.#prefix) && typeof v === "string") (kept ??= {})[k] = v;
+      }
+    }
+    return Object.freeze({
+      namespace,
+      name,
+      uid,
+      annotations: kept ? Object.freeze(kept) : EMPTY,
+    });
+  }
+
+  // ---- failure bookkeeping ----
+
+  #backoffDelay(): number {
+    const exp = Math.min(
+      this.#backoffMaxMs,
+      this.#backoffInitialMs * 2 ** Math.min(this.#failures, 30),
+    );
+    // Jitter in [50 %, 100 %] so replicas do not retry in step.
+    return exp * (0.5 + 0.5 * this.#random());
+  }
+
+  /** Count a failure; warn once per streak, the rest at debug. */
+  #failure(phase: "list" | "watch", err: unknown): void {
+    this.#failures++;
+    const fields = {
+      phase,
+      error: errorText(err),
+      ...(err instanceof ApiError ? { status: err.status } : {}),
+      attempt: this.#failures,
+    };
+    if (this.#failingSince === undefined) {
+      this.#failingSince = performance.now();
+      this.#log.warn("sa_cache_apiserver_error", { ...fields, serving: this.#map.size });
+    } else {
+      this.#log.debug("sa_cache_apiserver_error", fields);
+    }
+  }
+
+  #recovered(): void {
+    if (this.#failingSince !== undefined) {
+      this.#log.info("sa_cache_apiserver_recovered", {
+        failures: this.#failures,
+        duration_ms: Math.round(performance.now() - this.#failingSince),
+      });
+      this.#failingSince = undefined;
+    }
+    this.#failures = 0;
+  }
+
+  /** Wait `ms`, cut short by close or by a due relist. */
+  #sleep(ms: number): Promise<void> {
+    const signal = this.#stop.signal;
+    if (signal.aborted) return Promise.resolve();
+    const wait = this.#synced ? Math.max(0, Math.min(ms, this.#nextRelistAt - Date.now())) : ms;
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, wait);
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  // ---- HTTP ----
+
+  async #getJson<T>(path: string): Promise<T> {
+    const ctl = new AbortController();
+    const onStop = () => ctl.abort();
+    this.#stop.signal.addEventListener("abort", onStop, { once: true });
+    if (this.#stop.signal.aborted) ctl.abort();
+    const timer = setTimeout(() => ctl.abort(), this.#requestTimeoutMs);
+    try {
+      const res = await this.#get(path, ctl.signal, false);
+      if (res.status !== 200) throw await this.#apiError(res);
+      return await res.json() as T;
+    } finally {
+      clearTimeout(timer);
+      this.#stop.signal.removeEventListener("abort", onStop);
+    }
+  }
+
+  async #apiError(res: Response): Promise<ApiError> {
+    let message = `HTTP ${res.status}`;
+    try {
+      const body = await res.json() as { message?: unknown };
+      if (typeof body.message === "string") message = `HTTP ${res.status}: ${body.message}`;
+    } catch {
+      // not a Status object
+    }
+    return new ApiError(res.status, message);
+  }
+
+  /**
+   * GET `path` on the current cluster with the kubeconfig's credentials (recomputed per request, so
+   * rotated tokens are picked up). For a watch, the connect timeout is applied here.
+   */
+  async #get(path: string, signal: AbortSignal, connectTimeout: boolean): Promise<Response> {
+    const cluster = this.#kc.getCurrentCluster();
+    if (!cluster) throw new TypeError("kubeconfig has no current cluster");
+    const opts: {
+      headers?: Record<string, string>;
+      ca?: Uint8Array;
+      cert?: Uint8Array;
+      key?: Uint8Array;
+      auth?: string;
+    } = {};
+    await this.#kc.applyToHTTPSOptions(opts as never);
+    const headers = new Headers({ accept: "application/json" });
+    for (const [k, v] of Object.entries(opts.headers ?? {})) headers.set(k, String(v));
+    if (opts.auth && !headers.has("authorization")) {
+      headers.set("authorization", `Basic ${btoa(opts.auth)}`);
+    }
+    const url = cluster.server.replace(/\/+$/, "") + path;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let reqSignal = signal;
+    if (connectTimeout) {
+      const ctl = new AbortController();
+      timer = setTimeout(() => ctl.abort(), this.#requestTimeoutMs);
+      reqSignal = AbortSignal.any([signal, ctl.signal]);
+    }
+    try {
+      if (url.startsWith("https:")) {
+        this.#httpClient ??= this.#createClient(cluster.skipTLSVerify, opts);
+        return await fetch(url, { headers, signal: reqSignal, client: this.#httpClient });
+      }
+      return await fetch(url, { headers, signal: reqSignal });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #createClient(
+    skipTLSVerify: boolean,
+    opts: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array },
+  ): Deno.HttpClient {
+    if (skipTLSVerify) {
+      throw new TypeError(
+        "insecure-skip-tls-verify is not supported for the ServiceAccount watch: configure the cluster CA",
+      );
+    }
+    const text = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);
+    const ca = text(opts.ca);
+    const cert = text(opts.cert);
+    const key = text(opts.key);
+    return Deno.createHttpClient({
+      ...(ca ? { caCerts: [ca] } : {}),
+      ...(cert && key ? { cert, key } : {}),
+    });
+  }
+}
+
+/** Split a text stream into lines (the watch protocol is newline-delimited JSON). */
+function lineSplitter(): TransformStream<string, string> {
+  let buffer = "";
+  return new TransformStream<string, string>({
+    transform(chunk, controller) {
+      buffer += chunk;
+      let nl: number;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        controller.enqueue(buffer.slice(0, nl));
+        buffer = buffer.slice(nl + 1);
+      }
+    },
+    flush(controller) {
+      if (buffer) controller.enqueue(buffer);
+    },
+  });
+}

@@ -1,0 +1,60 @@
+/**
+ * Entry point: read the environment once, start the service, serve HTTP, stop cleanly on SIGTERM
+ * or SIGINT. No logic lives here; see lib/service.ts for the wiring.
+ *
+ * @module
+ */
+import { ConfigError, describeConfig, loadConfig } from "./lib/config.ts";
+import { createLogger } from "./lib/log.ts";
+import { guardSocketResets } from "./lib/nats.ts";
+import { startService } from "./lib/service.ts";
+
+const VERSION = "0.1.0";
+const SHUTDOWN_DEADLINE_MS = 15_000;
+
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = loadConfig(Deno.env.toObject());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      createLogger({
+        write: (line) => Deno.stderr.writeSync(new TextEncoder().encode(line + "\n")),
+      })
+        .error("config_invalid", { message: err.message, problems: err.problems });
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  logger.info("starting", { version: VERSION, config: describeConfig(config) });
+  using _socketGuard = guardSocketResets(logger);
+
+  const service = await startService({ config, logger, version: VERSION });
+  const server = Deno.serve({
+    port: config.port,
+    hostname: "0.0.0.0",
+    onListen: ({ port }) => logger.info("http_listening", { port }),
+  }, service.handler);
+
+  const stop = Promise.withResolvers<string>();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) {
+    Deno.addSignalListener(sig, () => stop.resolve(sig));
+  }
+  const signal = await stop.promise;
+  logger.info("shutting_down", { signal });
+
+  const deadline = setTimeout(() => {
+    logger.error("shutdown_timeout", { deadline_ms: SHUTDOWN_DEADLINE_MS });
+    Deno.exit(1);
+  }, SHUTDOWN_DEADLINE_MS);
+  await service.close();
+  await server.shutdown();
+  clearTimeout(deadline);
+  logger.info("stopped");
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main());
+}

@@ -1,0 +1,95 @@
+/**
+ * values → rendered env → running service: the service starts with exactly the environment and
+ * Secret files the Helm chart renders, under the permissions the container image is compiled with,
+ * and becomes ready against the test apiserver and a real nats-server.
+ */
+import assert from "node:assert/strict";
+import { materializePod, renderChart } from "./support/chart.ts";
+import { tolerateClientResets } from "./support/nats_server.ts";
+import { ISSUER, Stack } from "./support/stack.ts";
+import { waitFor } from "./support/wait.ts";
+
+tolerateClientResets();
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** The `compile` task's permission flags, as `deno run` arguments, with `extraRead` readable too. */
+async function imagePermissionArgs(extraRead: readonly string[]): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const words = String(config.tasks.compile).split(/\s+/);
+  assert.deepEqual(words.slice(0, 2), ["deno", "compile"]);
+  const args: string[] = ["run"];
+  for (let i = 2; i < words.length; i++) {
+    const w = words[i]!;
+    if (w === "--no-code-cache") continue;
+    if (w === "--output") {
+      i++;
+      continue;
+    }
+    args.push(w.startsWith("--allow-read=") ? `${w},${extraRead.join(",")}` : w);
+  }
+  return args;
+}
+
+Deno.test("the service starts ready from exactly the env and files the chart renders", async () => {
+  await using stack = await Stack.start({ captureLogs: false });
+  await stack.service.close(); // only the chart-configured process answers
+  const root = await Deno.makeTempDir({ prefix: "chart-pod-" });
+  try {
+    const docs = await renderChart({
+      nats: {
+        url: stack.env.NATS_URL,
+        account: "APP",
+        signingKey: { create: true, content: stack.account.seed },
+      },
+      jwt: { issuer: ISSUER, jwksUrl: stack.env.JWKS_URL },
+      logLevel: "info",
+      config: { userJwtTtl: "2m" },
+    });
+    const env = await materializePod(docs, { root });
+    assert.equal(env.NATS_ACCOUNT, "APP");
+    assert.equal(env.NATS_SIGNING_KEY_FILE, `${root}/etc/nats/signing.key`);
+    assert.equal(env.NATS_USER_JWT_TTL, "2m");
+
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    // Only what a cluster provides differently here: no pod ServiceAccount mount, so out-of-cluster.
+    const runEnv = {
+      ...env,
+      K8S_IN_CLUSTER: "false",
+      KUBECONFIG: stack.env.KUBECONFIG!,
+      PORT: String(port),
+    };
+    const kubeconfigDir = stack.env.KUBECONFIG!.slice(0, stack.env.KUBECONFIG!.lastIndexOf("/"));
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [...await imagePermissionArgs([root, kubeconfigDir]), "main.ts"],
+      cwd: ROOT,
+      env: { ...runEnv, PATH: Deno.env.get("PATH") ?? "" },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    try {
+      await waitFor(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+        await res.body?.cancel();
+        return res.status === 200;
+      }, { timeoutMs: 20_000, what: "/readyz 200 with the chart's env" });
+      stack.addServiceAccount("team-a", "orders");
+      const token = await stack.token("team-a", "orders");
+      const nc = await waitFor(() => stack.connect(token).catch(() => undefined), {
+        what: "login through the chart-configured service",
+      });
+      await nc.close();
+    } finally {
+      child.kill("SIGTERM");
+    }
+    const { code, stdout } = await output;
+    assert.equal(code, 0, new TextDecoder().decode(stdout).slice(-2000));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

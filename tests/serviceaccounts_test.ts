@@ -1,0 +1,288 @@
+/**
+ * The ServiceAccount cache against the in-process test apiserver, through real HTTP.
+ */
+import assert from "node:assert/strict";
+import {
+  loadKubeConfig,
+  type ServiceAccountCacheOptions,
+  startServiceAccountCache,
+} from "../lib/serviceaccounts.ts";
+import { createLogger, silentLogger } from "../lib/log.ts";
+import { createServiceMetrics, type ServiceMetrics } from "../lib/service_metrics.ts";
+import type { ServiceAccountSource } from "../lib/model.ts";
+import {
+  createTestCertificates,
+  type ExpiredWatchMode,
+  TestApiServer,
+} from "./support/test_apiserver.ts";
+import { waitFor } from "./support/wait.ts";
+
+const PUB = "nats.io/allowed-pub-subjects";
+
+interface Started {
+  cache: ServiceAccountSource;
+  metrics: ServiceMetrics;
+  logs: Record<string, unknown>[];
+}
+
+function start(
+  api: TestApiServer,
+  options: Partial<ServiceAccountCacheOptions> = {},
+): Started & AsyncDisposable {
+  const metrics = createServiceMetrics();
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
+  const cache = startServiceAccountCache({
+    kubeConfig: api.kubeConfig(),
+    annotationPrefix: "nats.io/",
+    relistIntervalMs: 60_000,
+    logger,
+    metrics,
+    backoff: { initialMs: 20, maxMs: 200 },
+    ...options,
+  });
+  return { cache, metrics, logs, [Symbol.asyncDispose]: () => cache.close() };
+}
+
+Deno.test("first sync lists every page; lookups answer from the snapshot", async () => {
+  await using api = await TestApiServer.start();
+  api.bulkLoad(25, { namespaces: 3 });
+  const worker = api.upsertServiceAccount("team-a", "worker", { annotations: { [PUB]: "a.>" } });
+  await using s = start(api, { pageSize: 10 });
+  assert.equal(s.cache.synced, false);
+  await s.cache.waitSynced();
+  assert.equal(s.cache.synced, true);
+  assert.equal(s.cache.size, 26);
+  assert.equal(api.listCalls, 3);
+  assert.deepEqual(s.cache.lookup("team-a", "worker"), {
+    namespace: "team-a",
+    name: "worker",
+    uid: worker.uid,
+    annotations: { [PUB]: "a.>" },
+  });
+  assert.equal(s.cache.lookup("bulk-1", "sa-1")?.name, "sa-1");
+  assert.equal(s.cache.lookup("team-a", "nobody"), undefined);
+  assert.equal(s.metrics.cacheSynced.value(), 1);
+  assert.equal(s.metrics.cacheSize.value(), 26);
+  assert.equal(s.metrics.relists.value({ trigger: "initial" }), 1);
+  assert.equal(s.logs.filter((l) => l.event === "sa_cache_synced").length, 1);
+});
+
+Deno.test("namespaced mode sees only its namespace", async () => {
+  await using api = await TestApiServer.start();
+  api.upsertServiceAccount("team-a", "one");
+  api.upsertServiceAccount("team-b", "two");
+  await using s = start(api, { namespace: "team-a" });
+  await s.cache.waitSynced();
+  assert.equal(s.cache.size, 1);
+  assert.ok(s.cache.lookup("team-a", "one"));
+  assert.equal(s.cache.lookup("team-b", "two"), undefined);
+  api.upsertServiceAccount("team-b", "three");
+  api.upsertServiceAccount("team-a", "four");
+  await waitFor(() => s.cache.lookup("team-a", "four"), { timeoutMs: 2000 });
+  assert.equal(s.cache.lookup("team-b", "three"), undefined);
+  assert.equal(s.cache.size, 2);
+});
+
+Deno.test("create, annotate and delete become visible within 2 s", async () => {
+  await using api = await TestApiServer.start();
+  await using s = start(api);
+  await s.cache.waitSynced();
+  assert.equal(s.cache.size, 0);
+  const created = api.upsertServiceAccount("team-a", "app");
+  await waitFor(() => s.cache.lookup("team-a", "app"), { timeoutMs: 2000, what: "create" });
+  assert.equal(s.cache.lookup("team-a", "app")?.uid, created.uid);
+  api.upsertServiceAccount("team-a", "app", { annotations: { [PUB]: "orders.>" } });
+  await waitFor(() => s.cache.lookup("team-a", "app")?.annotations[PUB] === "orders.>", {
+    timeoutMs: 2000,
+    what: "annotation",
+  });
+  api.deleteServiceAccount("team-a", "app");
+  await waitFor(() => !s.cache.lookup("team-a", "app"), { timeoutMs: 2000, what: "delete" });
+  // Re-created under the same name: a new uid, so old tokens stop matching.
+  const again = api.upsertServiceAccount("team-a", "app");
+  await waitFor(() => s.cache.lookup("team-a", "app")?.uid === again.uid, { timeoutMs: 2000 });
+  assert.notEqual(again.uid, created.uid);
+  assert.equal(s.metrics.cacheSize.value(), 1);
+});
+
+Deno.test("only annotations under the prefix are kept", async () => {
+  await using api = await TestApiServer.start();
+  api.upsertServiceAccount("ns", "sa", {
+    annotations: {
+      [PUB]: "x.>",
+      "nats.io/allowed-sub-subjects": "y.>",
+      "kubectl.kubernetes.io/last-applied-configuration": "{...huge...}",
+      "example.com/nats.io/fake": "z",
+    },
+  });
+  api.upsertServiceAccount("ns", "plain");
+  await using s = start(api);
+  await s.cache.waitSynced();
+  assert.deepEqual(s.cache.lookup("ns", "sa")?.annotations, {
+    [PUB]: "x.>",
+    "nats.io/allowed-sub-subjects": "y.>",
+  });
+  assert.deepEqual(s.cache.lookup("ns", "plain")?.annotations, {});
+  await using custom = start(api, { annotationPrefix: "example.com/" });
+  await custom.cache.waitSynced();
+  assert.deepEqual(custom.cache.lookup("ns", "sa")?.annotations, {
+    "example.com/nats.io/fake": "z",
+  });
+});
+
+Deno.test("after dropWatches() the cache re-watches and updates still arrive", async () => {
+  await using api = await TestApiServer.start();
+  await using s = start(api);
+  await s.cache.waitSynced();
+  await waitFor(() => api.openWatches === 1, { what: "watch open" });
+  api.dropWatches();
+  api.upsertServiceAccount("team-a", "after-drop");
+  await waitFor(() => s.cache.lookup("team-a", "after-drop"), { timeoutMs: 2000 });
+  assert.equal(s.metrics.watchRestarts.value({ reason: "error" }), 1);
+  // Resumed from the last resourceVersion: no relist was needed.
+  assert.equal(api.listCalls, 1);
+  await waitFor(() => api.openWatches === 1);
+  api.dropWatches();
+  api.deleteServiceAccount("team-a", "after-drop");
+  await waitFor(() => !s.cache.lookup("team-a", "after-drop"), { timeoutMs: 2000 });
+});
+
+for (const mode of ["error-event", "http-410"] as ExpiredWatchMode[]) {
+  Deno.test(`when the resourceVersion is compacted away (${mode}) the cache relists and converges`, async () => {
+    await using api = await TestApiServer.start({ expiredWatchMode: mode });
+    api.upsertServiceAccount("ns", "stays");
+    api.upsertServiceAccount("ns", "goes");
+    await using s = start(api);
+    await s.cache.waitSynced();
+    await waitFor(() => api.openWatches === 1);
+    // Keep the watch down while things change and the history is compacted.
+    api.setFault({ status: 503, on: "watch" });
+    api.dropWatches();
+    await waitFor(() => s.metrics.watchRestarts.value({ reason: "error" }) >= 2);
+    api.deleteServiceAccount("ns", "goes");
+    api.upsertServiceAccount("ns", "new", { annotations: { [PUB]: "n.>" } });
+    api.compactHistory();
+    api.setFault(undefined);
+    await waitFor(() => s.cache.lookup("ns", "new") && !s.cache.lookup("ns", "goes"), {
+      timeoutMs: 2000,
+      what: "converged",
+    });
+    assert.ok(s.cache.lookup("ns", "stays"));
+    assert.equal(s.metrics.watchRestarts.value({ reason: "gone" }), 1);
+    assert.equal(s.metrics.relists.value({ trigger: "gone" }), 1);
+    await waitFor(() => api.openWatches === 1, { what: "watching again" });
+    api.upsertServiceAccount("ns", "later");
+    await waitFor(() => s.cache.lookup("ns", "later"), { timeoutMs: 2000 });
+  });
+}
+
+Deno.test("a delete missed while the watch is down is healed by the periodic relist", async () => {
+  await using api = await TestApiServer.start();
+  api.upsertServiceAccount("ns", "doomed");
+  api.upsertServiceAccount("ns", "kept");
+  await using s = start(api, { relistIntervalMs: 300 });
+  await s.cache.waitSynced();
+  await waitFor(() => api.openWatches === 1);
+  // The watch cannot come back; only the periodic list can notice the delete.
+  api.setFault({ status: 500, on: "watch" });
+  api.dropWatches();
+  api.deleteServiceAccount("ns", "doomed");
+  await waitFor(() => !s.cache.lookup("ns", "doomed"), { timeoutMs: 3000, what: "healed" });
+  assert.ok(s.cache.lookup("ns", "kept"));
+  assert.ok(s.metrics.relists.value({ trigger: "interval" }) >= 1);
+  assert.equal(s.cache.synced, true);
+});
+
+Deno.test("while the apiserver fails the cache serves its snapshot, warns once, and recovers", async () => {
+  await using api = await TestApiServer.start();
+  api.upsertServiceAccount("ns", "known");
+  await using s = start(api, { relistIntervalMs: 200 });
+  await s.cache.waitSynced();
+  await waitFor(() => api.openWatches === 1);
+  api.setFault({ status: 500 });
+  api.dropWatches();
+  const calls = api.watchCalls + api.listCalls;
+  // Several failed watches and at least one failed interval relist.
+  await waitFor(
+    () =>
+      api.watchCalls + api.listCalls >= calls + 5 &&
+      s.metrics.relists.value({ trigger: "error" }) >= 1,
+    {
+      what: "retries",
+    },
+  );
+  assert.equal(s.cache.lookup("ns", "known")?.name, "known");
+  assert.equal(s.cache.synced, true);
+  const warnings = s.logs.filter((l) => l.level === "warn");
+  assert.equal(warnings.length, 1, JSON.stringify(warnings));
+  assert.equal(warnings[0]!.event, "sa_cache_apiserver_error");
+  api.setFault(undefined);
+  api.upsertServiceAccount("ns", "fresh");
+  await waitFor(() => s.cache.lookup("ns", "fresh"), { timeoutMs: 2000, what: "recovered" });
+  await waitFor(() => s.logs.some((l) => l.event === "sa_cache_apiserver_recovered"));
+});
+
+Deno.test("not ready until the first complete list; waitSynced honours its signal", async () => {
+  await using api = await TestApiServer.start();
+  api.upsertServiceAccount("ns", "a");
+  api.setFault({ status: 503 });
+  await using s = start(api);
+  await waitFor(() => api.listCalls >= 2, { what: "list retried" });
+  assert.equal(s.cache.synced, false);
+  assert.equal(s.cache.lookup("ns", "a"), undefined);
+  assert.equal(s.metrics.cacheSynced.value(), 0);
+  const ctl = new AbortController();
+  const waiting = s.cache.waitSynced(ctl.signal);
+  ctl.abort(new Error("gave up"));
+  await assert.rejects(waiting, /gave up/);
+  api.setFault(undefined);
+  await s.cache.waitSynced();
+  assert.ok(s.cache.lookup("ns", "a"));
+});
+
+Deno.test("close() before the first sync rejects waitSynced and stops every request", async () => {
+  await using api = await TestApiServer.start();
+  api.setFault({ status: 500 });
+  const s = start(api, { logger: silentLogger() });
+  await waitFor(() => api.listCalls >= 1);
+  const waiting = s.cache.waitSynced();
+  await s.cache.close();
+  await assert.rejects(waiting, /closed/);
+  await s.cache.close(); // idempotent
+});
+
+Deno.test("works over HTTPS with the cluster CA and a bearer token, as in-cluster", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const tls = await createTestCertificates(dir);
+    await using api = await TestApiServer.start({
+      tls,
+      requireBearerToken: "pod-token",
+    });
+    api.upsertServiceAccount("ns", "tls");
+    await using s = start(api);
+    await s.cache.waitSynced();
+    assert.ok(s.cache.lookup("ns", "tls"));
+    await waitFor(() => api.openWatches === 1);
+    api.upsertServiceAccount("ns", "tls2");
+    await waitFor(() => s.cache.lookup("ns", "tls2"), { timeoutMs: 2000 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadKubeConfig reads a kubeconfig file the cache can use", async () => {
+  await using api = await TestApiServer.start({ requireBearerToken: "file-token" });
+  api.upsertServiceAccount("ns", "from-file");
+  const path = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(path, api.kubeConfig().exportConfig());
+    const kubeConfig = loadKubeConfig({ inCluster: false, kubeconfigPath: path });
+    await using s = start(api, { kubeConfig });
+    await s.cache.waitSynced();
+    assert.ok(s.cache.lookup("ns", "from-file"));
+  } finally {
+    await Deno.remove(path);
+  }
+});

@@ -1,0 +1,184 @@
+/**
+ * The whole product on one machine for end-to-end tests and benchmarks: a real nats-server with a
+ * config-mode auth callout, the in-process test apiserver (ServiceAccounts + JWKS), and the service
+ * itself started from the same environment variables a deployment would set.
+ *
+ * @module
+ */
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { loadConfig } from "../../lib/config.ts";
+import { createLogger, type Logger } from "../../lib/log.ts";
+import { type Service, startService } from "../../lib/service.ts";
+import { authCalloutConfig, type ConfigUser, NatsServer } from "./nats_server.ts";
+import { accountKey, curveKey, KeyDir, type TestKey } from "./nkeys.ts";
+import {
+  generateSigningKey,
+  mintServiceAccountToken,
+  publicJwks,
+  type ServiceAccountTokenOptions,
+  type SigningKey,
+} from "./sa_tokens.ts";
+import { TestApiServer } from "./test_apiserver.ts";
+import { waitFor } from "./wait.ts";
+
+/** The issuer kubeadm and k3s clusters use. */
+export const ISSUER = "https://kubernetes.default.svc.cluster.local";
+
+/** Options of {@linkcode Stack.start}. */
+export interface StackOptions {
+  /** Seal callout requests with an xkey. @default {false} */
+  xkey?: boolean;
+  /** The server seals to an xkey, the service holds a different one (mismatch). @default {false} */
+  wrongXkey?: boolean;
+  /** nats-server `authorization.timeout` in seconds. @default {10} */
+  timeoutSeconds?: number;
+  /** Extra environment for the service (overrides the generated one). */
+  env?: Record<string, string>;
+  /** Collect the service's log lines in {@linkcode Stack.logs}. @default {true} */
+  captureLogs?: boolean;
+}
+
+/** A running stack; dispose to stop everything. */
+export class Stack implements AsyncDisposable {
+  readonly nats: NatsServer;
+  readonly api: TestApiServer;
+  readonly service: Service;
+  readonly signingKey: SigningKey;
+  readonly account: TestKey;
+  readonly serviceUser: ConfigUser;
+  readonly systemUser: ConfigUser;
+  /** The environment the service was started with. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Parsed JSON log lines of the service. */
+  readonly logs: Record<string, unknown>[];
+  readonly #dir: KeyDir;
+  readonly #clients: NatsConnection[] = [];
+  readonly #uids = new Map<string, string>();
+
+  private constructor(init: {
+    nats: NatsServer;
+    api: TestApiServer;
+    service: Service;
+    signingKey: SigningKey;
+    account: TestKey;
+    serviceUser: ConfigUser;
+    systemUser: ConfigUser;
+    env: Record<string, string>;
+    logs: Record<string, unknown>[];
+    dir: KeyDir;
+  }) {
+    this.nats = init.nats;
+    this.api = init.api;
+    this.service = init.service;
+    this.signingKey = init.signingKey;
+    this.account = init.account;
+    this.serviceUser = init.serviceUser;
+    this.systemUser = init.systemUser;
+    this.env = init.env;
+    this.logs = init.logs;
+    this.#dir = init.dir;
+  }
+
+  /** Start nats-server, the test apiserver and the service; resolves once `/readyz` would be 200. */
+  static async start(options: StackOptions = {}): Promise<Stack> {
+    const dir = await KeyDir.create();
+    const account = accountKey();
+    const signingKey = await generateSigningKey("RS256");
+    const api = await TestApiServer.start({ jwks: publicJwks([signingKey]), issuer: ISSUER });
+    const serverXkey = options.xkey || options.wrongXkey ? curveKey() : undefined;
+    const serviceXkey = options.wrongXkey ? curveKey() : serverXkey;
+    const { config, service: serviceUser, system: systemUser } = authCalloutConfig({
+      issuer: account.publicKey,
+      timeoutSeconds: options.timeoutSeconds ?? 10,
+      ...(serverXkey ? { xkey: serverXkey.publicKey } : {}),
+    });
+    const nats = await NatsServer.start({ config });
+    const env: Record<string, string> = {
+      K8S_IN_CLUSTER: "false",
+      KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
+      JWKS_URL: `${api.url}/openid/v1/jwks`,
+      JWT_ISSUER: ISSUER,
+      NATS_URL: `nats://${serviceUser.user}:${serviceUser.password}@127.0.0.1:${nats.port}`,
+      NATS_ACCOUNT: "APP",
+      NATS_SIGNING_KEY_FILE: await dir.write("account.seed", account.seed),
+      LOG_LEVEL: "debug",
+      ...(serviceXkey
+        ? { NATS_XKEY_SEED_FILE: await dir.write("xkey.seed", serviceXkey.seed) }
+        : {}),
+      ...options.env,
+    };
+    const logs: Record<string, unknown>[] = [];
+    const logger: Logger = createLogger({
+      level: "debug",
+      write: options.captureLogs === false ? () => {} : (line) => logs.push(JSON.parse(line)),
+    });
+    const service = await startService({ config: loadConfig(env), logger });
+    await waitFor(() => service.ready, { timeoutMs: 15_000, what: "service ready" });
+    return new Stack({
+      nats,
+      api,
+      service,
+      signingKey,
+      account,
+      serviceUser,
+      systemUser,
+      env,
+      logs,
+      dir,
+    });
+  }
+
+  /** Create a ServiceAccount in the test apiserver; returns its uid. */
+  addServiceAccount(
+    namespace: string,
+    name: string,
+    annotations?: Record<string, string>,
+  ): string {
+    const { uid } = this.api.upsertServiceAccount(
+      namespace,
+      name,
+      annotations ? { annotations } : {},
+    );
+    this.#uids.set(`${namespace}/${name}`, uid);
+    return uid;
+  }
+
+  /** Mint a token for a ServiceAccount made with {@linkcode addServiceAccount} (its uid), signed by the cluster key. */
+  token(
+    namespace: string,
+    name: string,
+    overrides: Partial<ServiceAccountTokenOptions> = {},
+  ): Promise<string> {
+    const uid = this.#uids.get(`${namespace}/${name}`) ?? crypto.randomUUID();
+    return mintServiceAccountToken({
+      key: this.signingKey,
+      issuer: ISSUER,
+      namespace,
+      serviceAccount: name,
+      uid,
+      ...overrides,
+    });
+  }
+
+  /** Connect a NATS client with `token` (no reconnects); closed when the stack stops. */
+  async connect(token?: string, options: { inboxPrefix?: string } = {}): Promise<NatsConnection> {
+    const nc = await connect({
+      servers: this.nats.url,
+      ...(token !== undefined ? { token } : {}),
+      timeout: 3000,
+      reconnect: false,
+      ...options,
+    });
+    this.#clients.push(nc);
+    return nc;
+  }
+
+  /** Stop the service, the clients and both servers; remove the key directory. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const nc of this.#clients) await nc.close().catch(() => {});
+    await this.service.close();
+    await this.nats.stop();
+    await this.api.stop();
+    await this.#dir[Symbol.asyncDispose]();
+  }
+}

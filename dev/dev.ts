@@ -19,6 +19,7 @@
  */
 import { isAbsolute, join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import { delay } from "../lib/abort.ts";
 import { CONFIG_ENV_VARS } from "../lib/config.ts";
 import { readDevSigningKey, signDevToken } from "../lib/dev_token.ts";
 import { formatDuration } from "../lib/duration.ts";
@@ -238,19 +239,6 @@ function onPath(command: string): boolean {
     }
   }
   return false;
-}
-
-/** Wait `ms`, or less if `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }
 
 /** Copy a child's output into an open file until the stream ends. */
@@ -492,7 +480,7 @@ export async function runDev(args: readonly string[]): Promise<number> {
           // being written
         }
       }
-      if (!ports) await pause(50, stop.signal);
+      if (!ports) await delay(50, stop.signal);
     }
     if (stop.signal.aborted) return await stopped(stop.signal.reason, logFile);
     const natsPort = Number(new URL(ports!.nats?.[0] ?? "nats://127.0.0.1:0").port);
@@ -557,7 +545,7 @@ export async function runDev(args: readonly string[]): Promise<number> {
           }s; see the service's log above`,
         );
       }
-      await pause(200, stop.signal);
+      await delay(200, stop.signal);
     }
     if (stop.signal.aborted) return await stopped(stop.signal.reason, logFile);
 

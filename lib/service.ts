@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { delay } from "./abort.ts";
 import { createCalloutHandler } from "./callout.ts";
 import type { Config } from "./config.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
@@ -198,7 +199,7 @@ async function retry<T>(
   fn: () => Promise<T>,
   options: { what: string; logger: Logger; signal: AbortSignal },
 ): Promise<T | undefined> {
-  let delay = 500;
+  let backoff = 500;
   let failures = 0;
   while (!options.signal.aborted) {
     try {
@@ -208,21 +209,9 @@ async function retry<T>(
       if (failures === 1 || failures % 10 === 0) {
         options.logger.warn(`${options.what}_failed`, { error: err, attempts: failures });
       }
-      await abortableDelay(delay * (0.8 + Math.random() * 0.4), options.signal);
-      delay = Math.min(delay * 2, 30_000);
+      await delay(backoff * (0.8 + Math.random() * 0.4), options.signal);
+      backoff = Math.min(backoff * 2, 30_000);
     }
   }
   return undefined;
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

@@ -17,6 +17,7 @@
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { KubeConfig as KubeConfigClass } from "@kubernetes/client-node";
+import { abortable, delay } from "./abort.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
@@ -201,22 +202,7 @@ class ServiceAccountCache implements ServiceAccountSource {
 
   waitSynced(signal?: AbortSignal): Promise<void> {
     if (this.#synced) return Promise.resolve();
-    if (!signal) return this.#syncedDeferred.promise;
-    if (signal.aborted) return Promise.reject(signal.reason);
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#syncedDeferred.promise.then(
-        () => {
-          signal.removeEventListener("abort", onAbort);
-          resolve();
-        },
-        (err) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(err);
-        },
-      );
-    });
+    return abortable(this.#syncedDeferred.promise, signal);
   }
 
   async close(): Promise<void> {
@@ -498,17 +484,8 @@ class ServiceAccountCache implements ServiceAccountSource {
   /** Wait `ms`, cut short by close or by a due relist. */
   #sleep(ms: number): Promise<void> {
     const signal = this.#stop.signal;
-    if (signal.aborted) return Promise.resolve();
     const wait = this.#synced ? Math.max(0, Math.min(ms, this.#nextRelistAt - Date.now())) : ms;
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, wait);
-      signal.addEventListener("abort", done, { once: true });
-    });
+    return delay(wait, signal);
   }
 
   // ---- HTTP ----

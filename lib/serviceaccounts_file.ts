@@ -25,6 +25,7 @@
 import { createHash } from "node:crypto";
 import { basename, dirname, resolve } from "node:path";
 import { isMap, isSeq, LineCounter, parseAllDocuments } from "yaml";
+import { abortable } from "./abort.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
@@ -298,11 +299,6 @@ export interface ServiceAccountsFileOptions {
   pollIntervalMs?: number;
 }
 
-interface Waiter {
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
 class ServiceAccountsFile implements ServiceAccountSource {
   readonly #path: string;
   readonly #name: string;
@@ -315,7 +311,8 @@ class ServiceAccountsFile implements ServiceAccountSource {
   #closed = false;
   #lastText: string | undefined;
   #lastProblem: string | undefined;
-  #waiters = new Set<Waiter>();
+  /** Settles at the first good load, or rejects at close; nobody may be waiting on it. */
+  readonly #syncedDeferred = Promise.withResolvers<void>();
   #watcher: Deno.FsWatcher | undefined;
   #watchLoop: Promise<void> = Promise.resolve();
   #debounce: ReturnType<typeof setTimeout> | undefined;
@@ -330,6 +327,7 @@ class ServiceAccountsFile implements ServiceAccountSource {
     if (!(pollIntervalMs >= 0)) {
       throw new RangeError(`pollIntervalMs must be >= 0, got ${pollIntervalMs}`);
     }
+    this.#syncedDeferred.promise.catch(() => {});
     this.#path = path;
     this.#name = basename(resolve(path));
     this.#prefix = annotationPrefix;
@@ -366,25 +364,7 @@ class ServiceAccountsFile implements ServiceAccountSource {
   waitSynced(signal?: AbortSignal): Promise<void> {
     if (this.#synced) return Promise.resolve();
     if (this.#closed) return Promise.reject(new Error("ServiceAccounts file source is closed"));
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        this.#waiters.delete(waiter);
-        reject(signal?.reason);
-      };
-      const waiter: Waiter = {
-        resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        },
-        reject: (err) => {
-          signal?.removeEventListener("abort", onAbort);
-          reject(err);
-        },
-      };
-      this.#waiters.add(waiter);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    return abortable(this.#syncedDeferred.promise, signal);
   }
 
   async close(): Promise<void> {
@@ -395,8 +375,7 @@ class ServiceAccountsFile implements ServiceAccountSource {
     this.#watcher?.close();
     await this.#watchLoop;
     await this.#running;
-    for (const w of this.#waiters) w.reject(new Error("ServiceAccounts file source is closed"));
-    this.#waiters.clear();
+    this.#syncedDeferred.reject(new Error("ServiceAccounts file source is closed"));
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -500,8 +479,7 @@ class ServiceAccountsFile implements ServiceAccountSource {
     if (!this.#synced) {
       this.#synced = true;
       this.#metrics.cacheSynced.set(1);
-      for (const w of this.#waiters) w.resolve();
-      this.#waiters.clear();
+      this.#syncedDeferred.resolve();
     }
   }
 }

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { materializePod, renderChart } from "./support/chart.ts";
 import { tolerateClientResets } from "./support/nats_server.ts";
 import { ISSUER, Stack } from "./support/stack.ts";
+import { freePort, waitReady } from "./support/http_probe.ts";
 import { waitFor } from "./support/wait.ts";
 
 tolerateClientResets();
@@ -51,9 +52,7 @@ Deno.test("the service starts ready from exactly the env and files the chart ren
     assert.equal(env.NATS_SIGNING_KEY_FILE, `${root}/etc/nats/signing.key`);
     assert.equal(env.NATS_USER_JWT_TTL, "2m");
 
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (l.addr as Deno.NetAddr).port;
-    l.close();
+    const port = freePort();
     // Only what a cluster provides differently here: no pod ServiceAccount mount, so out-of-cluster.
     const runEnv = {
       ...env,
@@ -73,11 +72,7 @@ Deno.test("the service starts ready from exactly the env and files the chart ren
     }).spawn();
     const output = child.output();
     try {
-      await waitFor(async () => {
-        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-        await res.body?.cancel();
-        return res.status === 200;
-      }, { timeoutMs: 20_000, what: "/readyz 200 with the chart's env" });
+      await waitReady(port);
       stack.addServiceAccount("team-a", "orders");
       const token = await stack.token("team-a", "orders");
       const nc = await waitFor(() => stack.connect(token).catch(() => undefined), {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { tolerateClientResets } from "./support/nats_server.ts";
 import { Stack } from "./support/stack.ts";
+import { freePort, waitReady } from "./support/http_probe.ts";
 import { waitFor } from "./support/wait.ts";
 
 tolerateClientResets(); // refused logins while the new SA propagates reset their sockets
@@ -16,13 +17,6 @@ async function startTaskArgs(): Promise<string[]> {
   const [deno, ...args] = String(config.tasks.start).split(/\s+/);
   assert.equal(deno, "deno");
   return args;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
 }
 
 async function spawnMain(env: Record<string, string>): Promise<Deno.ChildProcess> {
@@ -87,11 +81,7 @@ Deno.test("the process becomes ready, serves a login, and stops cleanly on SIGTE
     }
   })();
   try {
-    await waitFor(async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      await res.body?.cancel();
-      return res.status === 200;
-    }, { timeoutMs: 20_000, what: "/readyz 200" });
+    await waitReady(port);
 
     stack.addServiceAccount("team-a", "orders");
     const token = await stack.token("team-a", "orders");

@@ -9,7 +9,7 @@ import type { Authorizer, AuthorizeResult, CalloutRequest } from "./callout.ts";
 import { AuthError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountLookup, ServiceAccountRecord } from "./model.ts";
-import { permissionsFor, type PolicyOptions } from "./policy.ts";
+import { permissionsFor, type PolicyOptions, type PolicyResult } from "./policy.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 import type { TokenVerifier } from "./tokens.ts";
 
@@ -82,8 +82,18 @@ export function userName(namespace: string, serviceAccount: string): string {
 export function createAuthorizer(options: AuthorizerOptions): Authorizer {
   const { verifyToken, lookup, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
   const now = options.now ?? (() => Date.now());
-  // Records are immutable and replaced on every change, so "warned for this record" is exact.
+  // Records are immutable and replaced on every change, so "warned for this record" is exact, and
+  // so is remembering the permissions derived from one: the policy is pure and its options fixed.
   const warned = new WeakSet<ServiceAccountRecord>();
+  const derived = new WeakMap<ServiceAccountRecord, PolicyResult>();
+  const policyFor = (sa: ServiceAccountRecord): PolicyResult => {
+    let result = derived.get(sa);
+    if (!result) {
+      result = permissionsFor(sa, policy);
+      derived.set(sa, result);
+    }
+    return result;
+  };
 
   return async (request: CalloutRequest): Promise<AuthorizeResult> => {
     const token = extractToken(request.connectOpts);
@@ -118,7 +128,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
         fields,
       );
     }
-    const { permissions, filteredInternal, invalid } = permissionsFor(sa, policy);
+    const { permissions, filteredInternal, invalid } = policyFor(sa);
     if (filteredInternal.length > 0 || invalid.length > 0) {
       if (filteredInternal.length > 0) {
         metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);

@@ -8,8 +8,21 @@
  * every reconnect until the kubelet rotates it, so verified tokens are remembered — by SHA-256, only
  * until their `exp`, and only for the key set they were verified with.
  *
+ * The signature itself is checked with `node:crypto` (OpenSSL, synchronous) when the key jose
+ * resolved is of the exact kind the algorithm needs: RS256 verifies about twice as fast that way as
+ * through WebCrypto, which Deno runs on a thread pool. Anything unusual (a `crit` header, several
+ * candidate keys, a key of another kind, an undecodable part) takes jose's `compactVerify` path, so
+ * its checks and error codes stay the reference.
+ *
  * @module
  */
+import {
+  constants,
+  createHash,
+  KeyObject,
+  verify as nodeVerify,
+  type VerifyKeyObjectInput,
+} from "node:crypto";
 import { compactVerify, decodeProtectedHeader, errors, type ProtectedHeaderParameters } from "jose";
 import { AuthError, type DenyReason } from "./errors.ts";
 import { type KeySource, KeysUnavailableError } from "./jwks.ts";
@@ -115,6 +128,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
   const cache = new Map<string, CacheEntry>();
   let cacheGeneration = keys.generation;
+  const keyObjects: KeyObjectCache = new WeakMap();
 
   const lookup = (key: string, nowMs: number): TokenIdentity | undefined => {
     if (keys.generation !== cacheGeneration) {
@@ -152,7 +166,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         `token is ${token.length} characters long, more than the ${MAX_TOKEN_LENGTH} allowed`,
       );
     }
-    const cacheKey = cacheSize > 0 ? await sha256(token) : undefined;
+    const cacheKey = cacheSize > 0 ? sha256(token) : undefined;
     if (cacheKey !== undefined) {
       const hit = lookup(cacheKey, now());
       if (hit) {
@@ -163,7 +177,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
     const header = readHeader(token);
     const generation = keys.generation;
-    const payload = await verifySignature(token, header, keys);
+    const payload = await verifySignature(token, header, keys, keyObjects);
     const identity = checkClaims(payload, {
       issuer,
       audience,
@@ -175,13 +189,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 }
 
-async function sha256(text: string): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
-  );
-  let out = "";
-  for (const byte of digest) out += byte.toString(16).padStart(2, "0");
-  return out;
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("base64url");
 }
 
 /** Bound a text taken from a token, so a token cannot flood the logs through an error message. */
@@ -230,11 +239,19 @@ async function verifySignature(
   token: string,
   header: ProtectedHeaderParameters,
   keys: KeySource,
+  keyObjects: KeyObjectCache,
 ): Promise<Uint8Array> {
   const options = { algorithms: [...ALLOWED_ALGORITHMS] };
   const kid = header.kid === undefined ? "(none)" : quote(header.kid);
   const alg = String(header.alg);
   try {
+    if (header.crit === undefined) {
+      const fast = await verifyNative(token, header, alg, keys, keyObjects);
+      if (fast === false) {
+        throw new AuthError("signature_invalid", `token signature does not verify with key ${kid}`);
+      }
+      if (fast !== undefined) return fast;
+    }
     return (await compactVerify(token, keys.getKey, options)).payload;
   } catch (err) {
     if (err instanceof AuthError) throw err;
@@ -262,6 +279,126 @@ async function verifySignature(
     throw toAuthError(err, kid, alg);
   }
 }
+
+/** How `node:crypto` verifies one JWS algorithm, and the WebCrypto key it must be given. */
+interface NativeAlgorithm {
+  /** Digest for `crypto.verify` (`null` for EdDSA). */
+  readonly digest: string | null;
+  /** WebCrypto `algorithm.name` of the key jose imported for this `alg`. */
+  readonly keyAlgorithm: string;
+  /** `algorithm.hash.name` (RSA) or `algorithm.namedCurve` (EC) the key must have. */
+  readonly keyDetail?: string;
+  readonly options?: Omit<VerifyKeyObjectInput, "key">;
+}
+
+const NATIVE: Readonly<Record<string, NativeAlgorithm>> = {
+  RS256: { digest: "sha256", keyAlgorithm: "RSASSA-PKCS1-v1_5", keyDetail: "SHA-256" },
+  RS384: { digest: "sha384", keyAlgorithm: "RSASSA-PKCS1-v1_5", keyDetail: "SHA-384" },
+  RS512: { digest: "sha512", keyAlgorithm: "RSASSA-PKCS1-v1_5", keyDetail: "SHA-512" },
+  PS256: {
+    digest: "sha256",
+    keyAlgorithm: "RSA-PSS",
+    keyDetail: "SHA-256",
+    options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
+  },
+  PS384: {
+    digest: "sha384",
+    keyAlgorithm: "RSA-PSS",
+    keyDetail: "SHA-384",
+    options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 },
+  },
+  PS512: {
+    digest: "sha512",
+    keyAlgorithm: "RSA-PSS",
+    keyDetail: "SHA-512",
+    options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 64 },
+  },
+  ES256: {
+    digest: "sha256",
+    keyAlgorithm: "ECDSA",
+    keyDetail: "P-256",
+    options: { dsaEncoding: "ieee-p1363" },
+  },
+  ES384: {
+    digest: "sha384",
+    keyAlgorithm: "ECDSA",
+    keyDetail: "P-384",
+    options: { dsaEncoding: "ieee-p1363" },
+  },
+  ES512: {
+    digest: "sha512",
+    keyAlgorithm: "ECDSA",
+    keyDetail: "P-521",
+    options: { dsaEncoding: "ieee-p1363" },
+  },
+  EdDSA: { digest: null, keyAlgorithm: "Ed25519" },
+};
+
+/** `KeyObject`s made from jose's `CryptoKey`s, per verifier; both live as long as the key set. */
+type KeyObjectCache = WeakMap<CryptoKey, KeyObject>;
+
+function keyDetailOf(key: CryptoKey): string | undefined {
+  const algorithm = key.algorithm as { hash?: { name?: string }; namedCurve?: string };
+  return algorithm.hash?.name ?? algorithm.namedCurve;
+}
+
+/**
+ * Verify with `node:crypto`. Resolves to the payload bytes, `false` for a signature that does not
+ * verify, or `undefined` when this token needs jose's full path (errors from the key lookup
+ * propagate unchanged).
+ */
+async function verifyNative(
+  token: string,
+  header: ProtectedHeaderParameters,
+  alg: string,
+  keys: KeySource,
+  keyObjects: KeyObjectCache,
+): Promise<Uint8Array | false | undefined> {
+  const native = NATIVE[alg];
+  if (!native) return undefined;
+  const dot1 = token.indexOf(".");
+  const dot2 = token.indexOf(".", dot1 + 1);
+  const parts = { payload: token.slice(dot1 + 1, dot2), signature: token.slice(dot2 + 1) };
+  const resolved = await keys.getKey({ ...header, alg }, {
+    ...parts,
+    protected: token.slice(0, dot1),
+  });
+  if (
+    !(resolved instanceof CryptoKey) || resolved.type !== "public" ||
+    resolved.algorithm.name !== native.keyAlgorithm ||
+    (native.keyDetail !== undefined && keyDetailOf(resolved) !== native.keyDetail)
+  ) {
+    return undefined;
+  }
+  let signature: Uint8Array;
+  let payload: Uint8Array;
+  try {
+    signature = Uint8Array.fromBase64(parts.signature, { alphabet: "base64url" });
+    payload = Uint8Array.fromBase64(parts.payload, { alphabet: "base64url" });
+  } catch {
+    return undefined;
+  }
+  let key = keyObjects.get(resolved);
+  if (!key) {
+    key = KeyObject.from(resolved);
+    keyObjects.set(resolved, key);
+  }
+  const data = encoder.encode(token.slice(0, dot2));
+  let ok: boolean;
+  try {
+    ok = nodeVerify(
+      native.digest,
+      data,
+      native.options ? { ...native.options, key } : key,
+      signature,
+    );
+  } catch {
+    return undefined;
+  }
+  return ok ? payload : false;
+}
+
+const encoder = new TextEncoder();
 
 function toAuthError(err: unknown, kid: string, alg: string): AuthError {
   const reason = ((): [DenyReason, string] => {

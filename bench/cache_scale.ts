@@ -1,0 +1,140 @@
+/**
+ * The ServiceAccount cache at cluster scale: the test apiserver serves N ServiceAccounts (100,000 by
+ * default), the service process starts against it, and we report the time of its first complete
+ * list (the `sa_cache_synced` log line), its RSS once synced, and the same service's RSS with an
+ * empty cluster for comparison.
+ *
+ * @module
+ */
+import { NatsServer } from "../tests/support/nats_server.ts";
+import { accountKey, KeyDir } from "../tests/support/nkeys.ts";
+import { generateSigningKey, publicJwks } from "../tests/support/sa_tokens.ts";
+import { TestApiServer } from "../tests/support/test_apiserver.ts";
+import { ISSUER } from "./fixture.ts";
+import { ServiceProcess } from "./service_process.ts";
+
+/** Options of {@linkcode runCacheScale}. */
+export interface CacheScaleOptions {
+  /** ServiceAccounts in the cluster. @default {100000} */
+  serviceAccounts?: number;
+  /** Namespaces they are spread over. @default {1000} */
+  namespaces?: number;
+  /** Give up waiting for the first sync after this long. @default {120000} */
+  timeoutMs?: number;
+  /** Progress messages. @default {ignore} */
+  progress?: (message: string) => void;
+}
+
+/** What the cache benchmark measured. */
+export interface CacheScaleResult {
+  readonly serviceAccounts: number;
+  readonly namespaces: number;
+  /** The list itself (all pages), from the service's `sa_cache_synced` line. */
+  readonly firstSyncSeconds: number;
+  /** From spawning the process to `sa_cache_synced` (includes process start-up). */
+  readonly startToSyncedSeconds: number;
+  /** List pages the service fetched. */
+  readonly pages: number;
+  /** RSS once synced (after 1 s to settle), MiB. */
+  readonly rssAfterSyncMiB: number;
+  /** Peak RSS during start-up and sync, MiB. */
+  readonly peakRssMiB: number;
+  /** RSS of the same service with no ServiceAccounts, MiB: the part that is not the cache. */
+  readonly emptyRssMiB: number;
+}
+
+interface Synced {
+  readonly at: number;
+  readonly durationMs: number;
+  readonly pages: number;
+  readonly count: number;
+}
+
+async function startAndSync(
+  api: TestApiServer,
+  dir: KeyDir,
+  natsUrl: string,
+  timeoutMs: number,
+): Promise<{ synced: Synced; started: number; service: ServiceProcess }> {
+  const synced = Promise.withResolvers<Synced>();
+  const started = performance.now();
+  const service = await ServiceProcess.start({
+    env: {
+      K8S_IN_CLUSTER: "false",
+      KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
+      JWKS_URL: `${api.url}/openid/v1/jwks`,
+      JWT_ISSUER: ISSUER,
+      NATS_URL: natsUrl,
+      NATS_ACCOUNT: "APP",
+      NATS_SIGNING_KEY_FILE: await dir.write("account.seed", accountKey().seed),
+      LOG_LEVEL: "info",
+    },
+    waitReady: false,
+    onLine: (line) => {
+      if (!line.includes('"sa_cache_synced"')) return;
+      const fields = JSON.parse(line) as Record<string, number>;
+      synced.resolve({
+        at: performance.now(),
+        durationMs: Number(fields.duration_ms),
+        pages: Number(fields.pages),
+        count: Number(fields.serviceaccounts),
+      });
+    },
+  });
+  const timer = setTimeout(
+    () => synced.reject(new Error(`no sa_cache_synced within ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  try {
+    return { synced: await synced.promise, started, service };
+  } catch (err) {
+    await service.stop();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Run the cache benchmark: its own apiserver, nats-server and two service processes, in turn. */
+export async function runCacheScale(options: CacheScaleOptions = {}): Promise<CacheScaleResult> {
+  const {
+    serviceAccounts = 100_000,
+    namespaces = 1000,
+    timeoutMs = 120_000,
+    progress = () => {},
+  } = options;
+  await using dir = await KeyDir.create();
+  const key = await generateSigningKey("RS256");
+  await using api = await TestApiServer.start({ jwks: publicJwks([key]), issuer: ISSUER });
+  await using nats = await NatsServer.start();
+  const settle = () => new Promise((r) => setTimeout(r, 1000));
+
+  progress("cache: empty cluster");
+  let emptyRssMiB: number;
+  {
+    const { service } = await startAndSync(api, dir, nats.url, timeoutMs);
+    await using _ = service;
+    await settle();
+    emptyRssMiB = (await service.stats()).rssMiB;
+  }
+
+  progress(`cache: ${serviceAccounts} ServiceAccounts`);
+  api.bulkLoad(serviceAccounts, { namespaces });
+  const { synced, started, service } = await startAndSync(api, dir, nats.url, timeoutMs);
+  await using _ = service;
+  if (synced.count !== serviceAccounts) {
+    throw new Error(`service synced ${synced.count} ServiceAccounts, expected ${serviceAccounts}`);
+  }
+  await settle();
+  const stats = await service.stats();
+  return {
+    serviceAccounts,
+    namespaces,
+    firstSyncSeconds: synced.durationMs / 1000,
+    startToSyncedSeconds: (synced.at - started) / 1000,
+    pages: synced.pages,
+    rssAfterSyncMiB: stats.rssMiB,
+    peakRssMiB: stats.peakRssMiB,
+    emptyRssMiB,
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * The service as a deployment runs it: `main.ts` in its own process with the `start` task's
+ * permission flags (read from deno.json, so the benchmark measures what ships), configured by
+ * environment variables. Its own CPU seconds and peak RSS come from `/proc/<pid>`.
+ *
+ * @module
+ */
+import { type ProcStats, readProcStats } from "./proc.ts";
+
+/** Options of {@linkcode ServiceProcess.start}. */
+export interface ServiceProcessOptions {
+  /** The service's environment (besides `PORT`, which is chosen here). */
+  env: Record<string, string>;
+  /** Give up waiting for `/readyz` after this long. @default {30000} */
+  readyTimeoutMs?: number;
+  /** Wait for `/readyz` before resolving. @default {true} */
+  waitReady?: boolean;
+  /** Extra `deno run` flags, e.g. `["--cpu-prof", "--cpu-prof-dir=/tmp/prof"]`. @default {[]} */
+  denoFlags?: readonly string[];
+  /** Receives each stdout line; when absent stdout goes to /dev/null (as cheap as a log shipper). */
+  onLine?: (line: string) => void;
+}
+
+const ROOT = new URL("../", import.meta.url);
+
+async function startTaskArgs(denoFlags: readonly string[]): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
+    tasks?: Record<string, string>;
+  };
+  const task = config.tasks?.start;
+  if (!task?.startsWith("deno run ")) throw new Error('deno.json has no "start" task');
+  const [run, ...rest] = task.split(/\s+/).slice(1).map((arg) =>
+    arg === "main.ts" ? new URL("main.ts", ROOT).pathname : arg
+  );
+  return [run!, ...denoFlags, ...rest];
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+/** A running service process. */
+export class ServiceProcess implements AsyncDisposable {
+  /** Process id, for `/proc`. */
+  readonly pid: number;
+  /** HTTP port (`/readyz`, `/metrics`). */
+  readonly port: number;
+  readonly #child: Deno.ChildProcess;
+  readonly #status: Promise<Deno.CommandStatus>;
+  readonly #output: Promise<unknown>;
+  #stderr = "";
+  #exited = false;
+
+  private constructor(child: Deno.ChildProcess, port: number, onLine?: (line: string) => void) {
+    this.#child = child;
+    this.pid = child.pid;
+    this.port = port;
+    this.#status = child.status.then((s) => {
+      this.#exited = true;
+      return s;
+    });
+    this.#output = Promise.all([
+      this.#read(child.stderr, (line) => {
+        if (this.#stderr.length < 64 * 1024) this.#stderr += line + "\n";
+      }),
+      onLine ? this.#read(child.stdout, onLine) : Promise.resolve(),
+    ]);
+  }
+
+  /** Spawn `main.ts` and (by default) wait until `/readyz` answers 200. */
+  static async start(options: ServiceProcessOptions): Promise<ServiceProcess> {
+    const port = freePort();
+    const passthrough: Record<string, string> = {};
+    for (const name of ["HOME", "PATH", "DENO_DIR"]) {
+      const value = Deno.env.get(name);
+      if (value !== undefined) passthrough[name] = value;
+    }
+    const child = new Deno.Command(Deno.execPath(), {
+      args: await startTaskArgs(options.denoFlags ?? []),
+      cwd: ROOT.pathname,
+      clearEnv: true,
+      env: { ...passthrough, ...options.env, PORT: String(port) },
+      stdin: "null",
+      stdout: options.onLine ? "piped" : "null",
+      stderr: "piped",
+    }).spawn();
+    const service = new ServiceProcess(child, port, options.onLine);
+    if (options.waitReady !== false) {
+      try {
+        await service.waitReady(options.readyTimeoutMs ?? 30_000);
+      } catch (err) {
+        await service.stop();
+        throw err;
+      }
+    }
+    return service;
+  }
+
+  /** Resolve once `/readyz` answers 200; reject on timeout or if the process exits. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.#exited) throw new Error(`service exited during start:\n${this.#stderr}`);
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.port}/readyz`);
+        await res.body?.cancel();
+        if (res.status === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`service not ready after ${timeoutMs} ms:\n${this.#stderr}`);
+  }
+
+  /** CPU seconds and memory of the service process now. */
+  stats(): Promise<ProcStats> {
+    return readProcStats(this.pid);
+  }
+
+  /** Sum of the samples of metric `name` whose labels include all of `labels`. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const res = await fetch(`http://127.0.0.1:${this.port}/metrics`);
+    const text = await res.text();
+    let sum = 0;
+    for (const line of text.split("\n")) {
+      if (!line.startsWith(name)) continue;
+      const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+      if (!match || match[1] !== name) continue;
+      const labelText = match[2] ?? "";
+      if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) {
+        sum += Number(match[3]);
+      }
+    }
+    return sum;
+  }
+
+  /** SIGTERM, then SIGKILL after 10 s; resolves when the process is gone. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (!this.#exited) {
+      try {
+        this.#child.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+      const timer = setTimeout(() => {
+        try {
+          this.#child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, 10_000);
+      await this.#status;
+      clearTimeout(timer);
+    }
+    await this.#output;
+  }
+
+  /** Same as {@linkcode stop}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  async #read(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+    let rest = "";
+    try {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        rest += chunk;
+        let nl;
+        while ((nl = rest.indexOf("\n")) >= 0) {
+          onLine(rest.slice(0, nl));
+          rest = rest.slice(nl + 1);
+        }
+      }
+    } catch {
+      // process gone
+    }
+    if (rest) onLine(rest);
+  }
+}

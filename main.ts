@@ -30,7 +30,14 @@ async function main(): Promise<number> {
   logger.info("starting", { version: VERSION, config: describeConfig(config) });
   using _socketGuard = guardSocketResets(logger);
 
-  const service = await startService({ config, logger, version: VERSION });
+  let service;
+  try {
+    service = await startService({ config, logger, version: VERSION });
+  } catch (err) {
+    // Only problems no retry can fix get here (an unreadable JWKS file, kubeconfig or cluster CA).
+    logger.error("startup_failed", { error: err });
+    return 2;
+  }
   const server = Deno.serve({
     port: config.port,
     hostname: "0.0.0.0",

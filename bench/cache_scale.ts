@@ -9,7 +9,7 @@
 import { NatsServer } from "../tests/support/nats_server.ts";
 import { accountKey, KeyDir } from "../tests/support/nkeys.ts";
 import { generateSigningKey, publicJwks } from "../tests/support/sa_tokens.ts";
-import { TestApiServer } from "../tests/support/test_apiserver.ts";
+import { createTestCertificates, TestApiServer } from "../tests/support/test_apiserver.ts";
 import { ISSUER } from "./fixture.ts";
 import { ServiceProcess } from "./service_process.ts";
 
@@ -43,6 +43,9 @@ export interface CacheScaleResult {
   readonly emptyRssMiB: number;
 }
 
+/** The bearer token the benchmark's "pod" presents to the apiserver. */
+const POD_TOKEN = "bench-pod-token";
+
 interface Synced {
   readonly at: number;
   readonly durationMs: number;
@@ -55,13 +58,19 @@ async function startAndSync(
   dir: KeyDir,
   natsUrl: string,
   timeoutMs: number,
+  caFile: string,
 ): Promise<{ synced: Synced; started: number; service: ServiceProcess }> {
   const synced = Promise.withResolvers<Synced>();
   const started = performance.now();
   const service = await ServiceProcess.start({
+    // In-cluster, as the Helm chart deploys it: apiserver from KUBERNETES_SERVICE_HOST/PORT over
+    // HTTPS with the cluster CA and the pod's bearer token (no kubeconfig, no client-node import).
     env: {
-      K8S_IN_CLUSTER: "false",
-      KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
+      K8S_IN_CLUSTER: "true",
+      KUBERNETES_SERVICE_HOST: "127.0.0.1",
+      KUBERNETES_SERVICE_PORT: new URL(api.url).port,
+      K8S_CA_FILE: caFile,
+      K8S_TOKEN_FILE: await dir.write("token", POD_TOKEN),
       JWKS_URL: `${api.url}/openid/v1/jwks`,
       JWT_ISSUER: ISSUER,
       NATS_URL: natsUrl,
@@ -105,14 +114,20 @@ export async function runCacheScale(options: CacheScaleOptions = {}): Promise<Ca
   } = options;
   await using dir = await KeyDir.create();
   const key = await generateSigningKey("RS256");
-  await using api = await TestApiServer.start({ jwks: publicJwks([key]), issuer: ISSUER });
+  const tls = await createTestCertificates(dir.path);
+  await using api = await TestApiServer.start({
+    jwks: publicJwks([key]),
+    issuer: ISSUER,
+    tls,
+    requireBearerToken: POD_TOKEN,
+  });
   await using nats = await NatsServer.start();
   const settle = () => new Promise((r) => setTimeout(r, 1000));
 
   progress("cache: empty cluster");
   let emptyRssMiB: number;
   {
-    const { service } = await startAndSync(api, dir, nats.url, timeoutMs);
+    const { service } = await startAndSync(api, dir, nats.url, timeoutMs, tls.caFile);
     await using _ = service;
     await settle();
     emptyRssMiB = (await service.stats()).rssMiB;
@@ -120,7 +135,13 @@ export async function runCacheScale(options: CacheScaleOptions = {}): Promise<Ca
 
   progress(`cache: ${serviceAccounts} ServiceAccounts`);
   api.bulkLoad(serviceAccounts, { namespaces });
-  const { synced, started, service } = await startAndSync(api, dir, nats.url, timeoutMs);
+  const { synced, started, service } = await startAndSync(
+    api,
+    dir,
+    nats.url,
+    timeoutMs,
+    tls.caFile,
+  );
   await using _ = service;
   if (synced.count !== serviceAccounts) {
     throw new Error(`service synced ${synced.count} ServiceAccounts, expected ${serviceAccounts}`);

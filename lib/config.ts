@@ -66,11 +66,14 @@ export interface Config {
     readonly namespace?: string;
     /** `KUBECONFIG`: used out of cluster. */
     readonly kubeconfig?: string;
-    /** The apiserver in-cluster. @default {"https://kubernetes.default.svc"} */
+    /**
+     * The apiserver in-cluster: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` (set by
+     * the kubelet in every pod), else the service DNS name. @default {"https://kubernetes.default.svc"}
+     */
     readonly apiServerUrl: string;
-    /** The pod's cluster CA (in-cluster). */
+    /** `K8S_CA_FILE`: the cluster CA (in-cluster). @default {the pod's ServiceAccount ca.crt} */
     readonly caFile: string;
-    /** The pod's ServiceAccount token (in-cluster). */
+    /** `K8S_TOKEN_FILE`: the ServiceAccount token (in-cluster), re-read per request. @default {the pod's ServiceAccount token} */
     readonly tokenFile: string;
   };
   /** `SA_ANNOTATION_PREFIX`. @default {"nats.io/"} */
@@ -117,6 +120,10 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "K8S_IN_CLUSTER",
   "K8S_NAMESPACE",
   "KUBECONFIG",
+  "K8S_CA_FILE",
+  "K8S_TOKEN_FILE",
+  "KUBERNETES_SERVICE_HOST",
+  "KUBERNETES_SERVICE_PORT",
   "SA_ANNOTATION_PREFIX",
   "CACHE_CLEANUP_INTERVAL",
   "SERVICEACCOUNTS_FILE",
@@ -311,6 +318,16 @@ export function loadConfig(
     problem(`K8S_NAMESPACE: ${show(namespace)} is not a valid namespace name (RFC 1123 label)`);
   }
   const kubeconfig = get("KUBECONFIG");
+  const k8sCaFile = get("K8S_CA_FILE") ?? IN_CLUSTER_CA_FILE;
+  const k8sTokenFile = get("K8S_TOKEN_FILE") ?? IN_CLUSTER_TOKEN_FILE;
+  const serviceHost = get("KUBERNETES_SERVICE_HOST");
+  const servicePort = get("KUBERNETES_SERVICE_PORT") ?? "443";
+  if (!/^\d+$/.test(servicePort) || Number(servicePort) < 1 || Number(servicePort) > 65535) {
+    problem(`KUBERNETES_SERVICE_PORT: ${show(servicePort)} is not a port number (1-65535)`);
+  }
+  const apiServerUrl = serviceHost === undefined
+    ? IN_CLUSTER_API_SERVER_URL
+    : `https://${serviceHost.includes(":") ? `[${serviceHost}]` : serviceHost}:${servicePort}`;
 
   // Token verification.
   const jwksUrlRaw = get("JWKS_URL");
@@ -380,9 +397,9 @@ export function loadConfig(
       inCluster,
       ...(namespace !== undefined ? { namespace } : {}),
       ...(kubeconfig !== undefined ? { kubeconfig } : {}),
-      apiServerUrl: IN_CLUSTER_API_SERVER_URL,
-      caFile: IN_CLUSTER_CA_FILE,
-      tokenFile: IN_CLUSTER_TOKEN_FILE,
+      apiServerUrl,
+      caFile: k8sCaFile,
+      tokenFile: k8sTokenFile,
     },
     annotationPrefix,
     relistIntervalMs,

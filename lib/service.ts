@@ -18,7 +18,8 @@ import type { Logger } from "./log.ts";
 import { createAuthorizer } from "./login.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
-import { loadKubeConfig, startServiceAccountCache } from "./serviceaccounts.ts";
+import { type ApiAccess, inClusterAccess, kubeconfigAccess } from "./kube_access.ts";
+import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
 import { createTokenVerifier } from "./tokens.ts";
@@ -75,24 +76,32 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         : {}),
     });
 
-  const serviceAccounts: ServiceAccountSource = config.serviceAccountsFile
-    ? startServiceAccountsFile({
+  let access: ApiAccess | undefined;
+  let serviceAccounts: ServiceAccountSource;
+  if (config.serviceAccountsFile) {
+    serviceAccounts = startServiceAccountsFile({
       path: config.serviceAccountsFile,
       annotationPrefix: config.annotationPrefix,
       logger,
       metrics,
-    })
-    : startServiceAccountCache({
-      kubeConfig: loadKubeConfig({
-        inCluster: config.k8s.inCluster,
-        ...(config.k8s.kubeconfig ? { kubeconfigPath: config.k8s.kubeconfig } : {}),
-      }),
+    });
+  } else {
+    access = config.k8s.inCluster
+      ? inClusterAccess({
+        server: config.k8s.apiServerUrl,
+        caFile: config.k8s.caFile,
+        tokenFile: config.k8s.tokenFile,
+      })
+      : await kubeconfigAccess(config.k8s.kubeconfig);
+    serviceAccounts = startServiceAccountCache({
+      access,
       ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
       annotationPrefix: config.annotationPrefix,
       relistIntervalMs: config.relistIntervalMs,
       logger,
       metrics,
     });
+  }
 
   let issuer = config.jwt.issuer;
   let callout: ReturnType<typeof serveCallout> | undefined;
@@ -177,6 +186,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
       await nc?.drain().catch(() => nc?.close());
       await serviceAccounts.close();
+      access?.[Symbol.dispose]();
       await keys.close();
       await Promise.allSettled(tasks);
     })();

@@ -6,26 +6,26 @@
  * Lookups are synchronous against the current snapshot, which keeps serving while a relist runs or
  * the apiserver is down.
  *
- * Transport: `@kubernetes/client-node` supplies the `KubeConfig` (kubeconfig files, in-cluster
- * config, bearer tokens re-read on every request, CA and client certificates). The HTTP requests
- * themselves go through Deno's native `fetch`, because client-node's undici `fetch` under Deno never
+ * Transport: an {@linkcode ApiAccess} (lib/kube_access.ts) says where the apiserver is and supplies
+ * the credentials of each request (in-cluster: the pod's rotating token and the cluster CA;
+ * otherwise a kubeconfig through `@kubernetes/client-node`). The HTTP requests themselves go through
+ * Deno's native `fetch`, because client-node's undici `fetch` under Deno never
  * errors a response body when the connection drops or the request is aborted (Deno's
  * `node:stream.isReadable()` returns `null` for web streams, so undici skips erroring the stream): a
  * dropped watch would hang forever, and so would a list page cut mid-body.
  *
  * @module
  */
-import type { KubeConfig } from "@kubernetes/client-node";
-import { KubeConfig as KubeConfigClass } from "@kubernetes/client-node";
 import { abortable, delay } from "./abort.ts";
+import type { ApiAccess } from "./kube_access.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 
 /** Options of {@linkcode startServiceAccountCache}. */
 export interface ServiceAccountCacheOptions {
-  /** Where the apiserver is and how to authenticate (see {@linkcode loadKubeConfig}). */
-  kubeConfig: KubeConfig;
+  /** Where the apiserver is and how to authenticate; owned by the caller (not closed here). */
+  access: ApiAccess;
   /** Watch only this namespace. @default {undefined (all namespaces)} */
   namespace?: string;
   /** Annotations kept per ServiceAccount are those whose key starts with this (e.g. `nats.io/`). */
@@ -47,38 +47,15 @@ export interface ServiceAccountCacheOptions {
 }
 
 /**
- * Build a `KubeConfig`: the pod's in-cluster config (ServiceAccount token, which is re-read as it
- * rotates, and the cluster CA), or a kubeconfig file, or client-node's default lookup (`KUBECONFIG`,
- * `~/.kube/config`).
- *
- * @example
- * ```ts ignore
- * import { loadKubeConfig } from "./serviceaccounts.ts";
- * const kc = loadKubeConfig({ inCluster: false, kubeconfigPath: "/home/me/.kube/config" });
- * ```
- */
-export function loadKubeConfig(
-  options: { inCluster: boolean; kubeconfigPath?: string },
-): KubeConfig {
-  const kc = new KubeConfigClass();
-  if (options.inCluster) kc.loadFromCluster();
-  else if (options.kubeconfigPath !== undefined) kc.loadFromFile(options.kubeconfigPath);
-  else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) {
-    throw new TypeError("Cannot load the kubeconfig: it has no current cluster");
-  }
-  return kc;
-}
-
-/**
  * Start the ServiceAccount cache. It lists and watches in the background; `synced` turns true after
  * the first complete list. Close it (or `await using` it) to stop every request and timer.
  *
  * @example
  * ```ts ignore
- * import { startServiceAccountCache, loadKubeConfig } from "./serviceaccounts.ts";
+ * import { startServiceAccountCache } from "./serviceaccounts.ts";
+ * import { inClusterAccess } from "./kube_access.ts";
  * await using cache = startServiceAccountCache({
- *   kubeConfig: loadKubeConfig({ inCluster: true }),
+ *   access: inClusterAccess({ server, caFile, tokenFile }),
  *   annotationPrefix: "nats.io/",
  *   relistIntervalMs: 15 * 60_000,
  *   logger,
@@ -128,8 +105,47 @@ interface WatchEvent {
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
 
-function keyOf(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
+/**
+ * ServiceAccounts by namespace, then name. With 100,000 records, composite `ns/name` keys and one
+ * namespace string per record are several MiB; here each namespace string is stored once.
+ */
+class RecordIndex {
+  readonly #byNamespace = new Map<
+    string,
+    { namespace: string; items: Map<string, ServiceAccountRecord> }
+  >();
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get(namespace: string, name: string): ServiceAccountRecord | undefined {
+    return this.#byNamespace.get(namespace)?.items.get(name);
+  }
+
+  /** The copy of `namespace` already held by the index (so records share it), else `namespace`. */
+  intern(namespace: string): string {
+    return this.#byNamespace.get(namespace)?.namespace ?? namespace;
+  }
+
+  set(record: ServiceAccountRecord): void {
+    let bucket = this.#byNamespace.get(record.namespace);
+    if (!bucket) {
+      bucket = { namespace: record.namespace, items: new Map() };
+      this.#byNamespace.set(record.namespace, bucket);
+    }
+    const before = bucket.items.size;
+    bucket.items.set(record.name, record);
+    this.#size += bucket.items.size - before;
+  }
+
+  delete(namespace: string, name: string): void {
+    const bucket = this.#byNamespace.get(namespace);
+    if (!bucket?.items.delete(name)) return;
+    this.#size--;
+    if (bucket.items.size === 0) this.#byNamespace.delete(namespace);
+  }
 }
 
 function errorText(err: unknown): string {
@@ -138,7 +154,7 @@ function errorText(err: unknown): string {
 }
 
 class ServiceAccountCache implements ServiceAccountSource {
-  readonly #kc: KubeConfig;
+  readonly #access: ApiAccess;
   readonly #namespace: string | undefined;
   readonly #prefix: string;
   readonly #relistIntervalMs: number;
@@ -152,12 +168,11 @@ class ServiceAccountCache implements ServiceAccountSource {
   readonly #random: () => number;
   readonly #basePath: string;
 
-  #map = new Map<string, ServiceAccountRecord>();
+  #index = new RecordIndex();
   #synced = false;
   readonly #syncedDeferred = Promise.withResolvers<void>();
   readonly #stop = new AbortController();
   readonly #loop: Promise<void>;
-  #httpClient: Deno.HttpClient | undefined;
   /** Last resourceVersion seen (list, event or bookmark). */
   #rv: string | undefined;
   #nextRelistAt = 0;
@@ -168,7 +183,7 @@ class ServiceAccountCache implements ServiceAccountSource {
     if (!(options.relistIntervalMs > 0)) {
       throw new RangeError(`relistIntervalMs must be positive, got ${options.relistIntervalMs}`);
     }
-    this.#kc = options.kubeConfig;
+    this.#access = options.access;
     this.#namespace = options.namespace;
     this.#prefix = options.annotationPrefix;
     this.#relistIntervalMs = options.relistIntervalMs;
@@ -190,14 +205,14 @@ class ServiceAccountCache implements ServiceAccountSource {
   }
 
   readonly lookup = (namespace: string, name: string): ServiceAccountRecord | undefined =>
-    this.#map.get(keyOf(namespace, name));
+    this.#index.get(namespace, name);
 
   get synced(): boolean {
     return this.#synced;
   }
 
   get size(): number {
-    return this.#map.size;
+    return this.#index.size;
   }
 
   waitSynced(signal?: AbortSignal): Promise<void> {
@@ -213,8 +228,6 @@ class ServiceAccountCache implements ServiceAccountSource {
       }
     }
     await this.#loop;
-    this.#httpClient?.close();
-    this.#httpClient = undefined;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -279,7 +292,7 @@ class ServiceAccountCache implements ServiceAccountSource {
   /** List every page into a new map and swap it in; the old map serves until then. */
   async #relist(trigger: string): Promise<void> {
     const started = performance.now();
-    const map = new Map<string, ServiceAccountRecord>();
+    const index = new RecordIndex();
     let cont: string | undefined;
     let listRv: string | undefined;
     let pages = 0;
@@ -291,20 +304,20 @@ class ServiceAccountCache implements ServiceAccountSource {
       // The first page's resourceVersion is the consistent snapshot the continues belong to.
       listRv ??= page.metadata?.resourceVersion;
       for (const item of page.items ?? []) {
-        const record = this.#toRecord(item);
-        if (record) map.set(keyOf(record.namespace, record.name), record);
+        const record = this.#toRecord(item, index);
+        if (record) index.set(record);
       }
       cont = page.metadata?.continue || undefined;
     } while (cont);
     if (listRv === undefined) throw new Error("list response has no metadata.resourceVersion");
-    this.#map = map;
+    this.#index = index;
     this.#rv = listRv;
     this.#nextRelistAt = Date.now() + this.#relistIntervalMs;
-    this.#metrics.cacheSize.set(map.size);
+    this.#metrics.cacheSize.set(index.size);
     this.#recovered();
     const fields = {
       trigger,
-      serviceaccounts: map.size,
+      serviceaccounts: index.size,
       pages,
       duration_ms: Math.round(performance.now() - started),
     };
@@ -388,13 +401,13 @@ class ServiceAccountCache implements ServiceAccountSource {
     switch (event.type) {
       case "ADDED":
       case "MODIFIED": {
-        const record = this.#toRecord(obj);
-        if (record) this.#map.set(keyOf(record.namespace, record.name), record);
+        const record = this.#toRecord(obj, this.#index);
+        if (record) this.#index.set(record);
         break;
       }
       case "DELETED": {
-        const record = this.#toRecord(obj);
-        if (record) this.#map.delete(keyOf(record.namespace, record.name));
+        const record = this.#toRecord(obj, this.#index);
+        if (record) this.#index.delete(record.namespace, record.name);
         break;
       }
       case "BOOKMARK":
@@ -410,12 +423,12 @@ class ServiceAccountCache implements ServiceAccountSource {
     }
     const rv = obj?.metadata?.resourceVersion;
     if (rv) this.#rv = rv;
-    this.#metrics.cacheSize.set(this.#map.size);
+    this.#metrics.cacheSize.set(this.#index.size);
     this.#recovered();
     return undefined;
   }
 
-  #toRecord(obj: unknown): ServiceAccountRecord | undefined {
+  #toRecord(obj: unknown, index: RecordIndex): ServiceAccountRecord | undefined {
     if (typeof obj !== "object" || obj === null) return undefined;
     const md = (obj as { metadata?: unknown }).metadata;
     if (typeof md !== "object" || md === null) return undefined;
@@ -435,7 +448,7 @@ class ServiceAccountCache implements ServiceAccountSource {
       }
     }
     return Object.freeze({
-      namespace,
+      namespace: index.intern(namespace),
       name,
       uid,
       annotations: kept ? Object.freeze(kept) : EMPTY,
@@ -464,7 +477,7 @@ class ServiceAccountCache implements ServiceAccountSource {
     };
     if (this.#failingSince === undefined) {
       this.#failingSince = performance.now();
-      this.#log.warn("sa_cache_apiserver_error", { ...fields, serving: this.#map.size });
+      this.#log.warn("sa_cache_apiserver_error", { ...fields, serving: this.#index.size });
     } else {
       this.#log.debug("sa_cache_apiserver_error", fields);
     }
@@ -518,26 +531,12 @@ class ServiceAccountCache implements ServiceAccountSource {
   }
 
   /**
-   * GET `path` on the current cluster with the kubeconfig's credentials (recomputed per request, so
+   * GET `path` on the apiserver with credentials from the access (recomputed per request, so
    * rotated tokens are picked up). For a watch, the connect timeout is applied here.
    */
   async #get(path: string, signal: AbortSignal, connectTimeout: boolean): Promise<Response> {
-    const cluster = this.#kc.getCurrentCluster();
-    if (!cluster) throw new TypeError("kubeconfig has no current cluster");
-    const opts: {
-      headers?: Record<string, string>;
-      ca?: Uint8Array;
-      cert?: Uint8Array;
-      key?: Uint8Array;
-      auth?: string;
-    } = {};
-    await this.#kc.applyToHTTPSOptions(opts as never);
-    const headers = new Headers({ accept: "application/json" });
-    for (const [k, v] of Object.entries(opts.headers ?? {})) headers.set(k, String(v));
-    if (opts.auth && !headers.has("authorization")) {
-      headers.set("authorization", `Basic ${btoa(opts.auth)}`);
-    }
-    const url = cluster.server.replace(/\/+$/, "") + path;
+    const headers = await this.#access.headers();
+    const url = this.#access.server + path;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let reqSignal = signal;
     if (connectTimeout) {
@@ -546,33 +545,11 @@ class ServiceAccountCache implements ServiceAccountSource {
       reqSignal = AbortSignal.any([signal, ctl.signal]);
     }
     try {
-      if (url.startsWith("https:")) {
-        this.#httpClient ??= this.#createClient(cluster.skipTLSVerify, opts);
-        return await fetch(url, { headers, signal: reqSignal, client: this.#httpClient });
-      }
-      return await fetch(url, { headers, signal: reqSignal });
+      const client = this.#access.client;
+      return await fetch(url, { headers, signal: reqSignal, ...(client ? { client } : {}) });
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  #createClient(
-    skipTLSVerify: boolean,
-    opts: { ca?: Uint8Array; cert?: Uint8Array; key?: Uint8Array },
-  ): Deno.HttpClient {
-    if (skipTLSVerify) {
-      throw new TypeError(
-        "insecure-skip-tls-verify is not supported for the ServiceAccount watch: configure the cluster CA",
-      );
-    }
-    const text = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);
-    const ca = text(opts.ca);
-    const cert = text(opts.cert);
-    const key = text(opts.key);
-    return Deno.createHttpClient({
-      ...(ca ? { caCerts: [ca] } : {}),
-      ...(cert && key ? { cert, key } : {}),
-    });
   }
 }
 

@@ -457,3 +457,31 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     relist_interval: "15m",
   });
 });
+
+Deno.test("in-cluster apiserver address comes from KUBERNETES_SERVICE_HOST/PORT; token and CA paths can be moved", () => {
+  const defaults = load({});
+  assert.equal(defaults.k8s.apiServerUrl, "https://kubernetes.default.svc");
+  assert.equal(defaults.k8s.tokenFile, "/var/run/secrets/kubernetes.io/serviceaccount/token");
+  assert.equal(defaults.k8s.caFile, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
+
+  const pod = load({
+    KUBERNETES_SERVICE_HOST: "10.96.0.1",
+    KUBERNETES_SERVICE_PORT: "6443",
+    K8S_TOKEN_FILE: "/var/run/secrets/nats-callout/token",
+    K8S_CA_FILE: "/etc/ca/cluster.crt",
+  });
+  assert.equal(pod.k8s.apiServerUrl, "https://10.96.0.1:6443");
+  assert.equal(pod.k8s.tokenFile, "/var/run/secrets/nats-callout/token");
+  assert.equal(pod.k8s.caFile, "/etc/ca/cluster.crt");
+  assert.equal(
+    load({ KUBERNETES_SERVICE_HOST: "fd00::1" }).k8s.apiServerUrl,
+    "https://[fd00::1]:443",
+  );
+
+  const err = problemsOf({
+    KUBERNETES_SERVICE_HOST: "10.96.0.1",
+    KUBERNETES_SERVICE_PORT: "https",
+  });
+  assert.equal(err.problems.length, 1);
+  assert.match(err.problems[0]!, /^KUBERNETES_SERVICE_PORT: /);
+});

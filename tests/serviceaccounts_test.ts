@@ -3,10 +3,10 @@
  */
 import assert from "node:assert/strict";
 import {
-  loadKubeConfig,
   type ServiceAccountCacheOptions,
   startServiceAccountCache,
 } from "../lib/serviceaccounts.ts";
+import { accessFromKubeConfig, inClusterAccess, kubeconfigAccess } from "../lib/kube_access.ts";
 import { createLogger, silentLogger } from "../lib/log.ts";
 import { createServiceMetrics, type ServiceMetrics } from "../lib/service_metrics.ts";
 import type { ServiceAccountSource } from "../lib/model.ts";
@@ -32,8 +32,9 @@ function start(
   const metrics = createServiceMetrics();
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
+  const access = options.access ?? accessFromKubeConfig(api.kubeConfig());
   const cache = startServiceAccountCache({
-    kubeConfig: api.kubeConfig(),
+    access,
     annotationPrefix: "nats.io/",
     relistIntervalMs: 60_000,
     logger,
@@ -41,7 +42,15 @@ function start(
     backoff: { initialMs: 20, maxMs: 200 },
     ...options,
   });
-  return { cache, metrics, logs, [Symbol.asyncDispose]: () => cache.close() };
+  return {
+    cache,
+    metrics,
+    logs,
+    [Symbol.asyncDispose]: async () => {
+      await cache.close();
+      access[Symbol.dispose]();
+    },
+  };
 }
 
 Deno.test("first sync lists every page; lookups answer from the snapshot", async () => {
@@ -252,34 +261,60 @@ Deno.test("close() before the first sync rejects waitSynced and stops every requ
   await s.cache.close(); // idempotent
 });
 
-Deno.test("works over HTTPS with the cluster CA and a bearer token, as in-cluster", async () => {
+Deno.test("in-cluster access: cluster CA over HTTPS, token file re-read on every request", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const tls = await createTestCertificates(dir);
-    await using api = await TestApiServer.start({
-      tls,
-      requireBearerToken: "pod-token",
-    });
+    await using api = await TestApiServer.start({ tls, requireBearerToken: "pod-token" });
+    const tokenFile = `${dir}/token`;
+    await Deno.writeTextFile(tokenFile, "pod-token\n");
     api.upsertServiceAccount("ns", "tls");
-    await using s = start(api);
+    await using s = start(api, {
+      access: inClusterAccess({ server: api.url, caFile: tls.caFile, tokenFile }),
+    });
     await s.cache.waitSynced();
     assert.ok(s.cache.lookup("ns", "tls"));
     await waitFor(() => api.openWatches === 1);
+
+    // The kubelet rotates the token: a stale one is refused, the current one is used at once.
+    await Deno.writeTextFile(tokenFile, "rotated-away");
+    api.dropWatches();
+    const refused = await waitFor(
+      () =>
+        s.logs.find((l) =>
+          l.event === "sa_cache_apiserver_error" && JSON.stringify(l).includes("401")
+        ),
+      { what: "the stale token refused" },
+    );
+    assert.equal(refused.event, "sa_cache_apiserver_error");
+    assert.ok(!JSON.stringify(s.logs).includes("rotated-away"), "the token is never logged");
+    await Deno.writeTextFile(tokenFile, "pod-token");
     api.upsertServiceAccount("ns", "tls2");
-    await waitFor(() => s.cache.lookup("ns", "tls2"), { timeoutMs: 2000 });
+    await waitFor(() => s.cache.lookup("ns", "tls2"), { timeoutMs: 5000 });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("loadKubeConfig reads a kubeconfig file the cache can use", async () => {
+Deno.test("in-cluster access: an unreadable cluster CA is a clear error at start", () => {
+  assert.throws(
+    () =>
+      inClusterAccess({
+        server: "https://10.0.0.1:443",
+        caFile: "/nonexistent/ca.crt",
+        tokenFile: "/x",
+      }),
+    /Cannot read the cluster CA \/nonexistent\/ca.crt/,
+  );
+});
+
+Deno.test("kubeconfigAccess reads a kubeconfig file the cache can use", async () => {
   await using api = await TestApiServer.start({ requireBearerToken: "file-token" });
   api.upsertServiceAccount("ns", "from-file");
   const path = await Deno.makeTempFile({ suffix: ".yaml" });
   try {
     await Deno.writeTextFile(path, api.kubeConfig().exportConfig());
-    const kubeConfig = loadKubeConfig({ inCluster: false, kubeconfigPath: path });
-    await using s = start(api, { kubeConfig });
+    await using s = start(api, { access: await kubeconfigAccess(path) });
     await s.cache.waitSynced();
     assert.ok(s.cache.lookup("ns", "from-file"));
   } finally {

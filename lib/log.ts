@@ -56,10 +56,27 @@ export function isLogLevel(value: string): value is LogLevel {
  * ```
  */
 export function redactUrl(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/\s,]*):[^@/\s,]*@/gi, "$1:***@");
+  // The pattern needs both; most strings have neither, and `includes` is far cheaper than a scan.
+  if (!text.includes("@") || !text.includes("://")) return text;
+  return text.replace(URL_PASSWORD, "$1:***@");
 }
 
-function redact(value: unknown, depth = 0): unknown {
+const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:@/\s,]*):[^@/\s,]*@/gi;
+const MAX_DEPTH = 4;
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * `value` with secret-named keys replaced and URL passwords masked, down to depth 4. Copy on write:
+ * what needs no change is returned as is (the usual case, so a line costs no deep copy). Errors
+ * become `{name, message, code}`; other non-plain objects are copied from their own enumerable
+ * properties, so nothing reaches `JSON.stringify` with a `toJSON` of its own (a `URL` would print
+ * its password).
+ */
+function redact(value: unknown, depth: number, secretKey: (key: string) => boolean): unknown {
   if (typeof value === "string") return redactUrl(value);
   if (value instanceof Error) {
     return {
@@ -68,13 +85,50 @@ function redact(value: unknown, depth = 0): unknown {
       ...("code" in value ? { code: value.code } : {}),
     };
   }
-  if (value === null || typeof value !== "object" || depth > 4) return value;
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY.test(k) ? "[redacted]" : redact(v, depth + 1);
+  if (value === null || typeof value !== "object" || depth > MAX_DEPTH) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      const r = redact(v, depth + 1, secretKey);
+      if (r !== v && out === undefined) out = value.slice(0, i);
+      out?.push(r);
+    }
+    return out ?? value;
   }
-  return out;
+  const plain = isPlainObject(value);
+  let out: Record<string, unknown> | undefined = plain ? undefined : {};
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = record[k];
+    const r = secretKey(k) ? REDACTED : redact(v, depth + 1, secretKey);
+    if (r !== v && out === undefined) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]!] = record[keys[j]!];
+    }
+    if (out !== undefined) out[k] = r;
+  }
+  return out ?? value;
+}
+
+const REDACTED = "[redacted]";
+
+/** Most distinct keys whose verdict a logger remembers (log keys come from code; a handful). */
+const SECRET_KEY_MEMO = 1024;
+
+/** `SECRET_KEY.test`, remembered per key. */
+function secretKeyTest(): (key: string) => boolean {
+  const memo = new Map<string, boolean>();
+  return (key) => {
+    let secret = memo.get(key);
+    if (secret === undefined) {
+      secret = SECRET_KEY.test(key);
+      if (memo.size < SECRET_KEY_MEMO) memo.set(key, secret);
+    }
+    return secret;
+  };
 }
 
 /**
@@ -92,10 +146,10 @@ function redact(value: unknown, depth = 0): unknown {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const {
     level = "info",
-    write = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n")),
+    write = stdoutWriter(),
     now = () => Date.now(),
   } = options;
-  return makeLogger(ORDER[level], write, now, {});
+  return makeLogger(ORDER[level], write, now, {}, secretKeyTest());
 }
 
 function makeLogger(
@@ -103,10 +157,13 @@ function makeLogger(
   write: (line: string) => void,
   now: () => number,
   base: LogFields,
+  secretKey: (key: string) => boolean,
 ): Logger {
+  const hasBase = Object.keys(base).length > 0;
   const emit = (lvl: LogLevel, event: string, fields?: LogFields): void => {
     if (ORDER[lvl] < min) return;
-    const record = redact({ ...base, ...fields }) as Record<string, unknown>;
+    const merged = hasBase ? { ...base, ...fields } : fields ?? {};
+    const record = redact(merged, 0, secretKey) as Record<string, unknown>;
     let line: string;
     try {
       line = JSON.stringify({ ts: new Date(now()).toISOString(), level: lvl, event, ...record });
@@ -125,8 +182,20 @@ function makeLogger(
     info: (e, f) => emit("info", e, f),
     warn: (e, f) => emit("warn", e, f),
     error: (e, f) => emit("error", e, f),
-    child: (fields) => makeLogger(min, write, now, { ...base, ...fields }),
+    child: (fields) => makeLogger(min, write, now, { ...base, ...fields }, secretKey),
     enabled: (lvl) => ORDER[lvl] >= min,
+  };
+}
+
+/**
+ * Writes each line to stdout at once, whole: unbuffered, so no line is lost when the process
+ * exits (`Deno.exit` after shutdown, a signal), at the cost of one write call per line.
+ */
+function stdoutWriter(): (line: string) => void {
+  const encoder = new TextEncoder();
+  return (line) => {
+    const bytes = encoder.encode(line + "\n");
+    for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
   };
 }
 

@@ -35,11 +35,17 @@ export interface NatsTlsOptions {
   keyFile?: string;
 }
 
-/** Reconnect backoff: `initialMs` doubling up to `maxMs`, each delay randomised by ±`jitter`. */
+/**
+ * Reconnect backoff: `initialMs` doubling with each failed dial up to `maxMs`, each delay
+ * randomised by ±`jitter` (see {@linkcode ReconnectBackoff}). While the callout is away every login
+ * fails, so the defaults are short: a server restart is seen within about as long again as it
+ * took, and a server that stays down is dialled every ~2 s — what nats.js does by default
+ * (`reconnectTimeWait` 2 s) — by each of a handful of replicas, which is no load.
+ */
 export interface BackoffOptions {
-  /** First delay. @default {250} */
+  /** First delay. @default {100} */
   initialMs?: number;
-  /** Largest delay. @default {5000} */
+  /** Largest delay. @default {2000} */
   maxMs?: number;
   /** Fraction of each delay that is random (0–1). @default {0.2} */
   jitter?: number;
@@ -63,7 +69,7 @@ export interface NatsConnectOptions {
   name: string;
   logger: Logger;
   metrics: ServiceMetrics;
-  /** Reconnect backoff. @default {{ initialMs: 250, maxMs: 5000, jitter: 0.2 }} */
+  /** Reconnect backoff. @default {{ initialMs: 100, maxMs: 2000, jitter: 0.2 }} */
   backoff?: BackoffOptions;
   /** Source of randomness for jitter, in [0, 1). @default {Math.random} */
   random?: () => number;
@@ -108,21 +114,80 @@ export function liftUrlCredentials(
   return { servers: out, credentials: found ?? {} };
 }
 
-function backoffHandler(options: BackoffOptions, random: () => number) {
-  const { initialMs = 250, maxMs = 5000, jitter = 0.2 } = options;
+/** Options of {@linkcode createReconnectBackoff}. */
+export interface ReconnectBackoffOptions extends BackoffOptions {
+  /** Source of randomness for jitter, in [0, 1). @default {Math.random} */
+  random?: () => number;
+}
+
+/**
+ * Reconnect backoff, counted in dials rather than in calls.
+ *
+ * nats.js asks `reconnectDelayHandler` for a delay on every turn of its dial loop, and a turn
+ * that finds the delay not yet elapsed since the server's last dial only sleeps and asks again.
+ * A handler that grows its delay per call therefore reaches `maxMs` after a single failed dial
+ * (5.7 s to come back from a 0.13 s server restart). This one grows only when a dial starts
+ * ({@linkcode ReconnectBackoff.dialed}, wired to nats.js's `reconnectToServer`, which runs once
+ * before each dial), and its jitter is drawn once per dial, so the value nats.js compares with
+ * the time since the last dial is stable while it waits. With several servers nats.js measures
+ * the delay per server and rotates between them; the count here is over all of them.
+ */
+export interface ReconnectBackoff {
+  /**
+   * Least time between the start of the previous dial and the next one: `initialMs` while no
+   * dial has failed since the last connection (so a connection that lived longer than that is
+   * redialled at once, and one that drops right after connecting is not hammered), then
+   * `initialMs · 2^(failures − 1)` capped at `maxMs`, each randomised by ±`jitter`. Stable
+   * between calls until {@linkcode dialed} or {@linkcode reset}.
+   */
+  delay(): number;
+  /** A dial is starting: the next delay is the next step up. */
+  dialed(): void;
+  /** Connected: the next outage starts again from `initialMs`. */
+  reset(): void;
+  /** Dials started since the last {@linkcode reset}. */
+  readonly dials: number;
+}
+
+/**
+ * Create the {@linkcode ReconnectBackoff} that {@linkcode connectNats} gives nats.js. Exported so
+ * the delay sequence can be checked without a server or a clock.
+ *
+ * @example
+ * ```ts
+ * import { createReconnectBackoff } from "./nats.ts";
+ * const b = createReconnectBackoff({ initialMs: 100, maxMs: 400, jitter: 0 });
+ * const seen = [];
+ * for (let i = 0; i < 5; i++) { seen.push(b.delay()); b.dialed(); }
+ * console.assert(seen.join() === "100,100,200,400,400");
+ * ```
+ */
+export function createReconnectBackoff(options: ReconnectBackoffOptions = {}): ReconnectBackoff {
+  const { initialMs = 100, maxMs = 2000, jitter = 0.2, random = Math.random } = options;
   if (!(initialMs > 0) || !(maxMs >= initialMs)) {
     throw new RangeError("backoff needs 0 < initialMs <= maxMs");
   }
   if (!(jitter >= 0 && jitter <= 1)) throw new RangeError("backoff jitter must be within 0..1");
-  let attempt = 0;
+  let dials = 0;
+  let current: number | undefined;
   return {
-    reset: () => {
-      attempt = 0;
+    delay: (): number => {
+      if (current === undefined) {
+        const base = Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(dials - 1, 0), 30));
+        current = Math.round(base * (1 - jitter + 2 * jitter * random()));
+      }
+      return current;
     },
-    next: (): number => {
-      const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-      attempt++;
-      return Math.round(base * (1 - jitter + 2 * jitter * random()));
+    dialed: () => {
+      dials++;
+      current = undefined;
+    },
+    reset: () => {
+      dials = 0;
+      current = undefined;
+    },
+    get dials() {
+      return dials;
     },
   };
 }
@@ -159,7 +224,7 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     options;
   if (options.servers.length === 0) throw new TypeError("servers must not be empty");
   const { servers, credentials } = liftUrlCredentials(options.servers);
-  const delay = backoffHandler(backoff, random);
+  const backoffState = createReconnectBackoff({ ...backoff, random });
   const shown = options.servers.map(redactUrl);
 
   const auth = credsFile
@@ -182,10 +247,16 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     maxReconnectAttempts: -1,
     waitOnFirstConnect: true,
     ignoreAuthErrorAbort: true,
-    reconnectDelayHandler: delay.next,
+    reconnectDelayHandler: backoffState.delay,
+    // Called once right before each dial (initial connect and reconnects); null keeps nats.js's
+    // own choice of server. It only counts the dial for the backoff.
+    reconnectToServer: () => {
+      backoffState.dialed();
+      return null;
+    },
   });
   metrics.natsConnected.set(1);
-  delay.reset();
+  backoffState.reset();
   logger.info("nats_connected", { server: redactUrl(nc.getServer()), servers: shown });
 
   void (async () => {
@@ -194,7 +265,7 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
       if (status.type === "disconnect") metrics.natsConnected.set(0);
       if (status.type === "reconnect") {
         metrics.natsConnected.set(1);
-        delay.reset();
+        backoffState.reset();
       }
     }
   })();

@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { CalloutHandler } from "../lib/callout.ts";
-import { connectNats, guardSocketResets, liftUrlCredentials, serveCallout } from "../lib/nats.ts";
+import {
+  connectNats,
+  createReconnectBackoff,
+  guardSocketResets,
+  liftUrlCredentials,
+  serveCallout,
+} from "../lib/nats.ts";
 import { createServiceMetrics, type ServiceMetrics } from "../lib/service_metrics.ts";
 import { NatsServer } from "./support/nats_server.ts";
 import { waitFor } from "./support/wait.ts";
@@ -45,6 +51,79 @@ Deno.test("liftUrlCredentials moves userinfo out of URLs and refuses conflicting
   });
   assert.deepEqual(liftUrlCredentials(["nats://h:4222"]).credentials, {});
   assert.throws(() => liftUrlCredentials(["nats://a:b@h", "nats://c:d@h2"]), TypeError);
+});
+
+Deno.test("reconnect backoff grows per dial, not per call, and starts over after a reset", () => {
+  const b = createReconnectBackoff({ initialMs: 100, maxMs: 1000, jitter: 0 });
+  const sequence: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    // nats.js asks on every turn of its dial loop, also on turns where it only waits.
+    const d = b.delay();
+    assert.equal(b.delay(), d, "asking again while waiting does not change the delay");
+    assert.equal(b.delay(), d);
+    sequence.push(d);
+    b.dialed();
+  }
+  assert.deepEqual(sequence, [100, 100, 200, 400, 800, 1000, 1000], "doubles, capped at maxMs");
+  assert.equal(b.dials, 7);
+  b.reset();
+  assert.equal(b.dials, 0);
+  assert.equal(b.delay(), 100, "a new outage starts from initialMs");
+});
+
+Deno.test("reconnect backoff jitter is drawn once per dial and stays within ±jitter", () => {
+  const draws = [0, 0.999999, 0.5];
+  let calls = 0;
+  const b = createReconnectBackoff({
+    initialMs: 1000,
+    maxMs: 1000,
+    jitter: 0.2,
+    random: () => draws[calls++ % draws.length]!,
+  });
+  assert.equal(b.delay(), 800);
+  assert.equal(b.delay(), 800, "same draw while waiting");
+  assert.equal(calls, 1);
+  b.dialed();
+  assert.equal(b.delay(), 1200);
+  b.dialed();
+  assert.equal(b.delay(), 1000);
+  assert.equal(calls, 3);
+  assert.throws(() => createReconnectBackoff({ initialMs: 0 }), RangeError);
+  assert.throws(() => createReconnectBackoff({ initialMs: 500, maxMs: 100 }), RangeError);
+  assert.throws(() => createReconnectBackoff({ jitter: 1.5 }), RangeError);
+});
+
+Deno.test("under nats.js's dial loop the backoff redials a restarted server soon and a dead one rarely", () => {
+  // The loop of @nats-io/nats-core (ProtocolHandler.dodialLoop), on a simulated clock: each turn
+  // asks for the delay, dials when that much has passed since the last dial (calling
+  // reconnectToServer first), and otherwise sleeps for the rest of it and turns again.
+  const dialTimes = (upAt: number, options: { initialMs?: number; maxMs?: number } = {}) => {
+    const b = createReconnectBackoff({ ...options, jitter: 0 });
+    let now = 0;
+    let lastDial = -Infinity; // the connection that just dropped was made long ago
+    const dials: number[] = [];
+    for (let turn = 0; turn < 1000; turn++) {
+      const wait = b.delay();
+      if (lastDial + wait <= now) {
+        b.dialed();
+        lastDial = now;
+        dials.push(now);
+        if (now >= upAt) return dials;
+      } else {
+        now = lastDial + wait;
+      }
+    }
+    throw new Error("never reconnected");
+  };
+  // A 130 ms restart: one refused dial right away, the next one 250 ms later connects.
+  assert.deepEqual(dialTimes(130, { initialMs: 250, maxMs: 5000 }), [0, 250]);
+  // With the defaults (100 ms doubling up to 2 s), a 300 ms restart is seen at 300 ms.
+  assert.deepEqual(dialTimes(300), [0, 100, 300]);
+  // A server that stays down is dialled ever less often, at most every maxMs.
+  assert.deepEqual(
+    dialTimes(20_000, { initialMs: 250, maxMs: 5000 }),
+    [0, 250, 750, 1750, 3750, 7750, 12750, 17750, 22750],
+  );
 });
 
 Deno.test("connectNats logs in with user/password embedded in the URL and never logs the password", async () => {
@@ -141,6 +220,30 @@ Deno.test("the service connection survives a nats-server restart and re-subscrib
     } finally {
       await client.close();
     }
+  } finally {
+    await nc.close();
+  }
+});
+
+Deno.test("after a restart the service comes back at once even when maxMs is far beyond the test timeout", async () => {
+  // A backoff that grew on every turn of nats.js's dial loop reached maxMs (60 s here) after one
+  // refused dial, and the service stayed away long after the server was back.
+  await using ns = await NatsServer.start();
+  const { logger } = recordingLogger();
+  const nc = await connectNats({
+    servers: [ns.url],
+    name: "callout-test",
+    logger,
+    metrics: createServiceMetrics(),
+    backoff: { initialMs: 50, maxMs: 60_000 },
+  });
+  try {
+    await using svc = serveCallout(nc, echo(), { subject: "test.auth", queue: "q", logger });
+    await waitFor(() => svc.ready, { what: "subscription ready" });
+    const sawDown = waitFor(() => !svc.ready, { intervalMs: 2, what: "ready to turn false" });
+    await ns.restart();
+    await sawDown;
+    await waitFor(() => svc.ready, { what: "ready again well before maxMs" });
   } finally {
     await nc.close();
   }

@@ -69,7 +69,7 @@ Deno.test("a JWT we encode decodes and verifies with @nats-io/jwt decode()", asy
   assert.deepEqual(claims.aud, "APP");
   assert.deepEqual(claims.iat, 1_700_000_000);
   assert.deepEqual(claims.exp, 2_000_000_000);
-  assert.ok(/^[A-Z2-7]{52}$/.test(claims.jti), "jti is base32 of a 32-byte hash");
+  assert.ok(/^[A-Z2-7]{52}$/.test(claims.jti), "jti is 32 bytes in base32 (random, unique per JWT)");
   const [head] = token.split(".");
   assert.deepEqual(
     JSON.parse(new TextDecoder().decode(Uint8Array.fromBase64(head!, { alphabet: "base64url" }))),
@@ -78,6 +78,18 @@ Deno.test("a JWT we encode decodes and verifies with @nats-io/jwt decode()", asy
       alg: "ed25519-nkey",
     },
   );
+});
+
+Deno.test("every JWT gets its own jti, also two with the same claims in the same second", async () => {
+  const signer = await createNkeySigner(accountKey().seed);
+  const claims = { sub: userKey().publicKey, aud: "APP", nats: { type: "user", version: 2 } };
+  const now = () => 1_700_000_000_000;
+  const ids = new Set<unknown>();
+  for (let i = 0; i < 50; i++) {
+    const token = await encodeNatsJwt(claims, signer, { now });
+    ids.add((await decodeAndVerifyNatsJwt(token)).claims.jti);
+  }
+  assert.equal(ids.size, 50);
 });
 
 Deno.test("a JWT encoded by @nats-io/jwt verifies with decodeAndVerifyNatsJwt", async () => {

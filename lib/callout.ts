@@ -81,9 +81,16 @@ export type Authorizer = (req: CalloutRequest) => Promise<AuthorizeResult>;
 
 /** Options of {@linkcode createCalloutHandler}. */
 export interface CalloutHandlerOptions {
-  /** `SA…` seed: signs user JWTs and responses; its public key is the `issuer` in the server config. */
+  /**
+   * `SA…` seed: signs user JWTs and responses. Config mode: its public key is the `issuer` in the
+   * server config. Operator mode: the target account's own key or one of its (unscoped) signing keys.
+   */
   accountSeed: string;
-  /** Target account **name** (config mode), the `aud` of every user JWT. Never `"NATS"` by default. */
+  /**
+   * Target account, the `aud` of every user JWT (never `"NATS"` by default): its **name** in config
+   * mode, its public `A…` key in operator mode. When it is an `A…` key other than `accountSeed`'s
+   * public key, `accountSeed` is one of its signing keys and user JWTs carry `issuer_account`.
+   */
   account: string;
   /** `SX…` seed when the server is configured with our xkey; then every request must be sealed. */
   xkeySeed?: string;
@@ -167,7 +174,8 @@ function permissionClaim(allow: readonly string[]): Json {
  * passed; `user_nkey` is a `U…` key.
  *
  * The response: a user JWT (`sub` = `user_nkey`, `aud` = `account`, `name`, pub/sub allow lists,
- * `resp`, `exp` from the grant) wrapped in an `authorization_response` JWT (`sub` = `user_nkey`,
+ * `resp`, `exp` from the grant; `issuer_account` = `account` when that is an `A…` key signed for by a
+ * signing key — operator mode) wrapped in an `authorization_response` JWT (`sub` = `user_nkey`,
  * `aud` = server id, `exp` = the request's own `exp`: the server stops waiting then, and its clock is
  * the one that checks it), both signed by the account key; sealed to the server's xkey when the
  * request was sealed. A denial answers with `nats.error` so the client fails at once instead of
@@ -201,6 +209,12 @@ export async function createCalloutHandler(
   if (signer.role !== "A") {
     throw new TypeError(`accountSeed must be an account (SA…) seed, got role ${signer.role}`);
   }
+  // Operator mode, signing key of the target account: the server places the user by
+  // `issuer_account` and checks that the signer is one of that account's keys. Config mode names
+  // the account, never by a key, and rejects `issuer_account`.
+  const issuerAccount = isPublicNkey(account, "A") && account !== signer.publicKey
+    ? account
+    : undefined;
   const xkey = xkeySeed === undefined ? undefined : createXkey(xkeySeed);
   const keyCache = new NkeyKeyCache();
   const clock = { now };
@@ -248,7 +262,9 @@ export async function createCalloutHandler(
     const nats = obj(claims.nats);
     const server = obj(nats?.server_id);
     const serverId = str(server?.id);
-    if (!isPublicNkey(claims.iss, "N") || claims.iss !== serverId) {
+    // The signature verified with the key in `iss`, so it is a well-formed public nkey, and a
+    // public nkey's first character is its role letter.
+    if (!claims.iss.startsWith("N") || claims.iss !== serverId) {
       drop("request_issuer_invalid", "request iss is not the server's own N key (server_id.id)");
     }
     if (claims.aud !== AUTH_REQUEST_AUDIENCE) {
@@ -325,6 +341,7 @@ export async function createCalloutHandler(
         name: grant.name,
         exp: Math.floor(grant.expiresAt),
         nats: {
+          ...(issuerAccount ? { issuer_account: issuerAccount } : {}),
           pub: permissionClaim(pub.allow),
           sub: permissionClaim(sub.allow),
           resp: { max: resp.max, ttl: resp.ttlNs },

@@ -35,7 +35,10 @@ export interface Config {
     /** `NATS_QUEUE_GROUP`: the reference's queue group ("q", NATS micro's default). @default {"q"} */
     readonly queueGroup: string;
   };
-  /** `NATS_ACCOUNT` (required): the account logged-in clients are placed in. */
+  /**
+   * `NATS_ACCOUNT` (required): the account logged-in clients are placed in — its name in config
+   * mode, its public `A…` key in operator mode.
+   */
   readonly account: string;
   /** `NATS_SIGNING_KEY_FILE` (required): path of the account seed file. */
   readonly signingKeyFile: string;
@@ -284,6 +287,12 @@ export function loadConfig(
     problem('NATS_ACCOUNT: required (the account clients are placed in, e.g. "APP")');
   } else if (/\s/.test(account)) {
     problem(`NATS_ACCOUNT: ${show(account)} contains whitespace`);
+  } else if (/^A[A-Z2-7]{55}$/.test(account) && !isPublicAccountKey(account)) {
+    // A mistyped key would pass as an account name and fail only at the server, on every login.
+    problem(
+      `NATS_ACCOUNT: ${show(account)} looks like an account public key (operator mode) but is ` +
+        "not a valid one (checksum); copy it again, e.g. from `nsc describe account <name>`",
+    );
   }
 
   // Keys.
@@ -464,6 +473,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
       ? { serviceaccounts_file: config.serviceAccountsFile }
       : {}),
   };
+}
+
+function isPublicAccountKey(key: string): boolean {
+  try {
+    return nkeys.fromPublic(key).getPublicKey().startsWith("A");
+  } catch {
+    return false;
+  }
 }
 
 function publicKeyOf(seed: string): string {

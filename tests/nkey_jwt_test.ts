@@ -69,7 +69,10 @@ Deno.test("a JWT we encode decodes and verifies with @nats-io/jwt decode()", asy
   assert.deepEqual(claims.aud, "APP");
   assert.deepEqual(claims.iat, 1_700_000_000);
   assert.deepEqual(claims.exp, 2_000_000_000);
-  assert.ok(/^[A-Z2-7]{52}$/.test(claims.jti), "jti is 32 bytes in base32 (random, unique per JWT)");
+  assert.ok(
+    /^[A-Z2-7]{52}$/.test(claims.jti),
+    "jti is 32 bytes in base32 (random, unique per JWT)",
+  );
   const [head] = token.split(".");
   assert.deepEqual(
     JSON.parse(new TextDecoder().decode(Uint8Array.fromBase64(head!, { alphabet: "base64url" }))),

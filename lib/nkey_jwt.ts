@@ -34,24 +34,7 @@ const ROLE_BYTE: Readonly<Record<NkeyRole, number>> = {
 };
 const SEED_BYTE = 18 << 3;
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-const PKCS8_ED25519_PREFIX = new Uint8Array([
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-]);
+const PKCS8_ED25519_PREFIX = Uint8Array.fromHex("302e020100300506032b657004220420");
 const JWT_ALG = "ed25519-nkey";
 const encoder = new TextEncoder();
 /** The encoded JOSE header every NATS JWT we sign carries. */
@@ -60,20 +43,7 @@ const JWT_HEADER = encoder.encode(JSON.stringify({ typ: "JWT", alg: JWT_ALG }))
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 raw key bytes follow. */
-const SPKI_ED25519_PREFIX = new Uint8Array([
-  0x30,
-  0x2a,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x03,
-  0x21,
-  0x00,
-]);
+const SPKI_ED25519_PREFIX = Uint8Array.fromHex("302a300506032b6570032100");
 
 /** A plain `Uint8Array` view of a Node `Buffer` (no copy), so callers compare it like any other. */
 function plainBytes(buf: Uint8Array): Uint8Array {

@@ -4,7 +4,7 @@
  * real NATS clients. Each test names the behaviour a platform engineer would notice.
  */
 import assert from "node:assert/strict";
-import type { NatsConnection, Status } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../lib/config.ts";
 import type { DenyReason } from "../lib/errors.ts";
 import { silentLogger } from "../lib/log.ts";
@@ -18,22 +18,12 @@ import {
   mintUnsecuredToken,
 } from "./support/sa_tokens.ts";
 import { ISSUER, Stack } from "./support/stack.ts";
+import { errorsOf, publishRefused } from "./support/permissions.ts";
 import { waitFor } from "./support/wait.ts";
 
 // Refused clients get their socket reset by the server; see tolerateClientResets. Not `using`:
 // a top-level `using` would be disposed as soon as the module finished loading.
 tolerateClientResets();
-
-/** Collect async status errors (permission violations) of a connection. */
-function errorsOf(nc: NatsConnection): Error[] {
-  const errors: Error[] = [];
-  void (async () => {
-    for await (const s of nc.status() as AsyncIterable<Status>) {
-      if (s.type === "error") errors.push(s.error);
-    }
-  })();
-  return errors;
-}
 
 async function canPublish(nc: NatsConnection, subject: string): Promise<boolean> {
   const errors = errorsOf(nc);
@@ -51,17 +41,6 @@ async function canPublish(nc: NatsConnection, subject: string): Promise<boolean>
   ]);
   sub.unsubscribe();
   return got;
-}
-
-async function publishRefused(nc: NatsConnection, subject: string): Promise<string> {
-  const errors = errorsOf(nc);
-  nc.publish(subject, "no");
-  await nc.flush();
-  const err = await waitFor(() => errors.find((e) => e.name === "PermissionViolationError"), {
-    timeoutMs: 2000,
-    what: `permissions violation for ${subject}`,
-  });
-  return err.message;
 }
 
 async function expectRefused(stack: Stack, token: string | undefined): Promise<string> {

@@ -6,11 +6,12 @@
  * Each test names a setup a platform team would run and what they would see.
  */
 import assert from "node:assert/strict";
-import type { NatsConnection, Status } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { ConfigError, loadConfig } from "../lib/config.ts";
 import { accountKey } from "./support/nkeys.ts";
 import { tolerateClientResets } from "./support/nats_server.ts";
 import { OperatorStack } from "./support/operator_stack.ts";
+import { publishRefused } from "./support/permissions.ts";
 import { waitFor } from "./support/wait.ts";
 
 // Refused clients get their socket reset by the server; see tolerateClientResets. Not `using`:
@@ -25,23 +26,6 @@ async function roundTrip(nc: NatsConnection, subject: string): Promise<boolean> 
   nc.publish(subject, "ping");
   for await (const m of sub) return m.string() === "ping";
   return false;
-}
-
-/** The permissions violation the server reports for a publish on `subject`. */
-async function publishRefused(nc: NatsConnection, subject: string): Promise<string> {
-  const errors: Error[] = [];
-  void (async () => {
-    for await (const s of nc.status() as AsyncIterable<Status>) {
-      if (s.type === "error") errors.push(s.error);
-    }
-  })();
-  nc.publish(subject, "no");
-  await nc.flush();
-  const err = await waitFor(() => errors.find((e) => e.name === "PermissionViolationError"), {
-    timeoutMs: 2000,
-    what: `permissions violation for ${subject}`,
-  });
-  return err.message;
 }
 
 async function expectRefused(stack: OperatorStack, token: string): Promise<void> {

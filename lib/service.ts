@@ -78,29 +78,35 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   let access: ApiAccess | undefined;
   let serviceAccounts: ServiceAccountSource;
-  if (config.serviceAccountsFile) {
-    serviceAccounts = startServiceAccountsFile({
-      path: config.serviceAccountsFile,
-      annotationPrefix: config.annotationPrefix,
-      logger,
-      metrics,
-    });
-  } else {
-    access = config.k8s.inCluster
-      ? inClusterAccess({
-        server: config.k8s.apiServerUrl,
-        caFile: config.k8s.caFile,
-        tokenFile: config.k8s.tokenFile,
-      })
-      : await kubeconfigAccess(config.k8s.kubeconfig);
-    serviceAccounts = startServiceAccountCache({
-      access,
-      ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
-      annotationPrefix: config.annotationPrefix,
-      relistIntervalMs: config.relistIntervalMs,
-      logger,
-      metrics,
-    });
+  try {
+    if (config.serviceAccountsFile) {
+      serviceAccounts = startServiceAccountsFile({
+        path: config.serviceAccountsFile,
+        annotationPrefix: config.annotationPrefix,
+        logger,
+        metrics,
+      });
+    } else {
+      access = config.k8s.inCluster
+        ? inClusterAccess({
+          server: config.k8s.apiServerUrl,
+          caFile: config.k8s.caFile,
+          tokenFile: config.k8s.tokenFile,
+        })
+        : await kubeconfigAccess(config.k8s.kubeconfig);
+      serviceAccounts = startServiceAccountCache({
+        access,
+        ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
+        annotationPrefix: config.annotationPrefix,
+        relistIntervalMs: config.relistIntervalMs,
+        logger,
+        metrics,
+      });
+    }
+  } catch (err) {
+    // Nothing else has started yet; release the key source's timers before giving up.
+    await keys.close();
+    throw err;
   }
 
   let issuer = config.jwt.issuer;

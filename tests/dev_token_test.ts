@@ -14,12 +14,7 @@ import { silentLogger } from "../lib/log.ts";
 import { createServiceMetrics } from "../lib/service_metrics.ts";
 import { stableServiceAccountUid } from "../lib/serviceaccounts_file.ts";
 import { createTokenVerifier } from "../lib/tokens.ts";
-
-/** `assert.deepStrictEqual` that narrows `actual` (works with either shape of node's typings). */
-function assertEquals<T>(actual: unknown, expected: T, message?: string): asserts actual is T {
-  if (message === undefined) assert.deepStrictEqual(actual, expected);
-  else assert.deepStrictEqual(actual, expected, message);
-}
+import { assertEquals } from "./support/assert.ts";
 
 const ISSUER = "https://dev.nats-k8s-oidc-callout.local";
 

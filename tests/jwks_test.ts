@@ -20,25 +20,12 @@ import {
 } from "./support/sa_tokens.ts";
 import { TestApiServer } from "./support/test_apiserver.ts";
 import { waitFor } from "./support/wait.ts";
-
-function assertEquals(actual: unknown, expected: unknown, message?: string): void {
-  if (message === undefined) assert.deepStrictEqual(actual, expected);
-  else assert.deepStrictEqual(actual, expected, message);
-}
+import { assertEquals, rejection } from "./support/assert.ts";
 
 const ISSUER = "https://kubernetes.default.svc.cluster.local";
 const T0 = 1_700_000_000_000;
 const KEY_A = await generateSigningKey("RS256");
 const KEY_B = await generateSigningKey("ES256");
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail("expected a rejection");
-}
 
 async function denial(promise: Promise<unknown>): Promise<AuthError> {
   const err = await rejection(promise);

@@ -9,12 +9,7 @@ import {
   startServiceAccountsFile,
 } from "../lib/serviceaccounts_file.ts";
 import { waitFor } from "./support/wait.ts";
-
-/** `assert.deepStrictEqual` that narrows `actual` (works with either shape of node's typings). */
-function assertEquals<T>(actual: unknown, expected: T, message?: string): asserts actual is T {
-  if (message === undefined) assert.deepStrictEqual(actual, expected);
-  else assert.deepStrictEqual(actual, expected, message);
-}
+import { assertEquals } from "./support/assert.ts";
 
 /** The error `fn` throws, checked to be a `ServiceAccountsFileError`. */
 function fileError(fn: () => unknown): ServiceAccountsFileError {

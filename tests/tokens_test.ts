@@ -15,21 +15,7 @@ import {
   type ServiceAccountClaimsOptions,
   type SigningKey,
 } from "./support/sa_tokens.ts";
-
-function assertEquals(actual: unknown, expected: unknown, message?: string): void {
-  if (message === undefined) assert.deepStrictEqual(actual, expected);
-  else assert.deepStrictEqual(actual, expected, message);
-}
-
-/** The rejection of `promise`; fails when it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  assert.fail("expected a rejection");
-}
+import { assertEquals, rejection } from "./support/assert.ts";
 
 const ISSUER = "https://kubernetes.default.svc.cluster.local";
 const T0 = 1_700_000_000_000;

@@ -82,15 +82,23 @@ export function userName(namespace: string, serviceAccount: string): string {
 export function createAuthorizer(options: AuthorizerOptions): Authorizer {
   const { verifyToken, lookup, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
   const now = options.now ?? (() => Date.now());
-  // Records are immutable and replaced on every change, so "warned for this record" is exact, and
-  // so is remembering the permissions derived from one: the policy is pure and its options fixed.
-  const warned = new WeakSet<ServiceAccountRecord>();
+  // Records are immutable and replaced on every change, so the permissions derived from one can be
+  // remembered (the policy is pure and its options fixed), and the first derivation is the one
+  // moment to warn about its ignored annotation entries: once per ServiceAccount version.
   const derived = new WeakMap<ServiceAccountRecord, PolicyResult>();
   const policyFor = (sa: ServiceAccountRecord): PolicyResult => {
     let result = derived.get(sa);
     if (!result) {
       result = permissionsFor(sa, policy);
       derived.set(sa, result);
+      if (result.filteredInternal.length > 0 || result.invalid.length > 0) {
+        logger.warn("annotation_subjects_ignored", {
+          namespace: sa.namespace,
+          serviceaccount: sa.name,
+          filtered_internal: result.filteredInternal,
+          invalid: result.invalid,
+        });
+      }
     }
     return result;
   };
@@ -129,20 +137,10 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
       );
     }
     const { permissions, filteredInternal, invalid } = policyFor(sa);
-    if (filteredInternal.length > 0 || invalid.length > 0) {
-      if (filteredInternal.length > 0) {
-        metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);
-      }
-      if (invalid.length > 0) metrics.invalidSubjects.inc(undefined, invalid.length);
-      if (!warned.has(sa)) {
-        warned.add(sa);
-        logger.warn("annotation_subjects_ignored", {
-          ...fields,
-          filtered_internal: filteredInternal,
-          invalid,
-        });
-      }
+    if (filteredInternal.length > 0) {
+      metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);
     }
+    if (invalid.length > 0) metrics.invalidSubjects.inc(undefined, invalid.length);
     const expiresAt = Math.floor(Math.min(now() + userJwtTtlMs, identity.expiresAt * 1000) / 1000);
     return {
       ok: true,

@@ -11,6 +11,7 @@ import { authCalloutConfig, type NatsConfig, NatsServer } from "../tests/support
 import { accountKey, KeyDir } from "../tests/support/nkeys.ts";
 import {
   generateSigningKey,
+  ISSUER,
   mintServiceAccountToken,
   publicJwks,
   type SigningKey,
@@ -19,7 +20,7 @@ import { TestApiServer } from "../tests/support/test_apiserver.ts";
 import { ServiceProcess } from "./service_process.ts";
 
 /** The issuer kubeadm and k3s clusters use. */
-export const ISSUER = "https://kubernetes.default.svc.cluster.local";
+export { ISSUER };
 /** Namespace of the benchmark's ServiceAccounts. */
 export const NAMESPACE = "bench";
 /** The server's `authorization.timeout` in seconds: nats-server's default. */

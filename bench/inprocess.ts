@@ -18,12 +18,12 @@ import { createTokenVerifier, type TokenVerifier } from "../lib/tokens.ts";
 import { accountKey, serverKey, userKey } from "../tests/support/nkeys.ts";
 import {
   generateSigningKey,
+  ISSUER,
   mintServiceAccountToken,
   publicJwks,
   type SigningKey,
 } from "../tests/support/sa_tokens.ts";
 
-const ISSUER = "https://kubernetes.default.svc.cluster.local";
 /** The policy options the service uses by default. */
 export const POLICY = { annotationPrefix: "nats.io/" } as const;
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { JSONWebKeySet } from "jose";
-import { AuthError } from "../lib/errors.ts";
+import type { AuthError } from "../lib/errors.ts";
 import {
   discoverIssuer,
   fileKeySource,
@@ -14,24 +14,18 @@ import { createServiceMetrics, type ServiceMetrics } from "../lib/service_metric
 import { createTokenVerifier, type TokenVerifier } from "../lib/tokens.ts";
 import {
   generateSigningKey,
+  ISSUER,
   mintServiceAccountToken,
   publicJwks,
   type SigningKey,
 } from "./support/sa_tokens.ts";
 import { TestApiServer } from "./support/test_apiserver.ts";
 import { waitFor } from "./support/wait.ts";
-import { assertEquals, rejection } from "./support/assert.ts";
+import { assertEquals, authError, rejection } from "./support/assert.ts";
 
-const ISSUER = "https://kubernetes.default.svc.cluster.local";
 const T0 = 1_700_000_000_000;
 const KEY_A = await generateSigningKey("RS256");
 const KEY_B = await generateSigningKey("ES256");
-
-async function denial(promise: Promise<unknown>): Promise<AuthError> {
-  const err = await rejection(promise);
-  assert.ok(err instanceof AuthError, `expected an AuthError, got ${String(err)}`);
-  return err;
-}
 
 /**
  * A JWKS endpoint double: counts fetches, records Authorization headers, and can fail, hang or
@@ -209,7 +203,7 @@ Deno.test("remote: the key set is re-fetched on the refresh interval and a remov
   assertEquals(s.keys.generation, 1, "an unchanged key set must not bump the generation");
   s.server.jwks = publicJwks([KEY_B]);
   await waitFor(() => s.keys.generation === 2, { what: "rotation picked up" });
-  assertEquals((await denial(s.verify(tokenA))).code, "unknown_key");
+  assertEquals((await authError(s.verify(tokenA))).code, "unknown_key");
   assertEquals((await s.verify(await s.token(KEY_B))).namespace, "team-a");
 });
 
@@ -241,7 +235,7 @@ Deno.test("remote: unreachable at start → not ready, jwks_unavailable, then re
   assertEquals(s.keys.ready, false);
   assertEquals(s.keys.generation, 0);
   const token = await s.token(KEY_A);
-  assertEquals((await denial(s.verify(token))).code, "jwks_unavailable");
+  assertEquals((await authError(s.verify(token))).code, "jwks_unavailable");
   s.server.status = 200;
   await waitFor(() => s.keys.ready, { what: "background retry" });
   assertEquals((await s.verify(token)).uid, "uid-1");

@@ -7,6 +7,7 @@ import { createServiceMetrics, type ServiceMetrics } from "../lib/service_metric
 import { createTokenVerifier, type TokenVerifierOptions } from "../lib/tokens.ts";
 import {
   generateSigningKey,
+  ISSUER,
   mintHmacConfusionToken,
   mintImpostorToken,
   mintServiceAccountToken,
@@ -15,9 +16,8 @@ import {
   type ServiceAccountClaimsOptions,
   type SigningKey,
 } from "./support/sa_tokens.ts";
-import { assertEquals, rejection } from "./support/assert.ts";
+import { assertEquals, authError, rejection } from "./support/assert.ts";
 
-const ISSUER = "https://kubernetes.default.svc.cluster.local";
 const T0 = 1_700_000_000_000;
 // Key generation is the slow part; the keys are immutable, so the tests share them.
 const RSA = await generateSigningKey("RS256");
@@ -115,8 +115,7 @@ async function assertDenied(
   token: string,
   messageIncludes?: string,
 ): Promise<AuthError> {
-  const err = await rejection(promise);
-  assert.ok(err instanceof AuthError, `expected an AuthError, got ${String(err)}`);
+  const err = await authError(promise);
   assertEquals(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
   if (messageIncludes !== undefined) {
     assert.ok(err.message.includes(messageIncludes), `message "${err.message}"`);

@@ -1,9 +1,10 @@
 /**
- * The two assertion helpers several test modules need beyond `node:assert/strict`.
+ * The assertion helpers several test modules need beyond `node:assert/strict`.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { AuthError } from "../../lib/errors.ts";
 
 /** `assert.deepStrictEqual` that narrows `actual` (works with either shape of node's typings). */
 export function assertEquals<T>(
@@ -23,4 +24,11 @@ export async function rejection(promise: Promise<unknown>): Promise<unknown> {
     return err;
   }
   assert.fail("expected a rejection");
+}
+
+/** The {@linkcode AuthError} `promise` rejects with; fails on a resolve or any other error. */
+export async function authError(promise: Promise<unknown>): Promise<AuthError> {
+  const err = await rejection(promise);
+  assert.ok(err instanceof AuthError, `expected an AuthError, got ${String(err)}`);
+  return err;
 }

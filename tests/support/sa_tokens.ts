@@ -36,6 +36,9 @@ import {
 } from "jose";
 
 /** Asymmetric JWS algorithms a test key can use. */
+/** The issuer kubeadm and k3s clusters put in ServiceAccount tokens; the tests' cluster uses it. */
+export const ISSUER = "https://kubernetes.default.svc.cluster.local";
+
 export type SigningAlgorithm =
   | "RS256"
   | "RS384"

@@ -13,6 +13,7 @@ import { authCalloutConfig, type ConfigUser, NatsServer } from "./nats_server.ts
 import { accountKey, curveKey, KeyDir, type TestKey } from "./nkeys.ts";
 import {
   generateSigningKey,
+  ISSUER,
   mintServiceAccountToken,
   publicJwks,
   type ServiceAccountTokenOptions,
@@ -21,8 +22,7 @@ import {
 import { TestApiServer } from "./test_apiserver.ts";
 import { waitFor } from "./wait.ts";
 
-/** The issuer kubeadm and k3s clusters use. */
-export const ISSUER = "https://kubernetes.default.svc.cluster.local";
+export { ISSUER };
 
 /** Options of {@linkcode Stack.start}. */
 export interface StackOptions {

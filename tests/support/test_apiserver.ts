@@ -30,6 +30,7 @@
  * @module
  */
 import { KubeConfig } from "@kubernetes/client-node";
+import { ISSUER } from "./sa_tokens.ts";
 
 /** How a watch from a resourceVersion older than the history is refused. */
 export type ExpiredWatchMode = "error-event" | "http-410";
@@ -96,7 +97,6 @@ interface Watcher {
   closed: boolean;
 }
 
-const DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local";
 const encoder = new TextEncoder();
 
 function k8sTime(ms: number): string {
@@ -555,7 +555,7 @@ export class TestApiServer implements AsyncDisposable {
       if (fault) return fault;
       if (path === "/.well-known/openid-configuration") {
         return json({
-          issuer: this.#options.issuer ?? DEFAULT_ISSUER,
+          issuer: this.#options.issuer ?? ISSUER,
           jwks_uri: `${this.url}/openid/v1/jwks`,
           response_types_supported: ["id_token"],
           subject_types_supported: ["public"],

@@ -1,0 +1,70 @@
+// Command kube-apiserver is the real Kubernetes API server (k8s.io/kubernetes v1.37.2) with an
+// embedded etcd (go.etcd.io/etcd/server/v3 v3.7.0), for the project's test suite only.
+//
+// It starts etcd on loopback (flag --embedded-etcd-dir, --embedded-etcd-port), then runs the
+// stock kube-apiserver command with the remaining arguments. Nothing here changes Kubernetes
+// behaviour: the point is to test against the real thing.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() {
+	fs := flag.NewFlagSet("embedded-etcd", flag.ContinueOnError)
+	dir := fs.String("embedded-etcd-dir", "", "data directory of the embedded etcd (required)")
+	port := fs.Int("embedded-etcd-port", 0, "loopback client port of the embedded etcd (required)")
+	peerPort := fs.Int("embedded-etcd-peer-port", 0, "loopback peer port of the embedded etcd (required)")
+	// Our flags come first, then "--", then kube-apiserver's own flags.
+	args := os.Args[1:]
+	split := len(args)
+	for i, a := range args {
+		if a == "--" {
+			split = i
+			break
+		}
+	}
+	if err := fs.Parse(args[:split]); err != nil || *dir == "" || *port == 0 || *peerPort == 0 {
+		fmt.Fprintln(os.Stderr, "usage: kube-apiserver --embedded-etcd-dir DIR --embedded-etcd-port N --embedded-etcd-peer-port N -- <kube-apiserver flags>")
+		os.Exit(2)
+	}
+	rest := []string{}
+	if split < len(args) {
+		rest = args[split+1:]
+	}
+
+	cfg := embed.NewConfig()
+	cfg.Dir = *dir
+	cfg.LogLevel = "error"
+	client, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", *port))
+	peer, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", *peerPort))
+	cfg.ListenClientUrls = []url.URL{*client}
+	cfg.AdvertiseClientUrls = []url.URL{*client}
+	cfg.ListenPeerUrls = []url.URL{*peer}
+	cfg.AdvertisePeerUrls = []url.URL{*peer}
+	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peer.String())
+	etcd, err := embed.StartEtcd(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "embedded etcd:", err)
+		os.Exit(1)
+	}
+	select {
+	case <-etcd.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		fmt.Fprintln(os.Stderr, "embedded etcd: not ready after 30s")
+		os.Exit(1)
+	}
+
+	os.Args = append([]string{os.Args[0]}, rest...)
+	code := cli.Run(app.NewAPIServerCommand())
+	etcd.Close()
+	os.Exit(code)
+}

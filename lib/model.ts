@@ -12,8 +12,10 @@ export interface TokenIdentity {
   readonly serviceAccount: string;
   /** ServiceAccount UID at the time the token was issued. */
   readonly uid: string;
-  /** Pod the token is bound to, when it is a bound token. */
+  /** Pod the token is bound to, when it is a bound token (claim `kubernetes.io.pod.name`). */
   readonly podName?: string;
+  /** UID of that Pod (claim `kubernetes.io.pod.uid`). */
+  readonly podUid?: string;
   /** Token expiry, seconds since the epoch. */
   readonly expiresAt: number;
 }
@@ -57,3 +59,13 @@ export interface ServiceAccountSource extends AsyncDisposable {
   /** Stop watching and release every timer, stream and file watcher. */
   close(): Promise<void>;
 }
+
+/** What the Pod cache keeps of one Pod (metadata only): enough to check a bound token. */
+export interface PodRecord {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+/** Look a Pod up by namespace and name; `undefined` when it does not exist. */
+export type PodLookup = (namespace: string, name: string) => PodRecord | undefined;

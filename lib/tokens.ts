@@ -533,11 +533,13 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
 
   const pod = k8s.pod;
   const podName = isRecord(pod) && nonEmptyString(pod.name) ? pod.name : undefined;
+  const podUid = isRecord(pod) && nonEmptyString(pod.uid) ? pod.uid : undefined;
   return Object.freeze({
     namespace: k8s.namespace,
     serviceAccount: sa.name,
     uid: sa.uid,
     ...(podName !== undefined ? { podName } : {}),
+    ...(podUid !== undefined ? { podUid } : {}),
     expiresAt: exp,
   });
 }

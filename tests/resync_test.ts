@@ -1,13 +1,17 @@
 /**
- * Resync on demand: the rate limit and error handling of lib/resync.ts, and the ServiceAccount
- * cache's `resync()` healing a missed delete long before its relist interval.
+ * Resync on demand: the rate limit and error handling of lib/resync.ts; against the real
+ * kube-apiserver, a resync relists ServiceAccounts and refetches the JWKS with the service's own
+ * least-privilege credentials; and (test apiserver, whose watch can be broken on demand) the
+ * cache's `resync()` healing a delete its broken watch missed, long before the relist interval.
  */
 import assert from "node:assert/strict";
-import { accessFromKubeConfig } from "../lib/kube_access.ts";
+import { remoteKeySource } from "../lib/jwks.ts";
+import { accessFromKubeConfig, kubeconfigAccess } from "../lib/kube_access.ts";
 import { createLogger } from "../lib/log.ts";
 import { createResync } from "../lib/resync.ts";
 import { createServiceMetrics } from "../lib/service_metrics.ts";
 import { startServiceAccountCache } from "../lib/serviceaccounts.ts";
+import { KubeApiServer } from "./support/kube_apiserver.ts";
 import { TestApiServer } from "./support/test_apiserver.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -96,6 +100,73 @@ Deno.test("serviceaccounts: resync() sees a delete the broken watch missed, well
     await waitFor(() => metrics.relists.value({ trigger: "resync" }) === 2, { what: "relist 2" });
     assert.ok(cache.lookup("ns", "late"));
   } finally {
+    await cache.close();
+    access[Symbol.dispose]();
+  }
+});
+
+Deno.test("resync against the real kube-apiserver: relists and refetches the JWKS with the service's own RBAC", async () => {
+  await using kube = await KubeApiServer.start();
+  await kube.createNamespace("callout");
+  await kube.createNamespace("team-a");
+  await kube.createServiceAccount("callout", "callout");
+  await kube.createServiceAccount("team-a", "orders");
+  // What the chart grants: list/watch ServiceAccounts; JWKS access comes from the default
+  // system:service-account-issuer-discovery binding of every ServiceAccount.
+  await kube.apply([
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "callout" },
+      rules: [{ apiGroups: [""], resources: ["serviceaccounts"], verbs: ["list", "watch"] }],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "callout" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "callout" },
+      subjects: [{ kind: "ServiceAccount", name: "callout", namespace: "callout" }],
+    },
+  ]);
+  const tokenFile = `${kube.dir}/callout.token`;
+  await Deno.writeTextFile(
+    tokenFile,
+    await kube.token("callout", "callout", { audiences: [kube.issuer] }),
+  );
+  const access = await kubeconfigAccess([await kube.writeKubeconfig("callout", { tokenFile })]);
+  const { logs, logger } = capture();
+  const metrics = createServiceMetrics();
+  const cache = startServiceAccountCache({
+    access,
+    annotationPrefix: "nats.io/",
+    relistIntervalMs: 3_600_000,
+    logger,
+    metrics,
+  });
+  const keys = await remoteKeySource(`${kube.url}/openid/v1/jwks`, { access, logger, metrics });
+  try {
+    await cache.waitSynced();
+    await waitFor(() => keys.ready, { what: "JWKS loaded" });
+    assert.ok(cache.lookup("team-a", "orders"));
+    const fetchesBefore = metrics.jwksRefreshes.value({ result: "ok" });
+
+    const resync = createResync(() => ({ serviceAccounts: cache, keys }), { logger });
+    assert.deepEqual(resync("http"), { started: true });
+    await waitFor(
+      () =>
+        metrics.relists.value({ trigger: "resync" }) === 1 &&
+        logs.some((l) => l.event === "resync_keys_refetched"),
+      { timeoutMs: 15_000, what: "relist and JWKS refetch" },
+    );
+    assert.equal(metrics.jwksRefreshes.value({ result: "ok" }), fetchesBefore + 1);
+    assert.equal(metrics.jwksRefreshes.value({ result: "error" }), 0);
+    assert.ok(!logs.some((l) => l.event === "resync_failed"), JSON.stringify(logs));
+
+    // The watch is back after the resync's relist: a new ServiceAccount shows up.
+    await kube.createServiceAccount("team-a", "late");
+    await waitFor(() => cache.lookup("team-a", "late"), { timeoutMs: 10_000, what: "watch" });
+  } finally {
+    await keys.close();
     await cache.close();
     access[Symbol.dispose]();
   }

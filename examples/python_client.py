@@ -18,7 +18,7 @@ The pattern here:
 
 Run: ``NATS_URL=nats://127.0.0.1:4222 NATS_TOKEN_FILE=/path/to/token python3 python_client.py``.
 It answers requests on ``<namespace>.echo`` and sends itself one request a second, printing each
-reply, until SIGTERM/SIGINT. Needs nats-py >= 2.7 (token callables); tested with 2.16.0.
+reply, until SIGTERM/SIGINT. Needs nats-py >= 2.13 (token callables); tested with 2.16.0.
 """
 
 import asyncio

@@ -85,6 +85,8 @@ export interface Config {
   readonly relistIntervalMs: number;
   /** `SERVICEACCOUNTS_FILE`: take ServiceAccounts from this manifest instead of the apiserver. */
   readonly serviceAccountsFile?: string;
+  /** `POLICY_FILE`: the cluster policy (YAML, lib/policy_file.ts); without it, today's behaviour. */
+  readonly policyFile?: string;
 }
 
 /** The in-cluster apiserver address. */
@@ -130,6 +132,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "SA_ANNOTATION_PREFIX",
   "CACHE_CLEANUP_INTERVAL",
   "SERVICEACCOUNTS_FILE",
+  "POLICY_FILE",
 ]);
 
 /**
@@ -377,6 +380,7 @@ export function loadConfig(
     min: 10 * SECOND,
   });
   const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
+  const policyFile = get("POLICY_FILE");
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -413,6 +417,7 @@ export function loadConfig(
     annotationPrefix,
     relistIntervalMs,
     ...(serviceAccountsFile !== undefined ? { serviceAccountsFile } : {}),
+    ...(policyFile !== undefined ? { policyFile } : {}),
   };
   return deepFreeze(config);
 }
@@ -472,6 +477,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.serviceAccountsFile !== undefined
       ? { serviceaccounts_file: config.serviceAccountsFile }
       : {}),
+    ...(config.policyFile !== undefined ? { policy_file: config.policyFile } : {}),
   };
 }
 
@@ -602,7 +608,7 @@ function readSeed(
  * The seed in a file: the trimmed content, or, when the file has a BEGIN line (creds format), the
  * last non-empty line inside the first `BEGIN … NKEY SEED` block; undefined if there is none.
  */
-function extractSeed(text: string): string | undefined {
+export function extractSeed(text: string): string | undefined {
   if (!text.includes("BEGIN")) return text.trim();
   let inside = false;
   let seed: string | undefined;

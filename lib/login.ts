@@ -9,7 +9,16 @@ import type { Authorizer, AuthorizeResult, CalloutRequest } from "./callout.ts";
 import { AuthError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountLookup, ServiceAccountRecord } from "./model.ts";
-import { permissionsFor, type PolicyOptions, type PolicyResult } from "./policy.ts";
+import {
+  checkLogin,
+  type ClusterPolicy,
+  connectionTypeOf,
+  permissionsFor,
+  type PolicyOptions,
+  type PolicyResult,
+  type ResolvedSettings,
+  resolveSettings,
+} from "./policy.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 import type { TokenVerifier } from "./tokens.ts";
 
@@ -23,6 +32,11 @@ export interface AuthorizerOptions {
   isSynced: () => boolean;
   /** Annotation prefix and response settings for the policy. */
   policy: PolicyOptions;
+  /**
+   * The cluster policy in force now (`POLICY_FILE`), read on every login so a reload applies to
+   * the next one. @default {() => undefined (no policy file: the reference's behaviour)}
+   */
+  clusterPolicy?: () => ClusterPolicy | undefined;
   /** Longest life of a user JWT; a shorter-lived token shortens it further. */
   userJwtTtlMs: number;
   logger: Logger;
@@ -82,21 +96,39 @@ export function userName(namespace: string, serviceAccount: string): string {
 export function createAuthorizer(options: AuthorizerOptions): Authorizer {
   const { verifyToken, lookup, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
   const now = options.now ?? (() => Date.now());
-  // Records are immutable and replaced on every change, so the permissions derived from one can be
-  // remembered (the policy is pure and its options fixed), and the first derivation is the one
-  // moment to warn about its ignored annotation entries: once per ServiceAccount version.
-  const derived = new WeakMap<ServiceAccountRecord, PolicyResult>();
-  const policyFor = (sa: ServiceAccountRecord): PolicyResult => {
-    let result = derived.get(sa);
+  const clusterPolicy = options.clusterPolicy ?? (() => undefined);
+  // Records and policies are immutable and replaced on every change, so the permissions derived
+  // from one pair can be remembered (the policy is pure), and the first derivation is the one
+  // moment to warn about its ignored annotation entries: once per ServiceAccount and policy version.
+  const derived = new WeakMap<object, WeakMap<ServiceAccountRecord, Derived>>();
+  const policyFor = (sa: ServiceAccountRecord): Derived => {
+    const cluster = clusterPolicy();
+    const key = cluster ?? NO_POLICY;
+    let perPolicy = derived.get(key);
+    if (!perPolicy) {
+      perPolicy = new WeakMap();
+      derived.set(key, perPolicy);
+    }
+    let result = perPolicy.get(sa);
     if (!result) {
-      result = permissionsFor(sa, policy);
-      derived.set(sa, result);
-      if (result.filteredInternal.length > 0 || result.invalid.length > 0) {
+      const resolved = cluster ? resolveSettings(cluster, sa.namespace, sa.name) : undefined;
+      result = {
+        ...permissionsFor(sa, resolved ? { ...policy, settings: resolved.settings } : policy),
+        resolved,
+      };
+      perPolicy.set(sa, result);
+      if (result.dropped.length > 0) {
         logger.warn("annotation_subjects_ignored", {
           namespace: sa.namespace,
           serviceaccount: sa.name,
           filtered_internal: result.filteredInternal,
           invalid: result.invalid,
+          ...(result.outsidePolicy.length > 0
+            ? {
+              outside_policy: result.dropped.filter((d) => d.reason === "outside_policy")
+                .map((d) => `${d.annotation} ${d.entry}: ${d.detail}`),
+            }
+            : {}),
         });
       }
     }
@@ -136,19 +168,44 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
         fields,
       );
     }
-    const { permissions, filteredInternal, invalid } = policyFor(sa);
+    const { permissions, filteredInternal, invalid, outsidePolicy, resolved } = policyFor(sa);
+    if (resolved) {
+      const denial = checkLogin(resolved.settings, {
+        connectionType: connectionTypeOf(request.clientInfo),
+        issuedAt: identity.issuedAt,
+        expiresAt: identity.expiresAt,
+      });
+      if (denial) return deny(denial.reason, denial.message, fields);
+    }
     if (filteredInternal.length > 0) {
       metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);
     }
     if (invalid.length > 0) metrics.invalidSubjects.inc(undefined, invalid.length);
+    if (outsidePolicy.length > 0) {
+      metrics.policyDroppedSubjects.inc(undefined, outsidePolicy.length);
+    }
     const expiresAt = Math.floor(Math.min(now() + userJwtTtlMs, identity.expiresAt * 1000) / 1000);
+    const account = resolved?.settings.account;
     return {
       ok: true,
-      user: { name: userName(sa.namespace, sa.name), permissions, expiresAt },
-      fields: { ...fields, expires_at: expiresAt },
+      user: {
+        name: userName(sa.namespace, sa.name),
+        permissions,
+        expiresAt,
+        ...(account !== undefined ? { account } : {}),
+      },
+      fields: { ...fields, expires_at: expiresAt, ...(account !== undefined ? { account } : {}) },
     };
   };
 }
+
+/** What the policy gave one ServiceAccount under one cluster policy (none: `resolved` undefined). */
+interface Derived extends PolicyResult {
+  readonly resolved: ResolvedSettings | undefined;
+}
+
+/** The memo key when no cluster policy is configured. */
+const NO_POLICY = Object.freeze({});
 
 function deny(
   reason: AuthError["code"],

@@ -16,6 +16,7 @@ import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
 import { createAuthorizer } from "./login.ts";
+import { type PolicySource, startPolicyFile } from "./policy_file.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
 import { type ApiAccess, inClusterAccess, kubeconfigAccess } from "./kube_access.ts";
@@ -65,16 +66,25 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const closing = new AbortController();
   const tasks: Promise<unknown>[] = [];
 
-  const keys: KeySource = config.jwt.jwksPath
-    ? await fileKeySource(config.jwt.jwksPath, { logger, metrics })
-    : await remoteKeySource(config.jwt.jwksUrl ?? "", {
-      logger,
-      metrics,
-      now,
-      ...(config.k8s.inCluster
-        ? { caCertFile: config.k8s.caFile, bearerTokenFile: config.k8s.tokenFile }
-        : {}),
-    });
+  // First: a bad policy file stops the start (PolicyFileError names every problem).
+  const policySource: PolicySource | undefined = config.policyFile
+    ? startPolicyFile({ path: config.policyFile, defaultAccount: config.account, logger, metrics })
+    : undefined;
+
+  const keys: KeySource =
+    await (config.jwt.jwksPath
+      ? fileKeySource(config.jwt.jwksPath, { logger, metrics })
+      : remoteKeySource(config.jwt.jwksUrl ?? "", {
+        logger,
+        metrics,
+        now,
+        ...(config.k8s.inCluster
+          ? { caCertFile: config.k8s.caFile, bearerTokenFile: config.k8s.tokenFile }
+          : {}),
+      })).catch(async (err) => {
+        await policySource?.close();
+        throw err;
+      });
 
   let access: ApiAccess | undefined;
   let serviceAccounts: ServiceAccountSource;
@@ -106,6 +116,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   } catch (err) {
     // Nothing else has started yet; release the key source's timers before giving up.
     await keys.close();
+    await policySource?.close();
     throw err;
   }
 
@@ -150,6 +161,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         lookup: serviceAccounts.lookup,
         isSynced: () => serviceAccounts.synced,
         policy: { annotationPrefix: config.annotationPrefix },
+        ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
         userJwtTtlMs: config.userJwtTtlMs,
         logger,
         metrics,
@@ -159,6 +171,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         accountSeed: config.signingKeySeed,
         account: config.account,
         ...(config.xkeySeed ? { xkeySeed: config.xkeySeed } : {}),
+        ...(policySource ? { accountSeeds: () => policySource.current.accountSeeds } : {}),
         authorizer,
         logger,
         metrics,
@@ -194,6 +207,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await serviceAccounts.close();
       access?.[Symbol.dispose]();
       await keys.close();
+      await policySource?.close();
       await Promise.allSettled(tasks);
     })();
     return closed;

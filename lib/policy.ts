@@ -3,10 +3,11 @@
  * policy, ServiceAccount and request always give the same result, and the caller (which owns the
  * logger and the metrics) reports what was dropped.
  *
- * Without a cluster policy the defaults match the Go reference exactly: publish `<ns>.>`;
- * subscribe `_INBOX.>`, the private inbox `_INBOX_<ns>_<sa>.>` and `<ns>.>`; one response per
- * request with no time limit. The annotations `<prefix>allowed-pub-subjects` and
- * `<prefix>allowed-sub-subjects` add to them.
+ * Without a cluster policy the defaults are the Go reference's plus the bare namespace subject:
+ * publish `<ns>` and `<ns>.>`; subscribe `_INBOX.>`, the private inbox `_INBOX_<ns>_<sa>.>`,
+ * `<ns>` and `<ns>.>` (so an MQTT client's `<ns>/#` works); one response per request with no time
+ * limit. The annotations `<prefix>allowed-pub-subjects` and `<prefix>allowed-sub-subjects` add to
+ * them; a subscribe entry may name a queue group after one space (`orders.> workers`).
  *
  * A cluster policy (the platform team's file, lib/policy_file.ts) picks per namespace (name or
  * glob) and per ServiceAccount: the account, the bound annotation grants must stay inside, deny
@@ -15,7 +16,7 @@
  * @module
  */
 import type { Permissions, ServiceAccountRecord } from "./model.ts";
-import { inboxPrefix, isValidSubject, subjectProblem } from "./subjects.ts";
+import { inboxPrefix, subjectProblem, subscribeEntryProblem } from "./subjects.ts";
 
 /** Annotation name (after the prefix) listing extra publish subjects. */
 export const PUB_ANNOTATION = "allowed-pub-subjects";
@@ -407,7 +408,7 @@ export function isInternalSubject(subject: string): boolean {
  *   },
  *   { annotationPrefix: "nats.io/" },
  * );
- * console.assert(permissions.pub.allow.join(",") === "team-a.>,shared.events");
+ * console.assert(permissions.pub.allow.join(",") === "team-a,team-a.>,shared.events");
  * console.assert(invalid[0] === "a..b");
  * ```
  */
@@ -446,6 +447,9 @@ export function permissionsFor(sa: ServiceAccountRecord, options: PolicyOptions)
     const allow = new Set(defaults);
     const value = sa.annotations[annotationPrefix + annotation];
     for (const entry of value === undefined ? [] : parseSubjectList(value)) {
+      // Subscribe entries may carry a queue group after one space; the bound looks at the subject.
+      const problem = direction === "sub" ? subscribeEntryProblem(entry) : subjectProblem(entry);
+      const subject = direction === "sub" ? entry.split(" ")[0]! : entry;
       let why: string | undefined;
       if (isInternalSubject(entry)) {
         filteredInternal.push(entry);
@@ -455,15 +459,15 @@ export function permissionsFor(sa: ServiceAccountRecord, options: PolicyOptions)
           reason: "internal",
           detail: "NATS-managed subject",
         });
-      } else if (!isValidSubject(entry)) {
+      } else if (problem !== undefined) {
         invalid.push(entry);
         dropped.push({
           annotation: direction,
           entry,
           reason: "invalid",
-          detail: `subject ${subjectProblem(entry)}`,
+          detail: `subject ${problem}`,
         });
-      } else if ((why = outside(direction, entry)) !== undefined) {
+      } else if ((why = outside(direction, subject)) !== undefined) {
         outsidePolicy.push(entry);
         dropped.push({ annotation: direction, entry, reason: "outside_policy", detail: why });
       } else allow.add(entry);
@@ -471,7 +475,9 @@ export function permissionsFor(sa: ServiceAccountRecord, options: PolicyOptions)
     return [...allow];
   };
 
-  const own = `${sa.namespace}.>`;
+  // `<ns>` itself next to `<ns>.>`: MQTT's `<ns>/#` is the NATS subscription `<ns>` plus `<ns>.>`,
+  // and a client refused either half is refused the whole subscription.
+  const own = [sa.namespace, `${sa.namespace}.>`];
   const jsSettings = settings.jetstream;
   const js = jsSettings
     ? jetstreamSubjects({
@@ -480,9 +486,9 @@ export function permissionsFor(sa: ServiceAccountRecord, options: PolicyOptions)
       kv: expand(jsSettings.kv) ?? [],
     })
     : [];
-  const pub = extend([own, ...js], PUB_ANNOTATION, "pub");
+  const pub = extend([...own, ...js], PUB_ANNOTATION, "pub");
   const sub = extend(
-    ["_INBOX.>", `${inboxPrefix(sa.namespace, sa.name)}.>`, own],
+    ["_INBOX.>", `${inboxPrefix(sa.namespace, sa.name)}.>`, ...own],
     SUB_ANNOTATION,
     "sub",
   );

@@ -27,8 +27,8 @@ Deno.test("policy: defaults are the reference's (namespace scope, inboxes, one r
   const { permissions, filteredInternal, invalid } = permissionsFor(sa(), {
     annotationPrefix: PREFIX,
   });
-  assert.deepEqual(permissions.pub.allow, ["foo.>"]);
-  assert.deepEqual(permissions.sub.allow, ["_INBOX.>", "_INBOX_foo_my-service.>", "foo.>"]);
+  assert.deepEqual(permissions.pub.allow, ["foo", "foo.>"]);
+  assert.deepEqual(permissions.sub.allow, ["_INBOX.>", "_INBOX_foo_my-service.>", "foo", "foo.>"]);
   assert.deepEqual(permissions.resp, { max: 1, ttlNs: 0 });
   assert.deepEqual(filteredInternal, []);
   assert.deepEqual(invalid, []);
@@ -42,10 +42,16 @@ Deno.test("policy: README example annotations are appended after the defaults", 
     }),
     { annotationPrefix: PREFIX },
   );
-  assert.deepEqual(permissions.pub.allow, ["foo.>", "platform.commands.*", "shared.metrics"]);
+  assert.deepEqual(permissions.pub.allow, [
+    "foo",
+    "foo.>",
+    "platform.commands.*",
+    "shared.metrics",
+  ]);
   assert.deepEqual(permissions.sub.allow, [
     "_INBOX.>",
     "_INBOX_foo_my-service.>",
+    "foo",
     "foo.>",
     "platform.events.*",
     "shared.status",
@@ -54,7 +60,12 @@ Deno.test("policy: README example annotations are appended after the defaults", 
 
 Deno.test("policy: dots in the ServiceAccount name become underscores in the private inbox", () => {
   const { permissions } = permissionsFor(sa({}, "team-a", "api.v2"), { annotationPrefix: PREFIX });
-  assert.deepEqual(permissions.sub.allow, ["_INBOX.>", "_INBOX_team-a_api_v2.>", "team-a.>"]);
+  assert.deepEqual(permissions.sub.allow, [
+    "_INBOX.>",
+    "_INBOX_team-a_api_v2.>",
+    "team-a",
+    "team-a.>",
+  ]);
 });
 
 Deno.test("policy: _INBOX and _REPLY entries are filtered (case-sensitive prefix) and reported", () => {
@@ -71,10 +82,11 @@ Deno.test("policy: _INBOX and _REPLY entries are filtered (case-sensitive prefix
     "_INBOX.>",
     "_INBOX_other_sa.>",
   ]);
-  assert.deepEqual(result.permissions.pub.allow, ["foo.>", "ok.pub"]);
+  assert.deepEqual(result.permissions.pub.allow, ["foo", "foo.>", "ok.pub"]);
   assert.deepEqual(result.permissions.sub.allow, [
     "_INBOX.>", // the default stays
     "_INBOX_foo_my-service.>",
+    "foo",
     "foo.>",
     "_inbox.lower", // not the reserved prefix: an ordinary subject
     "ok.sub",
@@ -91,10 +103,11 @@ Deno.test("policy: invalid entries are left out and reported, the rest still gra
     { annotationPrefix: PREFIX },
   );
   assert.deepEqual(result.invalid, ["a..b", "a.>.b", "foo bar", "*x", "y>", ".lead"]);
-  assert.deepEqual(result.permissions.pub.allow, ["foo.>", "good.one", "good.two"]);
+  assert.deepEqual(result.permissions.pub.allow, ["foo", "foo.>", "good.one", "good.two"]);
   assert.deepEqual(result.permissions.sub.allow, [
     "_INBOX.>",
     "_INBOX_foo_my-service.>",
+    "foo",
     "foo.>",
     "x.>",
   ]);
@@ -112,8 +125,13 @@ Deno.test("policy: empty entries are dropped silently and duplicates collapse", 
     }),
     { annotationPrefix: PREFIX },
   );
-  assert.deepEqual(result.permissions.pub.allow, ["foo.>", "a.b"]);
-  assert.deepEqual(result.permissions.sub.allow, ["_INBOX.>", "_INBOX_foo_my-service.>", "foo.>"]);
+  assert.deepEqual(result.permissions.pub.allow, ["foo", "foo.>", "a.b"]);
+  assert.deepEqual(result.permissions.sub.allow, [
+    "_INBOX.>",
+    "_INBOX_foo_my-service.>",
+    "foo",
+    "foo.>",
+  ]);
   assert.deepEqual(result.invalid, []);
   assert.deepEqual(result.filteredInternal, []);
 });
@@ -126,7 +144,7 @@ Deno.test("policy: a custom prefix is honoured and the default prefix is then ig
   const { permissions } = permissionsFor(sa(annotations), {
     annotationPrefix: "example.com/nats-",
   });
-  assert.deepEqual(permissions.pub.allow, ["foo.>", "custom.pub"]);
+  assert.deepEqual(permissions.pub.allow, ["foo", "foo.>", "custom.pub"]);
 });
 
 Deno.test("policy: response TTL is passed in nanoseconds; bad values are refused", () => {
@@ -174,7 +192,7 @@ Deno.test("policy bound: annotation entries outside the allowed patterns or over
   );
   // ">" is denied by the pattern ">" overlapping everything: so is every entry; the bound is
   // read with deny first. Use a narrower deny to see the allow half at work.
-  assert.deepEqual(result.permissions.pub.allow, ["foo.>"]);
+  assert.deepEqual(result.permissions.pub.allow, ["foo", "foo.>"]);
   assert.equal(result.outsidePolicy.length, 6 + 2);
 
   const narrow = permissionsFor(
@@ -192,10 +210,11 @@ Deno.test("policy bound: annotation entries outside the allowed patterns or over
       },
     },
   );
-  assert.deepEqual(narrow.permissions.pub.allow, ["foo.>", "foo.x", "shared.events.a"]);
+  assert.deepEqual(narrow.permissions.pub.allow, ["foo", "foo.>", "foo.x", "shared.events.a"]);
   assert.deepEqual(narrow.permissions.sub.allow, [
     "_INBOX.>",
     "_INBOX_foo_my-service.>",
+    "foo",
     "foo.>",
     "shared.events.>",
   ]);
@@ -291,4 +310,35 @@ Deno.test("checkLogin: connection types and the longest token lifetime", () => {
     checkLogin({ maxTokenLifetimeMs: 3600_000 }, { ...facts, issuedAt: undefined })?.reason,
     "token_lifetime_too_long",
   );
+});
+
+Deno.test("subscribe entries may name a queue group after one space; publish entries may not", () => {
+  const result = permissionsFor(
+    sa({
+      [PREFIX + PUB_ANNOTATION]: "jobs.> workers, jobs.ok",
+      [PREFIX + SUB_ANNOTATION]:
+        "jobs.> workers, jobs.* q.*, a b c, jobs.x  two, jobs.y bad..q, x..y q",
+    }),
+    { annotationPrefix: PREFIX },
+  );
+  assert.deepEqual(result.permissions.pub.allow, ["foo", "foo.>", "jobs.ok"]);
+  assert.deepEqual(result.permissions.sub.allow.slice(4), ["jobs.> workers", "jobs.* q.*"]);
+  assert.deepEqual(result.invalid, [
+    "jobs.> workers",
+    "a b c",
+    "jobs.x  two",
+    "jobs.y bad..q",
+    "x..y q",
+  ]);
+  assert.match(
+    result.dropped.find((d) => d.entry === "jobs.y bad..q")!.detail,
+    /queue group that has an empty token/,
+  );
+  // The bound judges the subject of a queue entry.
+  const bounded = permissionsFor(
+    sa({ [PREFIX + SUB_ANNOTATION]: "foo.jobs workers, other.jobs workers" }),
+    { annotationPrefix: PREFIX, settings: { annotations: { allow: { sub: ["{namespace}.>"] } } } },
+  );
+  assert.deepEqual(bounded.permissions.sub.allow.slice(4), ["foo.jobs workers"]);
+  assert.deepEqual(bounded.outsidePolicy, ["other.jobs workers"]);
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import { ConfigError, describeConfig, loadConfig } from "./lib/config.ts";
+import { runExplainCli } from "./lib/explain_cli.ts";
 import { createLogger } from "./lib/log.ts";
 import { guardSocketResets } from "./lib/nats.ts";
 import { startService } from "./lib/service.ts";
@@ -13,6 +14,9 @@ const VERSION = "0.1.0";
 const SHUTDOWN_DEADLINE_MS = 15_000;
 
 async function main(): Promise<number> {
+  if (Deno.args[0] === "explain") {
+    return await runExplainCli(Deno.args.slice(1), Deno.env.toObject());
+  }
   let config;
   try {
     config = loadConfig(Deno.env.toObject());

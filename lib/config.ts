@@ -87,6 +87,8 @@ export interface Config {
   readonly serviceAccountsFile?: string;
   /** `POLICY_FILE`: the cluster policy (YAML, lib/policy_file.ts); without it, today's behaviour. */
   readonly policyFile?: string;
+  /** `EXPLAIN_ENABLED`: serve `/explain` on the HTTP port (lib/explain.ts). @default {false} */
+  readonly explainEnabled: boolean;
 }
 
 /** The in-cluster apiserver address. */
@@ -133,6 +135,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "CACHE_CLEANUP_INTERVAL",
   "SERVICEACCOUNTS_FILE",
   "POLICY_FILE",
+  "EXPLAIN_ENABLED",
 ]);
 
 /**
@@ -381,6 +384,14 @@ export function loadConfig(
   });
   const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
   const policyFile = get("POLICY_FILE");
+  let explainEnabled = false;
+  const explainRaw = get("EXPLAIN_ENABLED");
+  if (explainRaw !== undefined) {
+    if (GO_TRUE.has(explainRaw)) explainEnabled = true;
+    else if (!GO_FALSE.has(explainRaw)) {
+      problem(`EXPLAIN_ENABLED: ${show(explainRaw)} is not a boolean (true or false)`);
+    }
+  }
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -418,6 +429,7 @@ export function loadConfig(
     relistIntervalMs,
     ...(serviceAccountsFile !== undefined ? { serviceAccountsFile } : {}),
     ...(policyFile !== undefined ? { policyFile } : {}),
+    explainEnabled,
   };
   return deepFreeze(config);
 }
@@ -478,6 +490,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
       ? { serviceaccounts_file: config.serviceAccountsFile }
       : {}),
     ...(config.policyFile !== undefined ? { policy_file: config.policyFile } : {}),
+    ...(config.explainEnabled ? { explain_endpoint: true } : {}),
   };
 }
 

@@ -15,7 +15,8 @@ import type { Config } from "./config.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
-import { createAuthorizer } from "./login.ts";
+import { createExplainHandler } from "./explain.ts";
+import { createLogin, type Login } from "./login.ts";
 import { type PolicySource, startPolicyFile } from "./policy_file.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
@@ -36,6 +37,11 @@ export interface ServiceOptions {
   now?: () => number;
   /** Version reported on the HTTP endpoints. */
   version?: string;
+  /**
+   * Connect to NATS and answer callouts. `false` builds everything else (for `deno task explain`):
+   * readiness then does not wait for NATS. @default {true}
+   */
+  nats?: boolean;
 }
 
 /** A running service. */
@@ -45,6 +51,8 @@ export interface Service extends AsyncDisposable {
   /** True when every readiness check passes. */
   readonly ready: boolean;
   readonly metrics: ServiceMetrics;
+  /** The login decision and its explanation, once keys and issuer are loaded. */
+  readonly login: Login | undefined;
   /** Stop taking requests, drain NATS, stop watches and timers. Idempotent. */
   close(): Promise<void>;
 }
@@ -122,18 +130,24 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   let issuer = config.jwt.issuer;
   let callout: ReturnType<typeof serveCallout> | undefined;
+  let login: Login | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
 
   const checks: ReadinessCheck[] = [
-    { name: "nats", ready: () => callout?.ready === true },
+    { name: "nats", ready: () => options.nats === false || callout?.ready === true },
     { name: "serviceaccounts", ready: () => serviceAccounts.synced },
     { name: "keys", ready: () => keys.ready && issuer !== undefined },
   ];
-  const handler = createHttpHandler({
+  const httpHandler = createHttpHandler({
     checks,
     registry: metrics.registry,
     ...(options.version ? { version: options.version } : {}),
   });
+  const explainHandler = config.explainEnabled ? createExplainHandler(() => login) : undefined;
+  const handler = (req: Request): Promise<Response> =>
+    explainHandler && new URL(req.url).pathname === "/explain"
+      ? explainHandler(req)
+      : httpHandler(req);
 
   tasks.push(
     (async () => {
@@ -156,17 +170,20 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         metrics,
         now,
       });
-      const authorizer = createAuthorizer({
+      login = createLogin({
         verifyToken,
         lookup: serviceAccounts.lookup,
         isSynced: () => serviceAccounts.synced,
         policy: { annotationPrefix: config.annotationPrefix },
         ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
         userJwtTtlMs: config.userJwtTtlMs,
+        defaultAccount: config.account,
         logger,
         metrics,
         now,
       });
+      const authorizer = login.authorize;
+      if (options.nats === false) return;
       const calloutHandler = await createCalloutHandler({
         accountSeed: config.signingKeySeed,
         account: config.account,
@@ -216,6 +233,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   return {
     handler,
     metrics,
+    get login() {
+      return login;
+    },
     get ready() {
       return checks.every((c) => c.ready());
     },

@@ -112,7 +112,15 @@ export async function runExplainCli(
   }
   try {
     const deadline = Date.now() + timeoutMs;
-    while (!(service.ready && service.login) && Date.now() < deadline) await delay(50);
+    let failure: Error | undefined;
+    void service.failed.then((err) => failure = err);
+    while (!(service.ready && service.login) && !failure && Date.now() < deadline) {
+      await delay(50);
+    }
+    if (failure) {
+      io.stderr(`explain: ${failure.message}\n`);
+      return 2;
+    }
     const login = service.login;
     if (!service.ready || !login) {
       const res = await service.handler(new Request("http://explain/readyz"));

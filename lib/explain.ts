@@ -118,6 +118,11 @@ export function createExplainHandler(
     }
     const current = login();
     if (!current) return json(503, { error: "not ready: keys or issuer not loaded yet" });
-    return json(200, await current.explain(input));
+    try {
+      return json(200, await current.explain(input));
+    } catch {
+      // Our bug, not the input's: say so without details (they could echo the input).
+      return json(500, { error: "internal_error" });
+    }
   };
 }

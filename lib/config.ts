@@ -95,6 +95,10 @@ export interface Config {
   readonly relistIntervalMs: number;
   /** `SERVICEACCOUNTS_FILE`: take ServiceAccounts from this manifest instead of the apiserver. */
   readonly serviceAccountsFile?: string;
+  /** `POLICY_FILE`: the cluster policy (YAML, lib/policy_file.ts); without it, today's behaviour. */
+  readonly policyFile?: string;
+  /** `EXPLAIN_ENABLED`: serve `/explain` on the HTTP port (lib/explain.ts). @default {false} */
+  readonly explainEnabled: boolean;
 }
 
 /** The in-cluster apiserver address. */
@@ -142,6 +146,8 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "SA_ANNOTATION_PREFIX",
   "CACHE_CLEANUP_INTERVAL",
   "SERVICEACCOUNTS_FILE",
+  "POLICY_FILE",
+  "EXPLAIN_ENABLED",
 ]);
 
 /**
@@ -396,6 +402,15 @@ export function loadConfig(
   const relistIntervalMs = durationVar(get, problem, "CACHE_CLEANUP_INTERVAL", 15 * 60 * SECOND, {
     min: 10 * SECOND,
   });
+  const policyFile = get("POLICY_FILE");
+  let explainEnabled = false;
+  const explainRaw = get("EXPLAIN_ENABLED");
+  if (explainRaw !== undefined) {
+    if (GO_TRUE.has(explainRaw)) explainEnabled = true;
+    else if (!GO_FALSE.has(explainRaw)) {
+      problem(`EXPLAIN_ENABLED: ${show(explainRaw)} is not a boolean (true or false)`);
+    }
+  }
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -434,6 +449,8 @@ export function loadConfig(
     annotationPrefix,
     relistIntervalMs,
     ...(serviceAccountsFile !== undefined ? { serviceAccountsFile } : {}),
+    ...(policyFile !== undefined ? { policyFile } : {}),
+    explainEnabled,
   };
   return deepFreeze(config);
 }
@@ -495,6 +512,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.serviceAccountsFile !== undefined
       ? { serviceaccounts_file: config.serviceAccountsFile }
       : {}),
+    ...(config.policyFile !== undefined ? { policy_file: config.policyFile } : {}),
+    ...(config.explainEnabled ? { explain_endpoint: true } : {}),
   };
 }
 
@@ -625,7 +644,7 @@ function readSeed(
  * The seed in a file: the trimmed content, or, when the file has a BEGIN line (creds format), the
  * last non-empty line inside the first `BEGIN … NKEY SEED` block; undefined if there is none.
  */
-function extractSeed(text: string): string | undefined {
+export function extractSeed(text: string): string | undefined {
   if (!text.includes("BEGIN")) return text.trim();
   let inside = false;
   let seed: string | undefined;

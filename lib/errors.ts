@@ -23,6 +23,8 @@ export type DenyReason =
   | "serviceaccount_not_found"
   | "serviceaccount_uid_mismatch"
   | "cache_not_ready"
+  | "connection_type_not_allowed"
+  | "token_lifetime_too_long"
   | "internal_error";
 
 /** Why a callout request was dropped without an answer (it could not be trusted). */

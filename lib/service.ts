@@ -16,7 +16,9 @@ import { FailureReporter } from "./apiserver_errors.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
-import { createAuthorizer } from "./login.ts";
+import { createExplainHandler } from "./explain.ts";
+import { createLogin, type Login } from "./login.ts";
+import { type PolicySource, startPolicyFile } from "./policy_file.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
 import {
@@ -45,6 +47,11 @@ export interface ServiceOptions {
   now?: () => number;
   /** Version reported on the HTTP endpoints. */
   version?: string;
+  /**
+   * Connect to NATS and answer callouts. `false` builds everything else (for `deno task explain`):
+   * readiness then does not wait for NATS. @default {true}
+   */
+  nats?: boolean;
 }
 
 /** A running service. */
@@ -56,6 +63,8 @@ export interface Service extends AsyncDisposable {
   readonly metrics: ServiceMetrics;
   /** Relist ServiceAccounts and refetch keys now (SIGHUP, `POST /resync`); rate-limited. */
   readonly resync: Resync;
+  /** The login decision and its explanation, once keys and issuer are loaded. */
+  readonly login: Login | undefined;
   /**
    * Resolves when start-up found a problem no retry can fix after the service was built (a
    * discovered issuer or API audience that equals `JWT_AUDIENCE`); `main.ts` exits 2 on it.
@@ -82,6 +91,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const closing = new AbortController();
   const tasks: Promise<unknown>[] = [];
 
+  // First: a bad policy file stops the start (PolicyFileError names every problem).
+  const policySource: PolicySource | undefined = config.policyFile
+    ? startPolicyFile({ path: config.policyFile, defaultAccount: config.account, logger, metrics })
+    : undefined;
+
   const useApiServer = config.k8s.inCluster || config.serviceAccountsFile === undefined ||
     (config.jwt.jwksUrl === undefined && config.jwt.jwksPath === undefined) ||
     config.jwt.issuers === undefined;
@@ -94,7 +108,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       caFile: config.k8s.caFile,
       tokenFile: config.k8s.tokenFile,
     })
-    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home));
+    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home)).catch(
+      async (err) => {
+        await policySource?.close();
+        throw err;
+      },
+    );
 
   let keys: KeySource;
   try {
@@ -111,6 +130,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }
   } catch (err) {
     access?.[Symbol.dispose]();
+    await policySource?.close();
     throw err;
   }
 
@@ -136,6 +156,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   } catch (err) {
     // Nothing else has started yet; release the key source's timers before giving up.
     await keys.close();
+    await policySource?.close();
     access?.[Symbol.dispose]();
     throw err;
   }
@@ -143,15 +164,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const failed = Promise.withResolvers<Error>();
   let issuers = config.jwt.issuers;
   let callout: ReturnType<typeof serveCallout> | undefined;
+  let login: Login | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
 
   const checks: ReadinessCheck[] = [
-    { name: "nats", ready: () => callout?.ready === true },
+    { name: "nats", ready: () => options.nats === false || callout?.ready === true },
     { name: "serviceaccounts", ready: () => serviceAccounts.synced },
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
   const resync = createResync(() => ({ serviceAccounts, keys }), { logger });
-  const handler = createHttpHandler({
+  const httpHandler = createHttpHandler({
     checks,
     registry: metrics.registry,
     resync,
@@ -167,6 +189,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     });
   }
   watchReadiness(checks, { logger, signal: closing.signal });
+  const explainHandler = config.explainEnabled ? createExplainHandler(() => login) : undefined;
+  const handler = (req: Request): Promise<Response> =>
+    explainHandler && new URL(req.url).pathname === "/explain"
+      ? explainHandler(req)
+      : httpHandler(req);
 
   tasks.push(
     (async () => {
@@ -194,20 +221,25 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         metrics,
         now,
       });
-      const authorizer = createAuthorizer({
+      login = createLogin({
         verifyToken,
         lookup: serviceAccounts.lookup,
         isSynced: () => serviceAccounts.synced,
         policy: { annotationPrefix: config.annotationPrefix },
+        ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
         userJwtTtlMs: config.userJwtTtlMs,
+        defaultAccount: config.account,
         logger,
         metrics,
         now,
       });
+      const authorizer = login.authorize;
+      if (options.nats === false) return;
       const calloutHandler = await createCalloutHandler({
         accountSeed: config.signingKeySeed,
         account: config.account,
         ...(config.xkeySeed ? { xkeySeed: config.xkeySeed } : {}),
+        ...(policySource ? { accountSeeds: () => policySource.current.accountSeeds } : {}),
         authorizer,
         logger,
         metrics,
@@ -244,6 +276,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await serviceAccounts.close();
       access?.[Symbol.dispose]();
       await keys.close();
+      await policySource?.close();
       await Promise.allSettled(tasks);
     })();
     return closed;
@@ -253,6 +286,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     handler,
     metrics,
     resync,
+    get login() {
+      return login;
+    },
     failed: failed.promise,
     get ready() {
       return checks.every((c) => c.ready());

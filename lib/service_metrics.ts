@@ -40,6 +40,10 @@ export interface ServiceMetrics {
   readonly natsConnected: Gauge;
   /** `token_verify_cache_hits_total`: logins answered from the verified-token cache. */
   readonly tokenCacheHits: Counter;
+  /** `nats_auth_policy_dropped_subjects_total`: annotation entries outside the policy's bound. */
+  readonly policyDroppedSubjects: Counter;
+  /** `policy_file_reloads_total{result}`: POLICY_FILE reloads after the first, result ∈ ok|error. */
+  readonly policyReloads: Counter;
 }
 
 /**
@@ -103,6 +107,14 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     tokenCacheHits: registry.counter(
       "token_verify_cache_hits_total",
       "Logins whose token was found in the verified-token cache.",
+    ),
+    policyDroppedSubjects: registry.counter(
+      "nats_auth_policy_dropped_subjects_total",
+      "Annotation subjects dropped because the cluster policy does not allow them.",
+    ),
+    policyReloads: registry.counter(
+      "policy_file_reloads_total",
+      "Reloads of the POLICY_FILE cluster policy after the first load, by result.",
     ),
   };
   registerReferenceAliases(registry, metrics);

@@ -89,7 +89,7 @@ Deno.test("an allowed login is named after the ServiceAccount and expires with t
   assert.ok(result.ok);
   assert.equal(result.user.name, "system:serviceaccount:team-a:orders");
   assert.equal(result.user.expiresAt, NOW / 1000 + 300);
-  assert.deepEqual(result.user.permissions.pub.allow, ["team-a.>"]);
+  assert.deepEqual(result.user.permissions.pub.allow, ["team-a", "team-a.>"]);
   assert.equal(metrics.cacheHits.value(), 1);
 });
 

@@ -8,7 +8,7 @@
 import type { Authorizer, AuthorizeResult, CalloutRequest } from "./callout.ts";
 import { AuthError } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import type { ServiceAccountLookup, ServiceAccountRecord } from "./model.ts";
+import type { PodLookup, ServiceAccountLookup, ServiceAccountRecord } from "./model.ts";
 import { permissionsFor, type PolicyOptions, type PolicyResult } from "./policy.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 import type { TokenVerifier } from "./tokens.ts";
@@ -19,7 +19,13 @@ export interface AuthorizerOptions {
   verifyToken: TokenVerifier;
   /** ServiceAccount lookup in the current snapshot. */
   lookup: ServiceAccountLookup;
-  /** Whether the ServiceAccount snapshot is complete; before that every login is refused. */
+  /**
+   * Pod lookup for tokens bound to a Pod (`kubernetes.io.pod`): such a token is refused once its Pod
+   * is gone or has another uid, as the apiserver refuses it. Unbound tokens are not affected.
+   * @default {undefined (no Pod check)}
+   */
+  pods?: PodLookup;
+  /** Whether the ServiceAccount (and Pod) snapshots are complete; before that every login is refused. */
   isSynced: () => boolean;
   /** Annotation prefix and response settings for the policy. */
   policy: PolicyOptions;
@@ -80,7 +86,7 @@ export function userName(namespace: string, serviceAccount: string): string {
  * ```
  */
 export function createAuthorizer(options: AuthorizerOptions): Authorizer {
-  const { verifyToken, lookup, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
+  const { verifyToken, lookup, pods, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
   const now = options.now ?? (() => Date.now());
   // Records are immutable and replaced on every change, so the permissions derived from one can be
   // remembered (the policy is pure and its options fixed), and the first derivation is the one
@@ -135,6 +141,24 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
         `ServiceAccount ${sa.namespace}/${sa.name} was recreated (uid ${sa.uid}, token for ${identity.uid})`,
         fields,
       );
+    }
+    if (pods && identity.podName !== undefined) {
+      const podFields = { ...fields, pod: identity.podName };
+      const pod = pods(identity.namespace, identity.podName);
+      if (!pod) {
+        return deny(
+          "pod_not_found",
+          `Pod ${identity.namespace}/${identity.podName}, to which the token is bound, does not exist`,
+          podFields,
+        );
+      }
+      if (identity.podUid !== undefined && pod.uid !== identity.podUid) {
+        return deny(
+          "pod_uid_mismatch",
+          `Pod ${pod.namespace}/${pod.name} was recreated (uid ${pod.uid}, token for ${identity.podUid})`,
+          podFields,
+        );
+      }
     }
     const { permissions, filteredInternal, invalid } = policyFor(sa);
     if (filteredInternal.length > 0) {

@@ -19,6 +19,7 @@ import { createAuthorizer } from "./login.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
 import { type ApiAccess, inClusterAccess, kubeconfigAccess } from "./kube_access.ts";
+import { type PodSource, startPodCache } from "./pods.ts";
 import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
@@ -78,6 +79,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   let access: ApiAccess | undefined;
   let serviceAccounts: ServiceAccountSource;
+  // Tokens bound to a Pod are refused once it is gone (K8S_WATCH_PODS); no Pods in file mode.
+  let pods: PodSource | undefined;
   try {
     if (config.serviceAccountsFile) {
       serviceAccounts = startServiceAccountsFile({
@@ -102,6 +105,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
         metrics,
       });
+      if (config.k8s.watchPods) {
+        pods = startPodCache({
+          access,
+          ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
+          relistIntervalMs: config.relistIntervalMs,
+          logger,
+          metrics,
+        });
+      }
     }
   } catch (err) {
     // Nothing else has started yet; release the key source's timers before giving up.
@@ -116,6 +128,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const checks: ReadinessCheck[] = [
     { name: "nats", ready: () => callout?.ready === true },
     { name: "serviceaccounts", ready: () => serviceAccounts.synced },
+    ...(pods ? [{ name: "pods", ready: () => pods?.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && issuer !== undefined },
   ];
   const handler = createHttpHandler({
@@ -148,7 +161,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       const authorizer = createAuthorizer({
         verifyToken,
         lookup: serviceAccounts.lookup,
-        isSynced: () => serviceAccounts.synced,
+        ...(pods ? { pods: pods.lookup } : {}),
+        isSynced: () => serviceAccounts.synced && (pods?.synced ?? true),
         policy: { annotationPrefix: config.annotationPrefix },
         userJwtTtlMs: config.userJwtTtlMs,
         logger,
@@ -192,6 +206,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
       await nc?.drain().catch(() => nc?.close());
       await serviceAccounts.close();
+      await pods?.close();
       access?.[Symbol.dispose]();
       await keys.close();
       await Promise.allSettled(tasks);

@@ -74,6 +74,7 @@ export function startPodCache(options: PodCacheOptions): PodSource {
     logPrefix: "pod_cache",
     countField: "pods",
     what: "Pod cache",
+    request: "list/watch pods",
     metrics: {
       size: metrics.podCacheSize,
       synced: metrics.podCacheSynced,

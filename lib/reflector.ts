@@ -22,6 +22,7 @@
  * @module
  */
 import { abortable, delay } from "./abort.ts";
+import { ApiError, apiErrorFromResponse, FailureReporter } from "./apiserver_errors.ts";
 import type { ApiAccess } from "./kube_access.ts";
 import type { Logger } from "./log.ts";
 import type { Counter, Gauge } from "./metrics.ts";
@@ -70,12 +71,17 @@ export interface ReflectorOptions<R extends NamespacedRecord> {
   toRecord: ToRecord<R>;
   /** Ask for `PartialObjectMetadata` lists and watch events instead of whole objects. @default {false} */
   metadataOnly?: boolean;
-  /** Prefix of the log events (`<prefix>_synced`, `<prefix>_apiserver_error`, …), e.g. `pod_cache`. */
+  /** Prefix of the log events (`<prefix>_synced`, `<prefix>_watch_closed`, …), e.g. `pod_cache`. */
   logPrefix: string;
   /** Name of the record count in the `<prefix>_synced` line, e.g. `pods`. */
   countField: string;
   /** What this is, for error messages (`Pod cache`). */
   what: string;
+  /**
+   * The `request` field of `apiserver_request_failed` lines (lib/apiserver_errors.ts), e.g.
+   * `list/watch pods`.
+   */
+  request: string;
   /** A full relist replaces the index this often, healing any missed event. */
   relistIntervalMs: number;
   logger: Logger;
@@ -121,6 +127,7 @@ export interface Reflector<R extends NamespacedRecord> extends AsyncDisposable {
  *   logPrefix: "pod_cache",
  *   countField: "pods",
  *   what: "Pod cache",
+ *   request: "list/watch pods",
  *   relistIntervalMs: 15 * 60_000,
  *   logger,
  *   metrics,
@@ -166,16 +173,6 @@ type WatchEnd =
   | { kind: "error"; error: unknown }
   | { kind: "relist" }
   | { kind: "stopped" };
-
-/** A failure with the apiserver's answer attached. */
-class ApiError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = "ApiError";
-    this.status = status;
-  }
-}
 
 interface ListPage {
   metadata?: { resourceVersion?: string; continue?: string };
@@ -230,11 +227,6 @@ class RecordIndex<R extends NamespacedRecord> {
   }
 }
 
-function errorText(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
-}
-
 class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
   readonly #access: ApiAccess;
   readonly #path: string;
@@ -263,7 +255,7 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
   #rv: string | undefined;
   #nextRelistAt = 0;
   #failures = 0;
-  #failingSince: number | undefined;
+  readonly #report: FailureReporter;
 
   constructor(options: ReflectorOptions<R>) {
     if (!(options.relistIntervalMs > 0)) {
@@ -279,6 +271,7 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
     this.#what = options.what;
     this.#relistIntervalMs = options.relistIntervalMs;
     this.#log = options.logger;
+    this.#report = new FailureReporter({ logger: options.logger, request: options.request });
     this.#metrics = options.metrics;
     this.#backoffInitialMs = options.backoff?.initialMs ?? 500;
     this.#backoffMaxMs = Math.max(options.backoff?.maxMs ?? 30_000, this.#backoffInitialMs);
@@ -453,7 +446,9 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
         await res.body?.cancel();
         return ended({ kind: "gone" });
       }
-      if (res.status !== 200) return ended({ kind: "error", error: await this.#apiError(res) });
+      if (res.status !== 200) {
+        return ended({ kind: "error", error: await apiErrorFromResponse(res) });
+      }
       if (!res.body) {
         return ended({ kind: "error", error: new Error("watch response has no body") });
       }
@@ -528,31 +523,14 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
     return exp * (0.5 + 0.5 * this.#random());
   }
 
-  /** Count a failure; warn once per streak, the rest at debug. */
+  /** Count a failure; warn once per change of cause (lib/apiserver_errors.ts), the rest at debug. */
   #failure(phase: "list" | "watch", err: unknown): void {
     this.#failures++;
-    const fields = {
-      phase,
-      error: errorText(err),
-      ...(err instanceof ApiError ? { status: err.status } : {}),
-      attempt: this.#failures,
-    };
-    if (this.#failingSince === undefined) {
-      this.#failingSince = performance.now();
-      this.#log.warn(`${this.#prefix}_apiserver_error`, { ...fields, serving: this.#index.size });
-    } else {
-      this.#log.debug(`${this.#prefix}_apiserver_error`, fields);
-    }
+    this.#report.failed(err, { phase, serving: this.#index.size });
   }
 
   #recovered(): void {
-    if (this.#failingSince !== undefined) {
-      this.#log.info(`${this.#prefix}_apiserver_recovered`, {
-        failures: this.#failures,
-        duration_ms: Math.round(performance.now() - this.#failingSince),
-      });
-      this.#failingSince = undefined;
-    }
+    this.#report.succeeded();
     this.#failures = 0;
   }
 
@@ -573,23 +551,12 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
     const timer = setTimeout(() => ctl.abort(), this.#requestTimeoutMs);
     try {
       const res = await this.#get(path, ctl.signal, this.#listAccept, false);
-      if (res.status !== 200) throw await this.#apiError(res);
+      if (res.status !== 200) throw await apiErrorFromResponse(res);
       return await res.json() as T;
     } finally {
       clearTimeout(timer);
       this.#stop.signal.removeEventListener("abort", onStop);
     }
-  }
-
-  async #apiError(res: Response): Promise<ApiError> {
-    let message = `HTTP ${res.status}`;
-    try {
-      const body = await res.json() as { message?: unknown };
-      if (typeof body.message === "string") message = `HTTP ${res.status}: ${body.message}`;
-    } catch {
-      // not a Status object
-    }
-    return new ApiError(res.status, message);
   }
 
   /**

@@ -132,7 +132,8 @@ Deno.test("Pod watch faults: dropped stream resumes, compacted history relists, 
   const warnedBefore = s.logs.filter((l) => l.level === "warn").length;
   api.setFault({ status: 503, on: "watch" });
   api.dropWatches();
-  await waitFor(() => s.metrics.podWatchRestarts.value({ reason: "error" }) >= 2);
+  await waitFor(() => s.logs.some((l) => l.cause === "server_error"), { what: "a 503 seen" });
+  await waitFor(() => s.metrics.podWatchRestarts.value({ reason: "error" }) >= 4);
   // While the watch fails, the snapshot keeps answering; one warning for the streak.
   assert.ok(s.pods.lookup("ns", "goes"));
   api.deletePod("ns", "goes");
@@ -141,9 +142,18 @@ Deno.test("Pod watch faults: dropped stream resumes, compacted history relists, 
   await waitFor(() => !s.pods.lookup("ns", "goes"), { timeoutMs: 3000, what: "converged" });
   assert.ok(s.pods.lookup("ns", "stays"));
   assert.equal(s.metrics.podRelists.value({ trigger: "gone" }), 1);
+  // One warning per change of cause (the 503s once, however many retries), for the Pod requests.
   const warnings = s.logs.filter((l) => l.level === "warn").slice(warnedBefore);
-  assert.deepEqual(warnings.map((l) => l.event), ["pod_cache_apiserver_error"]);
-  await waitFor(() => s.logs.some((l) => l.event === "pod_cache_apiserver_recovered"));
+  assert.ok(
+    warnings.every((l) =>
+      l.event === "apiserver_request_failed" && l.request === "list/watch pods"
+    ),
+    JSON.stringify(warnings),
+  );
+  assert.equal(warnings.filter((l) => l.cause === "server_error").length, 1);
+  await waitFor(() =>
+    s.logs.some((l) => l.event === "apiserver_request_recovered" && l.request === "list/watch pods")
+  );
 });
 
 Deno.test("the Pod cache is not synced until its first list; close() before it rejects waitSynced", async () => {

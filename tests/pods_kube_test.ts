@@ -1,0 +1,203 @@
+/**
+ * Tokens bound to a Pod, against the real kube-apiserver (tests/support/kube_apiserver.ts): tokens
+ * from the TokenRequest API with a `boundObjectRef` to a Pod, the service running with the chart's
+ * own RBAC objects (rendered by helm, applied to the apiserver) and its ServiceAccount's token, a
+ * real nats-server with auth callout and real NATS clients. The apiserver's own TokenReview is the
+ * reference: whenever it stops accepting a bound token, so must we.
+ */
+import assert from "node:assert/strict";
+import { METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT } from "../lib/reflector.ts";
+import { findAll, type Manifest, renderChart } from "./support/chart.ts";
+import { KubeApiServer, type KubeObject } from "./support/kube_apiserver.ts";
+import { tolerateClientResets } from "./support/nats_server.ts";
+import { Stack } from "./support/stack.ts";
+import { waitFor } from "./support/wait.ts";
+
+tolerateClientResets();
+
+const RELEASE_NS = "nats-system";
+const RBAC_KINDS = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
+
+/**
+ * Apply the chart's ServiceAccount and RBAC objects for `values` and write a kubeconfig with that
+ * ServiceAccount's token: the service then has exactly the chart's permissions.
+ */
+async function chartIdentity(kube: KubeApiServer, values: object): Promise<string> {
+  const docs = await renderChart({
+    nats: { account: "APP", signingKey: { existingSecret: "signing" } },
+    ...values,
+  }, { namespace: RELEASE_NS });
+  const objects = RBAC_KINDS.flatMap((kind) => findAll(docs, kind)) as Manifest[];
+  await kube.createNamespace(RELEASE_NS);
+  await kube.apply(objects as unknown as KubeObject[]);
+  const sa = objects.find((o) => o.kind === "ServiceAccount") as KubeObject;
+  // The apiserver's own audience (its issuer), as the kubelet's default projected token has.
+  const token = await kube.token(RELEASE_NS, sa.metadata.name, { audiences: [kube.issuer] });
+  return await kube.writeKubeconfig("callout", { token });
+}
+
+function serviceEnv(kube: KubeApiServer, kubeconfig: string, extra: Record<string, string> = {}) {
+  return {
+    KUBECONFIG: kubeconfig,
+    JWKS_URL: `${kube.url}/openid/v1/jwks`,
+    JWT_ISSUER: kube.issuer,
+    ...extra,
+  };
+}
+
+async function loginWorks(stack: Stack, token: string): Promise<boolean> {
+  try {
+    await (await stack.connect(token)).close();
+    return true;
+  } catch (err) {
+    assert.match(String(err), /authorization violation/i);
+    return false;
+  }
+}
+
+/** What the apiserver itself says of `token` (TokenReview with the NATS audience). */
+async function apiserverAccepts(kube: KubeApiServer, token: string): Promise<boolean> {
+  const review = await kube.request<{ status: { authenticated?: boolean } }>(
+    "POST",
+    "/apis/authentication.k8s.io/v1/tokenreviews",
+    {
+      apiVersion: "authentication.k8s.io/v1",
+      kind: "TokenReview",
+      spec: { token, audiences: ["nats"] },
+    },
+  );
+  return review.status.authenticated === true;
+}
+
+Deno.test("real apiserver: a token bound to a Pod is refused once the Pod is deleted, and after it is recreated under its name", async () => {
+  await using kube = await KubeApiServer.start();
+  const kubeconfig = await chartIdentity(kube, {});
+  await kube.createNamespace("team-a");
+  await kube.createServiceAccount("team-a", "orders");
+  const first = await kube.createPod("team-a", "orders-0", "orders");
+  const bound = await kube.token("team-a", "orders", { pod: { name: "orders-0", uid: first.uid } });
+  const unbound = await kube.token("team-a", "orders");
+  await using stack = await Stack.start({ env: serviceEnv(kube, kubeconfig) });
+  const denied = (reason: string) =>
+    stack.service.metrics.requests.value({ result: "denied", reason });
+  assert.equal(stack.service.metrics.podCacheSynced.value(), 1);
+
+  assert.equal(await apiserverAccepts(kube, bound), true);
+  assert.equal(await loginWorks(stack, bound), true);
+  assert.equal(await loginWorks(stack, unbound), true);
+
+  await kube.deletePod("team-a", "orders-0");
+  assert.equal(await apiserverAccepts(kube, bound), false, "the apiserver refuses it too");
+  await waitFor(async () => !(await loginWorks(stack, bound)), {
+    timeoutMs: 5000,
+    what: "the bound token refused",
+  });
+  assert.equal(denied("pod_not_found"), 1);
+  assert.equal(await loginWorks(stack, unbound), true, "a token without a pod claim is unchanged");
+
+  // Same name, new Pod (a StatefulSet replica coming back): a new uid, so the old token stays out.
+  const second = await kube.createPod("team-a", "orders-0", "orders");
+  assert.notEqual(second.uid, first.uid);
+  assert.equal(await apiserverAccepts(kube, bound), false);
+  await waitFor(async () => {
+    await loginWorks(stack, bound);
+    return denied("pod_uid_mismatch") >= 1;
+  }, { timeoutMs: 5000, what: "pod_uid_mismatch" });
+  const fresh = await kube.token("team-a", "orders", {
+    pod: { name: "orders-0", uid: second.uid },
+  });
+  assert.equal(await loginWorks(stack, fresh), true);
+  const line = stack.logs.find((l) =>
+    l.event === "login_denied" && l.reason === "pod_uid_mismatch"
+  );
+  assert.equal(line?.pod, "orders-0");
+  assert.ok(!JSON.stringify(stack.logs).includes(bound.split(".")[2]!), "no token in the logs");
+});
+
+Deno.test("real apiserver: with config.watchPods=false the chart grants nothing on Pods and the service needs nothing", async () => {
+  await using kube = await KubeApiServer.start();
+  const kubeconfig = await chartIdentity(kube, { config: { watchPods: false } });
+  await kube.createNamespace("team-a");
+  await kube.createServiceAccount("team-a", "orders");
+  const pod = await kube.createPod("team-a", "orders-0", "orders");
+  const bound = await kube.token("team-a", "orders", { pod: { name: "orders-0", uid: pod.uid } });
+  await using stack = await Stack.start({
+    env: serviceEnv(kube, kubeconfig, { K8S_WATCH_PODS: "false" }),
+  });
+  assert.equal(stack.service.ready, true);
+  assert.equal(await loginWorks(stack, bound), true);
+  await kube.deletePod("team-a", "orders-0");
+  // Without the Pod watch the token is judged by its ServiceAccount alone (documented trade).
+  assert.equal(await loginWorks(stack, bound), true);
+  assert.equal(stack.service.metrics.podCacheSynced.value(), 0);
+  // The chart's identity may not list Pods (the RBAC rule is gone with the setting).
+  const client = Deno.createHttpClient({ caCerts: [kube.caPem] });
+  try {
+    const podsList = await fetch(`${kube.url}/api/v1/pods?limit=1`, {
+      headers: { authorization: `Bearer ${await tokenOf(kubeconfig)}` },
+      client,
+    });
+    await podsList.body?.cancel();
+    assert.equal(podsList.status, 403);
+  } finally {
+    client.close();
+  }
+});
+
+async function tokenOf(kubeconfig: string): Promise<string> {
+  const doc = JSON.parse(await Deno.readTextFile(kubeconfig)) as {
+    users: { user: { token: string } }[];
+  };
+  return doc.users[0]!.user.token;
+}
+
+Deno.test("real apiserver: the PartialObjectMetadata Accept headers return metadata only, for lists and watches", async () => {
+  await using kube = await KubeApiServer.start();
+  await kube.createNamespace("team-a");
+  await kube.createServiceAccount("team-a", "orders");
+  const { uid } = await kube.createPod("team-a", "orders-0", "orders");
+  const client = Deno.createHttpClient({ caCerts: [kube.caPem] });
+  try {
+    const get = (path: string, accept: string) =>
+      fetch(`${kube.url}${path}`, {
+        headers: { authorization: `Bearer ${kube.adminToken}`, accept },
+        client,
+      });
+    const list = await (await get("/api/v1/pods?limit=500", METADATA_LIST_ACCEPT)).json();
+    assert.equal(list.kind, "PartialObjectMetadataList");
+    assert.equal(list.apiVersion, "meta.k8s.io/v1");
+    assert.equal(typeof list.metadata.resourceVersion, "string");
+    const item = list.items.find((i: KubeObject) => i.metadata.name === "orders-0");
+    assert.equal(item.metadata.uid, uid);
+    assert.equal(item.metadata.namespace, "team-a");
+    assert.equal(item.spec, undefined, "no spec crosses the wire");
+
+    const ctl = new AbortController();
+    const res = await fetch(
+      `${kube.url}/api/v1/pods?watch=true&allowWatchBookmarks=true&resourceVersion=${list.metadata.resourceVersion}`,
+      {
+        headers: { authorization: `Bearer ${kube.adminToken}`, accept: METADATA_WATCH_ACCEPT },
+        client,
+        signal: ctl.signal,
+      },
+    );
+    assert.equal(res.status, 200);
+    await kube.deletePod("team-a", "orders-0");
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!text.includes('"DELETED"')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    ctl.abort();
+    await reader.cancel().catch(() => {});
+    const event = text.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => JSON.parse(l))
+      .find((e) => e.type === "DELETED");
+    assert.equal(event.object.kind, "PartialObjectMetadata");
+    assert.equal(event.object.metadata.uid, uid);
+    assert.equal(event.object.spec, undefined);
+  } finally {
+    client.close();
+  }
+});

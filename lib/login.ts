@@ -159,6 +159,17 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
           podFields,
         );
       }
+      // As the apiserver (pkg/serviceaccount/claims.go): a Pod being deleted for longer than the
+      // JWT leeway of 60 s no longer vouches for its tokens.
+      if (pod.deletingSince !== undefined && pod.deletingSince < now() - POD_DELETION_LEEWAY_MS) {
+        return deny(
+          "pod_not_found",
+          `Pod ${pod.namespace}/${pod.name}, to which the token is bound, is being deleted since ${
+            new Date(pod.deletingSince).toISOString()
+          }`,
+          podFields,
+        );
+      }
     }
     const { permissions, filteredInternal, invalid } = policyFor(sa);
     if (filteredInternal.length > 0) {
@@ -173,6 +184,9 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
     };
   };
 }
+
+/** How long after its deletionTimestamp a Pod's bound tokens still pass (the apiserver's leeway). */
+const POD_DELETION_LEEWAY_MS = 60_000;
 
 function deny(
   reason: AuthError["code"],

@@ -99,5 +99,13 @@ export function startPodCache(options: PodCacheOptions): PodSource {
 function podRecord(object: unknown, intern: (namespace: string) => string): PodRecord | undefined {
   const md = objectMeta(object);
   if (!md) return undefined;
-  return Object.freeze({ namespace: intern(md.namespace), name: md.name, uid: md.uid });
+  const namespace = intern(md.namespace);
+  const deleting = typeof md.deletionTimestamp === "string"
+    ? Date.parse(md.deletionTimestamp)
+    : NaN;
+  return Object.freeze(
+    Number.isFinite(deleting)
+      ? { namespace, name: md.name, uid: md.uid, deletingSince: deleting }
+      : { namespace, name: md.name, uid: md.uid },
+  );
 }

@@ -102,6 +102,19 @@ Deno.test("a Pod deleted, or recreated under its name, is seen within 2 s", asyn
   assert.equal(s.metrics.podCacheSize.value(), 1);
 });
 
+Deno.test("a Pod's deletionTimestamp is kept, so a Pod stuck terminating stops vouching for its tokens", async () => {
+  await using api = await TestApiServer.start();
+  api.upsertPod("team-a", "stuck-0");
+  await using s = start(api);
+  await s.pods.waitSynced();
+  assert.equal(s.pods.lookup("team-a", "stuck-0")?.deletingSince, undefined);
+  const at = new Date(Date.UTC(2026, 10, 23, 12, 0, 0));
+  api.markPodDeleting("team-a", "stuck-0", at);
+  await waitFor(() => s.pods.lookup("team-a", "stuck-0")?.deletingSince === at.getTime(), {
+    timeoutMs: 2000,
+  });
+});
+
 Deno.test("namespaced: only the watched namespace's Pods are kept", async () => {
   await using api = await TestApiServer.start();
   api.upsertPod("team-a", "one");
@@ -221,6 +234,10 @@ Deno.test("a token bound to a Pod is refused when the Pod is gone or has another
   assert.equal(reason(await decide(bound, undefined)), "allowed");
   // The ServiceAccount is checked first: its reason wins over the Pod's.
   assert.equal(reason(await decide({ ...bound, uid: "other" }, [])), "serviceaccount_uid_mismatch");
+  // Being deleted (graceful termination, a finalizer): accepted for the apiserver's 60 s leeway.
+  const deleting = (agoMs: number) => [{ ...pod, deletingSince: NOW - agoMs }];
+  assert.equal(reason(await decide(bound, deleting(59_000))), "allowed");
+  assert.equal(reason(await decide(bound, deleting(61_000))), "pod_not_found");
   const refused = await decide(bound, []);
   assert.ok(!refused.ok);
   assert.equal(refused.fields?.pod, "orders-0");

@@ -95,6 +95,8 @@ interface Stored {
   readonly rv: number;
   readonly created: string;
   readonly annotations: Readonly<Record<string, string>> | undefined;
+  /** `metadata.deletionTimestamp` (a Pod in graceful termination or held by a finalizer). */
+  readonly deletionTimestamp?: string;
 }
 
 type EventType = "ADDED" | "MODIFIED" | "DELETED";
@@ -165,6 +167,7 @@ function objectJson(s: Stored, withKind: boolean, metadataOnly = false): Record<
     creationTimestamp: s.created,
   };
   if (s.annotations) metadata.annotations = s.annotations;
+  if (s.deletionTimestamp) metadata.deletionTimestamp = s.deletionTimestamp;
   if (metadataOnly) {
     return withKind ? { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata } : {
       metadata,
@@ -405,6 +408,20 @@ export class TestApiServer implements AsyncDisposable {
     options: { annotations?: Record<string, string>; uid?: string } = {},
   ): StoredMeta {
     return this.#upsert("pods", namespace, name, options);
+  }
+
+  /**
+   * Start a Pod's graceful deletion: it stays, with `metadata.deletionTimestamp` = `at` (MODIFIED),
+   * as while its kubelet stops it or a finalizer holds it. Returns false when it did not exist.
+   */
+  markPodDeleting(namespace: string, name: string, at: Date = new Date()): boolean {
+    const objects = this.#stores.pods;
+    const prev = objects.get(keyOf(namespace, name));
+    if (!prev) return false;
+    const stored: Stored = { ...prev, rv: ++this.#rv, deletionTimestamp: k8sTime(at.getTime()) };
+    objects.set(keyOf(namespace, name), stored);
+    this.#record({ type: "MODIFIED", obj: stored });
+    return true;
   }
 
   /** Delete the Pod (DELETED event). Returns false when it did not exist. */

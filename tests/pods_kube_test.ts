@@ -6,7 +6,10 @@
  * reference: whenever it stops accepting a bound token, so must we.
  */
 import assert from "node:assert/strict";
+import { loadConfig } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
 import { METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT } from "../lib/reflector.ts";
+import { startService } from "../lib/service.ts";
 import { findAll, type Manifest, renderChart } from "./support/chart.ts";
 import { KubeApiServer, type KubeObject } from "./support/kube_apiserver.ts";
 import { tolerateClientResets } from "./support/nats_server.ts";
@@ -125,7 +128,7 @@ Deno.test("real apiserver: a token bound to a Pod is refused once the Pod is del
   assert.ok(!JSON.stringify(stack.logs).includes(bound.split(".")[2]!), "no token in the logs");
 });
 
-Deno.test("real apiserver: with config.watchPods=false the chart grants nothing on Pods and the service needs nothing", async () => {
+Deno.test("real apiserver: with config.watchPods=false the chart grants nothing on Pods; the service then needs nothing, and with the watch on it stays not ready naming the RBAC cause", async () => {
   await using kube = await KubeApiServer.start();
   const kubeconfig = await chartIdentity(kube, { config: { watchPods: false } });
   await kube.createNamespace("team-a");
@@ -141,6 +144,33 @@ Deno.test("real apiserver: with config.watchPods=false the chart grants nothing 
   // Without the Pod watch the token is judged by its ServiceAccount alone (documented trade).
   assert.equal(await loginWorks(stack, bound), true);
   assert.equal(stack.service.metrics.podCacheSynced.value(), 0);
+  // The same identity with the Pod watch on: RBAC refuses the Pod list, the cause is named once at
+  // warn, and the replica stays not ready on `pods` (so it takes no logins it could not check).
+  const logs: Record<string, unknown>[] = [];
+  {
+    await using watching = await startService({
+      config: loadConfig({ ...stack.env, K8S_WATCH_PODS: "true" }),
+      logger: createLogger({ level: "info", write: (l) => logs.push(JSON.parse(l)) }),
+    });
+    const refused = await waitFor(
+      () =>
+        logs.find((l) => l.event === "apiserver_request_failed" && l.request === "list/watch pods"),
+      { timeoutMs: 15_000, what: "the Pod list refused" },
+    );
+    assert.equal(refused.cause, "forbidden");
+    assert.equal(refused.level, "warn");
+    assert.match(String(refused.error), /cannot list resource "pods"/);
+    const failing = async () => {
+      const res = await watching.handler(new Request("http://x/readyz"));
+      return ((await res.json()) as { failing?: string[] }).failing ?? [];
+    };
+    await waitFor(async () => !(await failing()).includes("serviceaccounts"), {
+      timeoutMs: 15_000,
+      what: "ServiceAccounts synced",
+    });
+    assert.ok((await failing()).includes("pods"));
+    assert.equal(watching.ready, false);
+  }
   // The chart's identity may not list Pods (the RBAC rule is gone with the setting).
   const client = Deno.createHttpClient({ caCerts: [kube.caPem] });
   try {

@@ -14,6 +14,7 @@ import { findAll, type Manifest, renderChart } from "./support/chart.ts";
 import { KubeApiServer, type KubeObject } from "./support/kube_apiserver.ts";
 import { tolerateClientResets } from "./support/nats_server.ts";
 import { Stack } from "./support/stack.ts";
+import { TestApiServer } from "./support/test_apiserver.ts";
 import { waitFor } from "./support/wait.ts";
 
 tolerateClientResets();
@@ -192,52 +193,92 @@ async function tokenOf(kubeconfig: string): Promise<string> {
   return doc.users[0]!.user.token;
 }
 
-Deno.test("real apiserver: the PartialObjectMetadata Accept headers return metadata only, for lists and watches", async () => {
+interface MetadataPeer {
+  get(path: string, accept: string, signal?: AbortSignal): Promise<Response>;
+  deletePod(namespace: string, name: string): Promise<void>;
+}
+
+/** List and watch Pods as the Pod cache does; what came back, in the terms the cache reads. */
+async function observeMetadata(peer: MetadataPeer, uid: string) {
+  const list = await (await peer.get("/api/v1/pods?limit=500", METADATA_LIST_ACCEPT)).json();
+  const item = list.items.find((i: KubeObject) => i.metadata.name === "orders-0");
+  const ctl = new AbortController();
+  const res = await peer.get(
+    `/api/v1/pods?watch=true&allowWatchBookmarks=true&resourceVersion=${list.metadata.resourceVersion}`,
+    METADATA_WATCH_ACCEPT,
+    ctl.signal,
+  );
+  const watchStatus = res.status;
+  await peer.deletePod("team-a", "orders-0");
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes('"DELETED"')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  ctl.abort();
+  await reader.cancel().catch(() => {});
+  const event = text.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => JSON.parse(l))
+    .find((e) => e.type === "DELETED");
+  return {
+    list: {
+      kind: list.kind,
+      apiVersion: list.apiVersion,
+      rv: typeof list.metadata.resourceVersion,
+    },
+    item: {
+      namespace: item.metadata.namespace,
+      uidMatches: item.metadata.uid === uid,
+      hasSpec: "spec" in item,
+      hasStatus: "status" in item,
+    },
+    watchStatus,
+    event: {
+      kind: event.object.kind,
+      apiVersion: event.object.apiVersion,
+      uidMatches: event.object.metadata.uid === uid,
+      hasSpec: "spec" in event.object,
+    },
+  };
+}
+
+Deno.test("real apiserver: the PartialObjectMetadata Accept headers return metadata only, for lists and watches, as the double claims", async () => {
   await using kube = await KubeApiServer.start();
   await kube.createNamespace("team-a");
   await kube.createServiceAccount("team-a", "orders");
   const { uid } = await kube.createPod("team-a", "orders-0", "orders");
   const client = Deno.createHttpClient({ caCerts: [kube.caPem] });
   try {
-    const get = (path: string, accept: string) =>
-      fetch(`${kube.url}${path}`, {
-        headers: { authorization: `Bearer ${kube.adminToken}`, accept },
-        client,
-      });
-    const list = await (await get("/api/v1/pods?limit=500", METADATA_LIST_ACCEPT)).json();
-    assert.equal(list.kind, "PartialObjectMetadataList");
-    assert.equal(list.apiVersion, "meta.k8s.io/v1");
-    assert.equal(typeof list.metadata.resourceVersion, "string");
-    const item = list.items.find((i: KubeObject) => i.metadata.name === "orders-0");
-    assert.equal(item.metadata.uid, uid);
-    assert.equal(item.metadata.namespace, "team-a");
-    assert.equal(item.spec, undefined, "no spec crosses the wire");
-
-    const ctl = new AbortController();
-    const res = await fetch(
-      `${kube.url}/api/v1/pods?watch=true&allowWatchBookmarks=true&resourceVersion=${list.metadata.resourceVersion}`,
-      {
-        headers: { authorization: `Bearer ${kube.adminToken}`, accept: METADATA_WATCH_ACCEPT },
-        client,
-        signal: ctl.signal,
+    const fromReal = await observeMetadata({
+      get: (path, accept, signal) =>
+        fetch(`${kube.url}${path}`, {
+          headers: { authorization: `Bearer ${kube.adminToken}`, accept },
+          client,
+          ...(signal ? { signal } : {}),
+        }),
+      deletePod: (ns, name) => kube.deletePod(ns, name),
+    }, uid);
+    assert.deepEqual(fromReal, {
+      list: { kind: "PartialObjectMetadataList", apiVersion: "meta.k8s.io/v1", rv: "string" },
+      item: { namespace: "team-a", uidMatches: true, hasSpec: false, hasStatus: false },
+      watchStatus: 200,
+      event: {
+        kind: "PartialObjectMetadata",
+        apiVersion: "meta.k8s.io/v1",
+        uidMatches: true,
+        hasSpec: false,
       },
-    );
-    assert.equal(res.status, 200);
-    await kube.deletePod("team-a", "orders-0");
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes('"DELETED"')) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    ctl.abort();
-    await reader.cancel().catch(() => {});
-    const event = text.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => JSON.parse(l))
-      .find((e) => e.type === "DELETED");
-    assert.equal(event.object.kind, "PartialObjectMetadata");
-    assert.equal(event.object.metadata.uid, uid);
-    assert.equal(event.object.spec, undefined);
+    });
+
+    await using double = await TestApiServer.start();
+    const pod = double.upsertPod("team-a", "orders-0");
+    const fromDouble = await observeMetadata({
+      get: (path, accept, signal) =>
+        fetch(`${double.url}${path}`, { headers: { accept }, ...(signal ? { signal } : {}) }),
+      deletePod: (ns, name) => Promise.resolve(void double.deletePod(ns, name)),
+    }, pod.uid);
+    assert.deepEqual(fromDouble, fromReal);
   } finally {
     client.close();
   }

@@ -88,6 +88,11 @@ export interface Config {
     readonly caFile: string;
     /** `K8S_TOKEN_FILE`: the ServiceAccount token (in-cluster), re-read per request. @default {the pod's ServiceAccount token} */
     readonly tokenFile: string;
+    /**
+     * `K8S_WATCH_PODS`: watch Pods' metadata and refuse tokens bound to a Pod that is gone or was
+     * recreated (needs list/watch on pods). Not used with SERVICEACCOUNTS_FILE. @default {true}
+     */
+    readonly watchPods: boolean;
   };
   /** `SA_ANNOTATION_PREFIX`. @default {"nats.io/"} */
   readonly annotationPrefix: string;
@@ -141,6 +146,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "HOME",
   "K8S_CA_FILE",
   "K8S_TOKEN_FILE",
+  "K8S_WATCH_PODS",
   "KUBERNETES_SERVICE_HOST",
   "KUBERNETES_SERVICE_PORT",
   "SA_ANNOTATION_PREFIX",
@@ -345,6 +351,13 @@ export function loadConfig(
     problem(`K8S_NAMESPACE: ${show(namespace)} is not a valid namespace name (RFC 1123 label)`);
   }
   const kubeconfig = get("KUBECONFIG");
+  let watchPods = true;
+  const watchPodsRaw = get("K8S_WATCH_PODS");
+  if (watchPodsRaw !== undefined) {
+    if (GO_TRUE.has(watchPodsRaw)) watchPods = true;
+    else if (GO_FALSE.has(watchPodsRaw)) watchPods = false;
+    else problem(`K8S_WATCH_PODS: ${show(watchPodsRaw)} is not a boolean (true or false)`);
+  }
   const home = get("HOME");
   const k8sCaFile = get("K8S_CA_FILE") ?? IN_CLUSTER_CA_FILE;
   const k8sTokenFile = get("K8S_TOKEN_FILE") ?? IN_CLUSTER_TOKEN_FILE;
@@ -445,6 +458,7 @@ export function loadConfig(
       apiServerUrl,
       caFile: k8sCaFile,
       tokenFile: k8sTokenFile,
+      watchPods,
     },
     annotationPrefix,
     relistIntervalMs,
@@ -507,6 +521,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     k8s_namespace: k8s.namespace ?? "(all)",
     ...(k8s.kubeconfig !== undefined ? { kubeconfig: k8s.kubeconfig } : {}),
     ...(k8s.inCluster ? { k8s_api_server_url: k8s.apiServerUrl } : {}),
+    k8s_watch_pods: config.serviceAccountsFile === undefined && k8s.watchPods,
     annotation_prefix: config.annotationPrefix,
     relist_interval: formatDuration(config.relistIntervalMs),
     ...(config.serviceAccountsFile !== undefined

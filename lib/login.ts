@@ -8,7 +8,12 @@
 import type { Authorizer, AuthorizeResult, CalloutRequest } from "./callout.ts";
 import { AuthError, type DenyReason } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import type { ServiceAccountLookup, ServiceAccountRecord, TokenIdentity } from "./model.ts";
+import type {
+  PodLookup,
+  ServiceAccountLookup,
+  ServiceAccountRecord,
+  TokenIdentity,
+} from "./model.ts";
 import {
   checkLogin,
   type ClusterPolicy,
@@ -29,7 +34,13 @@ export interface AuthorizerOptions {
   verifyToken: TokenVerifier;
   /** ServiceAccount lookup in the current snapshot. */
   lookup: ServiceAccountLookup;
-  /** Whether the ServiceAccount snapshot is complete; before that every login is refused. */
+  /**
+   * Pod lookup for tokens bound to a Pod (`kubernetes.io.pod`): such a token is refused once its Pod
+   * is gone or has another uid, as the apiserver refuses it. Unbound tokens are not affected.
+   * @default {undefined (no Pod check)}
+   */
+  pods?: PodLookup;
+  /** Whether the ServiceAccount (and Pod) snapshots are complete; before that every login is refused. */
   isSynced: () => boolean;
   /** Annotation prefix and response settings for the policy. */
   policy: PolicyOptions;
@@ -112,7 +123,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
  * ```
  */
 export function createLogin(options: AuthorizerOptions): Login {
-  const { verifyToken, lookup, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
+  const { verifyToken, lookup, pods, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
   const defaultAccount = options.defaultAccount;
   const now = options.now ?? (() => Date.now());
   const clusterPolicy = options.clusterPolicy ?? (() => undefined);
@@ -200,6 +211,41 @@ export function createLogin(options: AuthorizerOptions): Login {
           fields,
         ),
       };
+    }
+    if (pods && identity?.podName !== undefined) {
+      const podFields = { ...fields, pod: identity.podName };
+      const pod = pods(identity.namespace, identity.podName);
+      if (!pod) {
+        return {
+          result: deny(
+            "pod_not_found",
+            `Pod ${identity.namespace}/${identity.podName}, to which the token is bound, does not exist`,
+            podFields,
+          ),
+        };
+      }
+      if (identity.podUid !== undefined && pod.uid !== identity.podUid) {
+        return {
+          result: deny(
+            "pod_uid_mismatch",
+            `Pod ${pod.namespace}/${pod.name} was recreated (uid ${pod.uid}, token for ${identity.podUid})`,
+            podFields,
+          ),
+        };
+      }
+      // As the apiserver (pkg/serviceaccount/claims.go): a Pod being deleted for longer than the
+      // JWT leeway of 60 s no longer vouches for its tokens.
+      if (pod.deletingSince !== undefined && pod.deletingSince < now() - POD_DELETION_LEEWAY_MS) {
+        return {
+          result: deny(
+            "pod_not_found",
+            `Pod ${pod.namespace}/${pod.name}, to which the token is bound, is being deleted since ${
+              new Date(pod.deletingSince).toISOString()
+            }`,
+            podFields,
+          ),
+        };
+      }
     }
     const derivedFor = policyFor(sa);
     const { permissions, filteredInternal, invalid, outsidePolicy, resolved } = derivedFor;
@@ -389,3 +435,6 @@ function deny(
 ): AuthorizeResult {
   return fields ? { ok: false, reason, message, fields } : { ok: false, reason, message };
 }
+
+/** The apiserver's JWT leeway (pkg/serviceaccount/claims.go): how long a terminating Pod still vouches. */
+const POD_DELETION_LEEWAY_MS = 60_000;

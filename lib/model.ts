@@ -73,6 +73,11 @@ export interface PodRecord {
   readonly namespace: string;
   readonly name: string;
   readonly uid: string;
+  /**
+   * `metadata.deletionTimestamp` in ms since the epoch, when the Pod is being deleted (graceful
+   * termination, finalizers). The apiserver refuses its bound tokens from 60 s after that moment.
+   */
+  readonly deletingSince?: number;
 }
 
 /** Look a Pod up by namespace and name; `undefined` when it does not exist. */

@@ -28,6 +28,7 @@ import {
   kubeconfigAccess,
   kubeconfigPaths,
 } from "./kube_access.ts";
+import { type PodSource, startPodCache } from "./pods.ts";
 import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
@@ -135,6 +136,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
 
   let serviceAccounts: ServiceAccountSource;
+  // Tokens bound to a Pod are refused once it is gone (K8S_WATCH_PODS); no Pods in file mode.
+  let pods: PodSource | undefined;
   try {
     if (config.serviceAccountsFile) {
       serviceAccounts = startServiceAccountsFile({
@@ -152,6 +155,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
         metrics,
       });
+      if (config.k8s.watchPods) {
+        pods = startPodCache({
+          access: access!,
+          ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
+          relistIntervalMs: config.relistIntervalMs,
+          logger,
+          metrics,
+        });
+      }
     }
   } catch (err) {
     // Nothing else has started yet; release the key source's timers before giving up.
@@ -170,6 +182,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const checks: ReadinessCheck[] = [
     { name: "nats", ready: () => options.nats === false || callout?.ready === true },
     { name: "serviceaccounts", ready: () => serviceAccounts.synced },
+    ...(pods ? [{ name: "pods", ready: () => pods?.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
   const resync = createResync(() => ({ serviceAccounts, keys }), { logger });
@@ -224,7 +237,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       login = createLogin({
         verifyToken,
         lookup: serviceAccounts.lookup,
-        isSynced: () => serviceAccounts.synced,
+        ...(pods ? { pods: pods.lookup } : {}),
+        isSynced: () => serviceAccounts.synced && (pods?.synced ?? true),
         policy: { annotationPrefix: config.annotationPrefix },
         ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
         userJwtTtlMs: config.userJwtTtlMs,
@@ -274,6 +288,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
       await nc?.drain().catch(() => nc?.close());
       await serviceAccounts.close();
+      await pods?.close();
       access?.[Symbol.dispose]();
       await keys.close();
       await policySource?.close();

@@ -30,6 +30,14 @@ export interface ServiceMetrics {
   readonly relists: Counter;
   /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
   readonly watchRestarts: Counter;
+  /** `pod_cache_size`: Pods in the Pod cache (K8S_WATCH_PODS). */
+  readonly podCacheSize: Gauge;
+  /** `pod_cache_synced`: 1 after the Pod cache's first complete list. */
+  readonly podCacheSynced: Gauge;
+  /** `pod_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
+  readonly podRelists: Counter;
+  /** `pod_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
+  readonly podWatchRestarts: Counter;
   /** `sa_file_reloads_total{result}`: SERVICEACCOUNTS_FILE reloads, result ∈ ok|error. */
   readonly fileReloads: Counter;
   /** `jwks_refresh_total{result}`: result ∈ ok|error. */
@@ -96,6 +104,16 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     watchRestarts: registry.counter(
       "sa_cache_watch_restarts_total",
       "Watch streams restarted, by reason.",
+    ),
+    podCacheSize: registry.gauge("pod_cache_size", "Pods in the Pod cache (metadata only)."),
+    podCacheSynced: registry.gauge(
+      "pod_cache_synced",
+      "1 once the Pod cache's first complete list has been loaded.",
+    ),
+    podRelists: registry.counter("pod_cache_relists_total", "Complete lists of Pods, by trigger."),
+    podWatchRestarts: registry.counter(
+      "pod_cache_watch_restarts_total",
+      "Pod watch streams restarted, by reason.",
     ),
     fileReloads: registry.counter(
       "sa_file_reloads_total",

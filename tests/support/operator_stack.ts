@@ -281,14 +281,19 @@ export class OperatorStack implements AsyncDisposable {
     this.#uids.set(`${namespace}/${name}`, uid);
   }
 
-  /** A projected token for a ServiceAccount made with {@linkcode addServiceAccount}. */
+  /**
+   * A projected token for a ServiceAccount made with {@linkcode addServiceAccount}, bound to the Pod
+   * `<name>-pod` (created in the test apiserver if missing), as the kubelet's are.
+   */
   token(namespace: string, name: string): Promise<string> {
+    const podName = `${name}-pod`;
     return mintServiceAccountToken({
       key: this.#signingKey,
       issuer: ISSUER,
       namespace,
       serviceAccount: name,
       uid: this.#uids.get(`${namespace}/${name}`) ?? crypto.randomUUID(),
+      pod: { name: podName, uid: this.api.upsertPod(namespace, podName).uid },
     });
   }
 

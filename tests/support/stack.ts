@@ -170,13 +170,22 @@ export class Stack implements AsyncDisposable {
     return uid;
   }
 
-  /** Mint a token for a ServiceAccount made with {@linkcode addServiceAccount} (its uid), signed by the cluster key. */
+  /**
+   * Mint a token for a ServiceAccount made with {@linkcode addServiceAccount} (its uid), signed by
+   * the cluster key. Like the kubelet's, it is bound to a Pod: unless `overrides.pod` says otherwise,
+   * the Pod `<name>-pod` is created in the test apiserver if missing and named in the token.
+   */
   token(
     namespace: string,
     name: string,
     overrides: Partial<ServiceAccountTokenOptions> = {},
   ): Promise<string> {
     const uid = this.#uids.get(`${namespace}/${name}`) ?? crypto.randomUUID();
+    let pod = overrides.pod;
+    if (pod === undefined) {
+      const podName = `${name}-pod`;
+      pod = { name: podName, uid: this.api.upsertPod(namespace, podName).uid };
+    }
     return mintServiceAccountToken({
       key: this.signingKey,
       issuer: ISSUER,
@@ -184,6 +193,7 @@ export class Stack implements AsyncDisposable {
       serviceAccount: name,
       uid,
       ...overrides,
+      pod,
     });
   }
 

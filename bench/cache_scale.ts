@@ -2,7 +2,9 @@
  * The ServiceAccount cache at cluster scale: the test apiserver serves N ServiceAccounts (100,000 by
  * default), the service process starts against it, and we report the time of its first complete
  * list (the `sa_cache_synced` log line), its RSS once synced, and the same service's RSS with an
- * empty cluster for comparison. Then the Pod watch (K8S_WATCH_PODS, on by default): the same
+ * empty cluster for comparison. RSS per access mode (in-cluster: HTTPS with the cluster CA and a
+ * bearer token file; kubeconfig: the same apiserver through a kubeconfig file) at 1,000 and at N
+ * ServiceAccounts. Then the Pod watch (K8S_WATCH_PODS, on by default): the same
  * ServiceAccounts plus M Pods (100,000 by default), read as `PartialObjectMetadata`, and the RSS
  * that adds.
  *
@@ -45,8 +47,25 @@ export interface CacheScaleResult {
   readonly peakRssMiB: number;
   /** RSS of the same service with no ServiceAccounts, MiB: the part that is not the cache. */
   readonly emptyRssMiB: number;
+  /** RSS per access mode at 1,000 and at `serviceAccounts` ServiceAccounts. */
+  readonly modes: readonly ModeRssResult[];
   /** The Pod-watch run (same ServiceAccounts plus Pods), or null when skipped. */
   readonly podWatch: PodWatchResult | null;
+}
+
+/** How the service reaches the apiserver. */
+export type AccessMode = "in-cluster" | "kubeconfig";
+
+/** One service process synced in one access mode. */
+export interface ModeRssResult {
+  readonly mode: AccessMode;
+  readonly serviceAccounts: number;
+  /** RSS once synced (after 1 s to settle), MiB. */
+  readonly rssAfterSyncMiB: number;
+  /** Peak RSS during start-up and sync, MiB. */
+  readonly peakRssMiB: number;
+  /** From spawning the process to `sa_cache_synced`. */
+  readonly startToSyncedSeconds: number;
 }
 
 /** What the Pod-watch run measured. */
@@ -79,6 +98,7 @@ async function startAndSync(
   natsUrl: string,
   timeoutMs: number,
   caFile: string,
+  mode: AccessMode = "in-cluster",
 ): Promise<{ synced: Synced; podsSynced: Synced; started: number; service: ServiceProcess }> {
   const synced = Promise.withResolvers<Synced>();
   const podsSynced = Promise.withResolvers<Synced>();
@@ -86,12 +106,20 @@ async function startAndSync(
   const service = await ServiceProcess.start({
     // In-cluster, as the Helm chart deploys it: apiserver from KUBERNETES_SERVICE_HOST/PORT over
     // HTTPS with the cluster CA and the pod's bearer token (no kubeconfig, no client-node import).
+    // Or through a kubeconfig file naming the same apiserver, CA and token.
     env: {
-      K8S_IN_CLUSTER: "true",
-      KUBERNETES_SERVICE_HOST: "127.0.0.1",
-      KUBERNETES_SERVICE_PORT: new URL(api.url).port,
-      K8S_CA_FILE: caFile,
-      K8S_TOKEN_FILE: await dir.write("token", POD_TOKEN),
+      ...(mode === "in-cluster"
+        ? {
+          K8S_IN_CLUSTER: "true",
+          KUBERNETES_SERVICE_HOST: "127.0.0.1",
+          KUBERNETES_SERVICE_PORT: new URL(api.url).port,
+          K8S_CA_FILE: caFile,
+          K8S_TOKEN_FILE: await dir.write("token", POD_TOKEN),
+        }
+        : {
+          K8S_IN_CLUSTER: "false",
+          KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
+        }),
       JWKS_URL: `${api.url}/openid/v1/jwks`,
       JWT_ISSUER: ISSUER,
       NATS_URL: natsUrl,
@@ -157,8 +185,33 @@ export async function runCacheScale(options: CacheScaleOptions = {}): Promise<Ca
     emptyRssMiB = (await service.stats()).rssMiB;
   }
 
+  const modes: ModeRssResult[] = [];
+  const measureModes = async (count: number) => {
+    for (const mode of ["in-cluster", "kubeconfig"] as const) {
+      progress(`cache: ${count} ServiceAccounts, ${mode}`);
+      const run = await startAndSync(api, dir, nats.url, timeoutMs, tls.caFile, mode);
+      await using _ = run.service;
+      if (run.synced.count !== count) {
+        throw new Error(`service synced ${run.synced.count} ServiceAccounts, expected ${count}`);
+      }
+      await settle();
+      const s = await run.service.stats();
+      modes.push({
+        mode,
+        serviceAccounts: count,
+        rssAfterSyncMiB: s.rssMiB,
+        peakRssMiB: s.peakRssMiB,
+        startToSyncedSeconds: (run.synced.at - run.started) / 1000,
+      });
+    }
+  };
+  const small = Math.min(1000, serviceAccounts);
+  api.bulkLoad(small, { namespaces });
+  await measureModes(small);
+  api.bulkLoad(serviceAccounts - small, { namespaces });
+  if (serviceAccounts > small) await measureModes(serviceAccounts);
+
   progress(`cache: ${serviceAccounts} ServiceAccounts`);
-  api.bulkLoad(serviceAccounts, { namespaces });
   const { synced, started, service } = await startAndSync(
     api,
     dir,
@@ -203,6 +256,7 @@ export async function runCacheScale(options: CacheScaleOptions = {}): Promise<Ca
     rssAfterSyncMiB: stats.rssMiB,
     peakRssMiB: stats.peakRssMiB,
     emptyRssMiB,
+    modes,
     podWatch,
   };
 }

@@ -16,7 +16,7 @@ import {
   publicJwks,
   type SigningKey,
 } from "../tests/support/sa_tokens.ts";
-import { TestApiServer } from "../tests/support/test_apiserver.ts";
+import { createTestCertificates, TestApiServer } from "../tests/support/test_apiserver.ts";
 import { ServiceProcess } from "./service_process.ts";
 
 /** The issuer kubeadm and k3s clusters use. */
@@ -38,7 +38,15 @@ export interface BenchFixtureOptions {
   serviceDenoFlags?: readonly string[];
   /** Receives the service's log lines (for debugging). @default {discarded} */
   onServiceLine?: (line: string) => void;
+  /**
+   * How the service reaches the apiserver: a kubeconfig file (plain HTTP), or in-cluster as the
+   * chart deploys it (HTTPS with the cluster CA and a bearer token file). @default {"kubeconfig"}
+   */
+  mode?: "kubeconfig" | "in-cluster";
 }
+
+/** The bearer token the in-cluster service presents to the apiserver. */
+const POD_TOKEN = "bench-pod-token";
 
 /** A running benchmark world; dispose to stop everything. */
 export class BenchFixture implements AsyncDisposable {
@@ -85,8 +93,14 @@ export class BenchFixture implements AsyncDisposable {
     try {
       const account = accountKey();
       const signingKey = await generateSigningKey("RS256");
+      const inCluster = options.mode === "in-cluster";
+      const tls = inCluster ? await createTestCertificates(dir.path) : undefined;
       const api = cleanup.use(
-        await TestApiServer.start({ jwks: publicJwks([signingKey]), issuer: ISSUER }),
+        await TestApiServer.start({
+          jwks: publicJwks([signingKey]),
+          issuer: ISSUER,
+          ...(tls ? { tls, requireBearerToken: POD_TOKEN } : {}),
+        }),
       );
       const uids: string[] = [];
       const podUids: string[] = [];
@@ -106,8 +120,18 @@ export class BenchFixture implements AsyncDisposable {
       const service = cleanup.use(
         await ServiceProcess.start({
           env: {
-            K8S_IN_CLUSTER: "false",
-            KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
+            ...(tls
+              ? {
+                K8S_IN_CLUSTER: "true",
+                KUBERNETES_SERVICE_HOST: "127.0.0.1",
+                KUBERNETES_SERVICE_PORT: new URL(api.url).port,
+                K8S_CA_FILE: tls.caFile,
+                K8S_TOKEN_FILE: await dir.write("token", POD_TOKEN),
+              }
+              : {
+                K8S_IN_CLUSTER: "false",
+                KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
+              }),
             JWKS_URL: `${api.url}/openid/v1/jwks`,
             JWT_ISSUER: ISSUER,
             NATS_URL: serviceUrl,

@@ -6,7 +6,8 @@
  *
  * Flags (all optional): `--logins=2000` per concurrency level, `--concurrency=1,16,64`,
  * `--fresh=1000` first-seen-token logins, `--denials=1000`, `--storm-clients=1000`,
- * `--cache-sas=100000`, `--cache-pods=100000`, `--decision-ms=3000`, `--warmup=300`, `--skip=storm,cache,decision`,
+ * `--cache-sas=100000`, `--cache-pods=100000`, `--decision-ms=3000`, `--warmup=300`,
+ * `--soak-minutes=0` (the memory soak of bench/soak.ts; 0 skips it), `--skip=storm,cache,decision`,
  * `--out=bench/results/latest.json`.
  *
  * @module
@@ -19,6 +20,7 @@ import { BenchFixture, plainTokenConfig, randomToken } from "./fixture.ts";
 import { assertAllowed, createDecisionPipeline, decisionsPerSecond } from "./inprocess.ts";
 import { type LoginRun, percentile, runLogins } from "./login_client.ts";
 import { findNatsServerPid, readProcStats } from "./proc.ts";
+import { runSoak, type SoakResult } from "./soak.ts";
 import { runStorm, type StormResult } from "./storm.ts";
 
 /** Options of {@linkcode runBench}; the CLI flags map onto these. */
@@ -41,6 +43,11 @@ export interface BenchOptions {
   decisionMs?: number;
   /** Logins before measuring (JIT, connections, caches). @default {300} */
   warmup?: number;
+  /**
+   * Minutes of the memory soak (bench/soak.ts: 50 first-seen-token logins/s, RSS slope after
+   * warm-up); 0 leaves it out. @default {0}
+   */
+  soakMinutes?: number;
   /** Sections to leave out. @default {[]} */
   skip?: readonly ("storm" | "cache" | "decision")[];
   /** Progress messages. @default {ignore} */
@@ -99,6 +106,8 @@ export interface BenchResult {
   };
   readonly storm: StormResult | null;
   readonly cache: CacheScaleResult | null;
+  /** The memory soak (`--soak-minutes`), or null when not run. */
+  readonly soak: SoakResult | null;
 }
 
 function round(value: number, digits = 2): number {
@@ -158,6 +167,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     decisionMs = 3000,
     warmup = 300,
     skip = [],
+    soakMinutes = 0,
     progress = () => {},
   } = options;
   using _resets = tolerateClientResets();
@@ -291,6 +301,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     });
   }
 
+  let soak: SoakResult | null = null;
+  if (soakMinutes > 0) {
+    soak = await runSoak({ minutes: soakMinutes, rate: 50, progress });
+  }
+
   return {
     meta,
     decision,
@@ -301,7 +316,12 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       peakRssMiB: round(Math.max(afterLogins.peakRssMiB, final.peakRssMiB), 1),
     },
     storm: storm && roundAll(storm),
-    cache: cache && roundAll({ ...cache, podWatch: cache.podWatch && roundAll(cache.podWatch) }),
+    cache: cache && roundAll({
+      ...cache,
+      modes: cache.modes.map((m) => roundAll(m)),
+      podWatch: cache.podWatch && roundAll(cache.podWatch),
+    }),
+    soak,
   };
 }
 
@@ -409,6 +429,20 @@ export function renderTable(r: BenchResult): string {
       `| peak RSS | ${fmt(c.peakRssMiB)} MiB |`,
       `| RSS of the same service with no ServiceAccounts | ${fmt(c.emptyRssMiB)} MiB |`,
     );
+    if (c.modes.length > 0) {
+      lines.push(
+        "",
+        "| RSS per access mode, synced (after 1 s) | ServiceAccounts | RSS MiB | peak RSS MiB | start → synced s |",
+        "|---|---:|---:|---:|---:|",
+      );
+      for (const m of c.modes) {
+        lines.push(
+          `| ${m.mode} | ${fmt(m.serviceAccounts)} | ${fmt(m.rssAfterSyncMiB)} | ${
+            fmt(m.peakRssMiB)
+          } | ${fmt(m.startToSyncedSeconds)} |`,
+        );
+      }
+    }
     const p = c.podWatch;
     if (p) {
       lines.push(
@@ -424,6 +458,29 @@ export function renderTable(r: BenchResult): string {
       );
     }
   }
+  if (r.soak) {
+    const k = r.soak;
+    const first = k.samples.find((x) => x.minute >= k.meta.warmupMinutes);
+    const last = k.samples.at(-1);
+    lines.push(
+      "",
+      `| memory soak: ${k.meta.rate} logins/s, ${
+        k.meta.fresh * 100
+      } % first-seen tokens, ${k.meta.ranMinutes} min (${k.meta.mode}) | |`,
+      "|---|---:|",
+      `| RSS after warm-up (${k.meta.warmupMinutes} min) → end | ${fmt(first?.rssMiB ?? NaN)} → ${
+        fmt(last?.rssMiB ?? NaN)
+      } MiB |`,
+      `| RSS slope after warm-up | ${fmt(k.slope.rssMiBPerMinute ?? NaN)} MiB/min |`,
+      `| RSS slope after warm-up, sampled after a full GC | ${
+        fmt(k.slope.rssAfterGcMiBPerMinute ?? NaN)
+      } MiB/min |`,
+      `| JS heap slope after warm-up (after a full GC) | ${
+        fmt(k.slope.heapUsedMiBPerMinute ?? NaN)
+      } MiB/min |`,
+      `| logins ok / failed | ${k.logins.ok} / ${k.logins.failed} |`,
+    );
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -438,6 +495,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
       "storm-clients": { type: "string" },
       "cache-sas": { type: "string" },
       "cache-pods": { type: "string" },
+      "soak-minutes": { type: "string" },
       "decision-ms": { type: "string" },
       warmup: { type: "string" },
       skip: { type: "string" },
@@ -463,6 +521,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
   set("stormClients", int("storm-clients", values["storm-clients"]));
   set("cacheServiceAccounts", int("cache-sas", values["cache-sas"]));
   set("cachePods", int("cache-pods", values["cache-pods"]));
+  set("soakMinutes", int("soak-minutes", values["soak-minutes"]));
   set("decisionMs", int("decision-ms", values["decision-ms"]));
   set("warmup", int("warmup", values.warmup));
   if (values.concurrency !== undefined) {

@@ -6,7 +6,8 @@
  *
  * Flags (all optional): `--logins=2000` per concurrency level, `--concurrency=1,16,64`,
  * `--fresh=1000` first-seen-token logins, `--denials=1000`, `--storm-clients=1000`,
- * `--cache-sas=100000`, `--decision-ms=3000`, `--warmup=300`, `--skip=storm,cache,decision`,
+ * `--cache-sas=100000`, `--decision-ms=3000`, `--warmup=300`, `--rolling-rounds=2`,
+ * `--skip=storm,cache,decision,rolling`,
  * `--out=bench/results/latest.json`.
  *
  * @module
@@ -19,6 +20,7 @@ import { BenchFixture, plainTokenConfig, randomToken } from "./fixture.ts";
 import { assertAllowed, createDecisionPipeline, decisionsPerSecond } from "./inprocess.ts";
 import { type LoginRun, percentile, runLogins } from "./login_client.ts";
 import { findNatsServerPid, readProcStats } from "./proc.ts";
+import { type RollingResult, runRollingRestart } from "./rolling.ts";
 import { runStorm, type StormResult } from "./storm.ts";
 
 /** Options of {@linkcode runBench}; the CLI flags map onto these. */
@@ -40,7 +42,9 @@ export interface BenchOptions {
   /** Logins before measuring (JIT, connections, caches). @default {300} */
   warmup?: number;
   /** Sections to leave out. @default {[]} */
-  skip?: readonly ("storm" | "cache" | "decision")[];
+  skip?: readonly ("storm" | "cache" | "decision" | "rolling")[];
+  /** Rolling restarts of both replicas in the lost-logins run. @default {2} */
+  rollingRounds?: number;
   /** Progress messages. @default {ignore} */
   progress?: (message: string) => void;
 }
@@ -97,6 +101,8 @@ export interface BenchResult {
   };
   readonly storm: StormResult | null;
   readonly cache: CacheScaleResult | null;
+  /** Lost logins in a rolling restart (two replicas, one starting during an apiserver outage). */
+  readonly rolling: RollingResult | null;
 }
 
 function round(value: number, digits = 2): number {
@@ -283,6 +289,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     cache = await runCacheScale({ serviceAccounts: cacheServiceAccounts, progress });
   }
 
+  let rolling: RollingResult | null = null;
+  if (!skip.includes("rolling") && (options.rollingRounds ?? 2) > 0) {
+    rolling = await runRollingRestart({ rounds: options.rollingRounds ?? 2, progress });
+  }
+
   return {
     meta,
     decision,
@@ -294,6 +305,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     },
     storm: storm && roundAll(storm),
     cache: cache && roundAll(cache),
+    rolling: rolling && roundAll(rolling),
   };
 }
 
@@ -402,6 +414,19 @@ export function renderTable(r: BenchResult): string {
       `| RSS of the same service with no ServiceAccounts | ${fmt(c.emptyRssMiB)} MiB |`,
     );
   }
+  if (r.rolling) {
+    const g = r.rolling;
+    lines.push(
+      "",
+      `| rolling restart: 2 replicas, ${g.rounds} rounds, one start during a ${
+        fmt(g.outageSeconds)
+      } s apiserver outage | |`,
+      "|---|---:|",
+      `| valid logins attempted / succeeded | ${fmt(g.attempts)} / ${fmt(g.ok)} |`,
+      `| lost logins: refused / failed otherwise | ${g.refused} / ${g.otherFailures} |`,
+      `| duration | ${fmt(g.seconds)} s |`,
+    );
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -418,6 +443,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
       "decision-ms": { type: "string" },
       warmup: { type: "string" },
       skip: { type: "string" },
+      "rolling-rounds": { type: "string" },
       out: { type: "string" },
     },
     strict: true,
@@ -441,6 +467,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
   set("cacheServiceAccounts", int("cache-sas", values["cache-sas"]));
   set("decisionMs", int("decision-ms", values["decision-ms"]));
   set("warmup", int("warmup", values.warmup));
+  set("rollingRounds", int("rolling-rounds", values["rolling-rounds"]));
   if (values.concurrency !== undefined) {
     set(
       "concurrency",
@@ -452,7 +479,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
     );
   }
   if (values.skip !== undefined) {
-    const known = ["storm", "cache", "decision"] as const;
+    const known = ["storm", "cache", "decision", "rolling"] as const;
     const skip = values.skip.split(",").map((s) => s.trim()).filter((s) => s !== "");
     for (const s of skip) {
       if (!(known as readonly string[]).includes(s)) {

@@ -14,6 +14,7 @@ import {
   type Msg,
   type NatsConnection,
   type Status,
+  type Subscription,
 } from "@nats-io/transport-node";
 import type { CalloutHandler } from "./callout.ts";
 import { type Logger, redactUrl } from "./log.ts";
@@ -318,12 +319,26 @@ export interface ServeCalloutOptions {
   /** Queue group shared by all replicas, so exactly one answers each request. */
   queue: string;
   logger: Logger;
+  /**
+   * Names of the conditions that keep this replica from deciding right now (ServiceAccounts not
+   * synced, keys missing, …); empty when it can decide. The replica is a member of the queue
+   * group exactly while this is empty (DESIGN D5). Must be cheap; a throw counts as `["error"]`.
+   * @default {() => []}
+   */
+  canDecide?: () => readonly string[];
+  /** How often {@linkcode ServeCalloutOptions.canDecide} is asked. @default {200} */
+  checkIntervalMs?: number;
 }
 
 /** A running callout subscription. */
 export interface CalloutService extends AsyncDisposable {
-  /** True while the connection is up and the subscription is registered with the server. */
+  /**
+   * True while this replica is a member of the queue group: the connection is up and the server
+   * has processed our subscription.
+   */
   readonly ready: boolean;
+  /** True while subscribed (or subscribing) to the queue group, whatever the connection state. */
+  readonly member: boolean;
   /** Requests being handled right now. */
   readonly inFlight: number;
   /** Stop taking requests (drain the subscription) and wait for the ones in flight. */
@@ -331,14 +346,27 @@ export interface CalloutService extends AsyncDisposable {
 }
 
 /**
- * Serve callout requests from `nc` with `handler`. Each request is handled on its own (a slow
- * authorizer does not hold up the next login); an error in one never stops the subscription.
- * `ready` turns false on disconnect and true again once the server has our subscription back.
+ * Serve callout requests from `nc` with `handler`, as a member of the queue group only while the
+ * replica can decide. A replica that cannot decide (cache not synced, no keys) must not take its
+ * share of the logins and refuse them: it stays out of the group, so nats-server gives every
+ * request to a replica that can, and when none can the request goes unanswered (the client sees
+ * `Authorization Violation` after the server's auth timeout and retries). `canDecide` is asked
+ * every `checkIntervalMs`: the replica joins (`callout_joined`) when it returns no failing check
+ * and leaves (`callout_left`, naming them) when it does; leaving drains the subscription, so
+ * requests already delivered are still answered.
+ *
+ * Each request is handled on its own (a slow authorizer does not hold up the next login); an error
+ * in one never stops the subscription. `ready` turns false on disconnect and true again once the
+ * server has our subscription back.
  *
  * @example
  * ```ts ignore
  * import { serveCallout } from "./nats.ts";
- * await using service = serveCallout(nc, handler, { queue: "auth-callout", logger });
+ * await using service = serveCallout(nc, handler, {
+ *   queue: "auth-callout",
+ *   logger,
+ *   canDecide: () => (cache.synced ? [] : ["serviceaccounts"]),
+ * });
  * ```
  */
 export function serveCallout(
@@ -346,11 +374,20 @@ export function serveCallout(
   handler: CalloutHandler,
   options: ServeCalloutOptions,
 ): CalloutService {
-  const { subject = AUTH_CALLOUT_SUBJECT, queue, logger } = options;
+  const {
+    subject = AUTH_CALLOUT_SUBJECT,
+    queue,
+    logger,
+    canDecide = () => [],
+    checkIntervalMs = 200,
+  } = options;
   if (!queue) throw new TypeError("queue must name the queue group");
-  let connected = false;
+  let sub: Subscription | undefined;
+  let confirmed = false;
   let stopped = false;
-  let subscriptionOk = true;
+  let broken = false;
+  let leaving: Promise<void> | undefined;
+  let waitingFor = "";
   const inFlight = new Set<Promise<void>>();
 
   const handle = async (msg: Msg): Promise<void> => {
@@ -362,58 +399,104 @@ export function serveCallout(
     }
   };
 
-  const sub = nc.subscribe(subject, {
-    queue,
-    callback: (err, msg) => {
-      if (err) {
-        logger.error("callout_subscription_error", { error: err });
-        return;
-      }
-      const p = handle(msg);
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
-    },
-  });
-  void sub.closed.then((err) => {
-    subscriptionOk = false;
-    if (err) logger.error("callout_subscription_closed", { subject, queue, error: err });
-  });
-
   // A flush round trip proves the server has processed our SUB. `epoch` ignores a round trip that
-  // straddles a disconnect.
+  // straddles a disconnect or a leave.
   let epoch = 0;
   const confirm = () => {
-    const mine = epoch;
+    const mine = ++epoch;
     nc.flush().then(() => {
-      if (mine === epoch && !nc.isClosed()) connected = true;
+      if (mine === epoch && sub !== undefined && !nc.isClosed()) confirmed = true;
     }, () => {});
   };
-  confirm();
+
+  const join = (): void => {
+    const s = nc.subscribe(subject, {
+      queue,
+      callback: (err, msg) => {
+        if (err) {
+          logger.error("callout_subscription_error", { error: err });
+          return;
+        }
+        const p = handle(msg);
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+      },
+    });
+    sub = s;
+    void s.closed.then((err) => {
+      if (!err) return;
+      // The server refused the subscription (e.g. no permission): rejoining would fail the same way.
+      broken = true;
+      if (sub === s) sub = undefined;
+      confirmed = false;
+      logger.error("callout_subscription_closed", { subject, queue, error: err });
+    });
+    confirm();
+  };
+
+  const leave = async (s: Subscription): Promise<void> => {
+    sub = undefined;
+    confirmed = false;
+    epoch++;
+    if (!s.isClosed() && !nc.isClosed()) {
+      await s.drain().catch((err) => logger.warn("callout_drain_failed", { error: err }));
+    }
+  };
+
+  const failingNow = (): readonly string[] => {
+    try {
+      return canDecide();
+    } catch {
+      return ["error"];
+    }
+  };
+
+  const tick = (): void => {
+    if (stopped || broken || leaving || nc.isClosed()) return;
+    const failing = failingNow();
+    if (failing.length === 0 && sub === undefined) {
+      join();
+      waitingFor = "";
+      logger.info("callout_joined", { subject, queue });
+    } else if (failing.length > 0 && sub !== undefined) {
+      logger.warn("callout_left", { subject, queue, failing: [...failing] });
+      waitingFor = failing.join(",");
+      leaving = leave(sub).finally(() => (leaving = undefined));
+    } else if (failing.length > 0 && failing.join(",") !== waitingFor) {
+      waitingFor = failing.join(",");
+      logger.info("callout_waiting", { subject, queue, failing: [...failing] });
+    }
+  };
+  tick();
+  const timer = setInterval(tick, checkIntervalMs);
 
   const status = nc.status();
   void (async () => {
     for await (const s of status) {
       if (s.type === "disconnect" || s.type === "close") {
         epoch++;
-        connected = false;
+        confirmed = false;
       }
-      if (s.type === "reconnect") confirm();
+      if (s.type === "reconnect" && sub !== undefined) confirm();
     }
   })();
 
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    clearInterval(timer);
     if ("stop" in status && typeof status.stop === "function") status.stop();
-    if (!sub.isClosed() && !nc.isClosed()) {
-      await sub.drain().catch((err) => logger.warn("callout_drain_failed", { error: err }));
-    }
+    await leaving;
+    if (sub !== undefined) await leave(sub);
     await Promise.allSettled([...inFlight]);
   };
 
   return {
     get ready() {
-      return connected && subscriptionOk && !stopped && !nc.isClosed();
+      return sub !== undefined && confirmed && !stopped && !broken && !nc.isClosed();
+    },
+    get member() {
+      return sub !== undefined;
     },
     get inFlight() {
       return inFlight.size;

@@ -178,8 +178,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         await nc.close();
         return;
       }
-      callout = serveCallout(nc, calloutHandler, { queue: config.nats.queueGroup, logger });
-      logger.info("callout_subscribed", { queue: config.nats.queueGroup });
+      // Member of the queue group only while every other readiness check passes (DESIGN D5).
+      callout = serveCallout(nc, calloutHandler, {
+        queue: config.nats.queueGroup,
+        logger,
+        canDecide: () => failingChecks(checks.filter((c) => c.name !== "nats")),
+      });
     })().catch((err) => {
       logger.error("startup_failed", { error: err });
     }),
@@ -208,6 +212,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** Names of the checks that do not pass now; a throw counts as not passing. */
+function failingChecks(checks: readonly ReadinessCheck[]): string[] {
+  return checks.filter((c) => {
+    try {
+      return c.ready() !== true;
+    } catch {
+      return true;
+    }
+  }).map((c) => c.name);
 }
 
 /** Retry `fn` with capped exponential backoff until it succeeds or `signal` aborts (→ undefined). */

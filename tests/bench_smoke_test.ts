@@ -26,6 +26,7 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
         "--cache-sas=20",
         "--decision-ms=50",
         "--warmup=2",
+        "--rolling-rounds=1",
         `--out=${out}`,
       ],
       cwd: ROOT.pathname,
@@ -39,7 +40,7 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
     const result = JSON.parse(await Deno.readTextFile(out)) as BenchResult;
     assert.deepEqual(
       Object.keys(result).sort(),
-      ["cache", "decision", "logins", "meta", "ratio", "service", "storm"],
+      ["cache", "decision", "logins", "meta", "ratio", "rolling", "service", "storm"],
     );
     assert.ok(result.decision && result.storm && result.cache, "no section was skipped");
     assert.ok(result.decision.seenTokenPerSecond > 0);
@@ -69,6 +70,9 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
 
     assert.equal(result.cache.serviceAccounts, 20);
     assert.ok(result.cache.rssAfterSyncMiB > 0);
+
+    assert.ok(result.rolling && result.rolling.ok > 0, "the rolling restart logged in");
+    assert.equal(result.rolling.refused + result.rolling.otherFailures, 0, "no login lost");
 
     const table = new TextDecoder().decode(stdout);
     assert.match(table, /\| callout, returning token \| 1 \| 4 \| 0 \|/);

@@ -18,6 +18,7 @@ import type { Logger } from "./log.ts";
 import { createAuthorizer } from "./login.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { type ApiAccess, inClusterAccess, kubeconfigAccess } from "./kube_access.ts";
 import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
@@ -173,6 +174,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         name: "nats-k8s-oidc-callout",
         logger,
         metrics,
+        signal: closing.signal,
       });
       if (closing.signal.aborted) {
         await nc.close();
@@ -185,7 +187,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         canDecide: () => failingChecks(checks.filter((c) => c.name !== "nats")),
       });
     })().catch((err) => {
-      logger.error("startup_failed", { error: err });
+      if (!closing.signal.aborted) logger.error("startup_failed", { error: err });
     }),
   );
 
@@ -194,7 +196,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     closed ??= (async () => {
       closing.abort();
       await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
-      await nc?.drain().catch(() => nc?.close());
+      if (nc) await drainBriefly(nc);
       await serviceAccounts.close();
       access?.[Symbol.dispose]();
       await keys.close();
@@ -212,6 +214,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * Drain `nc`, but close it instead when the drain has not finished after `ms` (a drain waits for
+ * the server, which may be gone): shutdown must not wait for a reconnect.
+ */
+async function drainBriefly(nc: NatsConnection, ms = 300): Promise<void> {
+  const timeout = new AbortController();
+  await Promise.race([nc.drain().catch(() => {}), delay(ms, timeout.signal)]);
+  timeout.abort();
+  if (!nc.isClosed()) await nc.close().catch(() => {});
 }
 
 /** Names of the checks that do not pass now; a throw counts as not passing. */

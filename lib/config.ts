@@ -48,8 +48,11 @@ export interface Config {
   readonly xkeySeedFile?: string;
   /** The `SX…` curve seed read from xkeySeedFile. */
   readonly xkeySeed?: string;
-  /** `NATS_USER_JWT_TTL`: longest life of an issued user JWT (10s–24h). @default {300000} */
-  readonly userJwtTtlMs: number;
+  /**
+   * `NATS_USER_JWT_TTL`: optional cap on the life of an issued user JWT (10s–24h). Unset, a user JWT
+   * lives as long as the token it was issued for. @default {undefined}
+   */
+  readonly userJwtTtlMs?: number;
   /** ServiceAccount token verification. */
   readonly jwt: {
     /** `JWKS_URL`; in-cluster default `https://kubernetes.default.svc/openid/v1/jwks`. */
@@ -309,10 +312,9 @@ export function loadConfig(
     ? undefined
     : readSeed("NATS_XKEY_SEED_FILE", xkeySeedFile, "X", readTextFile, problem);
 
-  const userJwtTtlMs = durationVar(get, problem, "NATS_USER_JWT_TTL", 5 * 60 * SECOND, {
-    min: 10 * SECOND,
-    max: 24 * HOUR,
-  });
+  const userJwtTtlMs = get("NATS_USER_JWT_TTL") === undefined
+    ? undefined
+    : durationVar(get, problem, "NATS_USER_JWT_TTL", 0, { min: 10 * SECOND, max: 24 * HOUR });
 
   // Kubernetes.
   let inCluster = true;
@@ -395,7 +397,7 @@ export function loadConfig(
     signingKeySeed,
     ...(xkeySeedFile !== undefined ? { xkeySeedFile } : {}),
     ...(xkeySeed !== undefined ? { xkeySeed } : {}),
-    userJwtTtlMs,
+    ...(userJwtTtlMs !== undefined ? { userJwtTtlMs } : {}),
     jwt: {
       ...(jwksUrl !== undefined ? { jwksUrl } : {}),
       ...(jwksPath !== undefined ? { jwksPath } : {}),
@@ -458,7 +460,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     signing_key_public: publicKeyOf(config.signingKeySeed),
     ...(config.xkeySeedFile !== undefined ? { xkey_file: config.xkeySeedFile } : {}),
     ...(config.xkeySeed !== undefined ? { xkey_public: publicKeyOf(config.xkeySeed) } : {}),
-    user_jwt_ttl: formatDuration(config.userJwtTtlMs),
+    user_jwt_ttl: config.userJwtTtlMs !== undefined
+      ? formatDuration(config.userJwtTtlMs)
+      : "(token lifetime)",
     ...(jwt.jwksUrl !== undefined ? { jwks_url: redactUrl(jwt.jwksUrl) } : {}),
     ...(jwt.jwksPath !== undefined ? { jwks_path: jwt.jwksPath } : {}),
     jwt_issuer: jwt.issuer ?? "(discover from apiserver)",

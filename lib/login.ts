@@ -23,8 +23,11 @@ export interface AuthorizerOptions {
   isSynced: () => boolean;
   /** Annotation prefix and response settings for the policy. */
   policy: PolicyOptions;
-  /** Longest life of a user JWT; a shorter-lived token shortens it further. */
-  userJwtTtlMs: number;
+  /**
+   * Optional cap on the life of a user JWT. Unset, a user JWT expires with its token (DESIGN D6:
+   * connections live as long as their token; live revocation ends them earlier when needed).
+   */
+  userJwtTtlMs?: number;
   logger: Logger;
   metrics: ServiceMetrics;
   /** Clock in milliseconds. @default {() => Date.now()} */
@@ -141,7 +144,13 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
       metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);
     }
     if (invalid.length > 0) metrics.invalidSubjects.inc(undefined, invalid.length);
-    const expiresAt = Math.floor(Math.min(now() + userJwtTtlMs, identity.expiresAt * 1000) / 1000);
+    const tokenExpiresMs = identity.expiresAt * 1000;
+    const expiresAt = Math.floor(
+      (userJwtTtlMs === undefined
+        ? tokenExpiresMs
+        : Math.min(now() + userJwtTtlMs, tokenExpiresMs)) /
+        1000,
+    );
     return {
       ok: true,
       user: { name: userName(sa.namespace, sa.name), permissions, expiresAt },

@@ -151,7 +151,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         lookup: serviceAccounts.lookup,
         isSynced: () => serviceAccounts.synced,
         policy: { annotationPrefix: config.annotationPrefix },
-        userJwtTtlMs: config.userJwtTtlMs,
+        ...(config.userJwtTtlMs !== undefined ? { userJwtTtlMs: config.userJwtTtlMs } : {}),
         logger,
         metrics,
         now,

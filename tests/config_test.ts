@@ -94,7 +94,7 @@ Deno.test("config: defaults match the reference, in cluster", () => {
   assert.equal(config.signingKeyFile, "/keys/signing.nk");
   assert.equal(config.signingKeySeed, keys.accountSeed);
   assert.equal(config.xkeySeed, undefined);
-  assert.equal(config.userJwtTtlMs, 5 * 60_000);
+  assert.equal(config.userJwtTtlMs, undefined, "no cap: user JWTs live as long as their token");
   assert.equal(config.jwt.issuer, undefined, "in-cluster issuer is discovered");
   assert.deepEqual(config.jwt, {
     jwksUrl: "https://kubernetes.default.svc/openid/v1/jwks",
@@ -446,7 +446,7 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     account: "APP",
     signing_key_file: "/keys/signing.nk",
     signing_key_public: keys.accountPublic,
-    user_jwt_ttl: "5m",
+    user_jwt_ttl: "(token lifetime)",
     jwks_url: "https://kubernetes.default.svc/openid/v1/jwks",
     jwt_issuer: "(discover from apiserver)",
     jwt_audience: "nats",

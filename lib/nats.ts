@@ -59,13 +59,17 @@ export interface NatsConnectOptions {
   /**
    * Server URLs. Credentials in a URL (`nats://user:pass@host:4222`, or `nats://token@host` for a
    * token) are used for the connection — nats.js itself ignores them — and never logged.
-   * Precedence when several are given: `credsFile`, `token`, URL token, URL user/password.
+   * Precedence when several are given: `credsFile`, `token`, `user`/`pass`, URL token, URL
+   * user/password.
    */
   servers: readonly string[];
   /** A `.creds` file (user JWT + seed), re-read on every (re)connect so rotation needs no restart. */
   credsFile?: string;
   /** Token authentication. */
   token?: string;
+  /** User and password authentication (after `credsFile` and `token`, before URL credentials). */
+  user?: string;
+  pass?: string;
   /** TLS files; giving any enables TLS. */
   tls?: NatsTlsOptions;
   /** Connection name shown in the server's connz. */
@@ -309,6 +313,8 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   const {
     credsFile,
     token,
+    user,
+    pass,
     tls,
     name,
     logger,
@@ -327,6 +333,8 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     ? { authenticator: credsAuthenticator(() => Deno.readFileSync(credsFile)) }
     : token
     ? { token }
+    : user !== undefined
+    ? { user, pass: pass ?? "" }
     : credentials.token
     ? { token: credentials.token }
     : credentials.user !== undefined

@@ -16,8 +16,10 @@ import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
 import { createAuthorizer } from "./login.ts";
-import type { ServiceAccountSource } from "./model.ts";
+import type { Permissions, ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
+import { permissionsFor, type PolicyOptions } from "./policy.ts";
+import { rememberApprovals, type Revocation, startRevocation } from "./revocation.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type ApiAccess, inClusterAccess, kubeconfigAccess } from "./kube_access.ts";
 import { startServiceAccountCache } from "./serviceaccounts.ts";
@@ -113,6 +115,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let issuer = config.jwt.issuer;
   let callout: ReturnType<typeof serveCallout> | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
+  let revocation: Revocation | undefined;
+  let systemNc: NatsConnection | undefined;
 
   const checks: ReadinessCheck[] = [
     { name: "nats", ready: () => callout?.ready === true },
@@ -146,7 +150,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         metrics,
         now,
       });
-      const authorizer = createAuthorizer({
+      const decide = createAuthorizer({
         verifyToken,
         lookup: serviceAccounts.lookup,
         isSynced: () => serviceAccounts.synced,
@@ -156,6 +160,23 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         metrics,
         now,
       });
+      // Live revocation (DESIGN D6), when a system-account user is configured.
+      if (config.nats.system !== undefined) {
+        const permissionsOf = currentPermissions({ annotationPrefix: config.annotationPrefix });
+        revocation = startRevocation({
+          system: connectSystem(config, logger, metrics, closing.signal, (c) => (systemNc = c)),
+          lookups: () => ({
+            serviceAccount: serviceAccounts.lookup,
+            permissionsOf,
+          }),
+          canDecide: () => failingChecks(checks.filter((c) => c.name !== "nats")).length === 0,
+          keys,
+          logger,
+          metrics,
+          now,
+        });
+      }
+      const authorizer = revocation ? rememberApprovals(decide, revocation) : decide;
       const calloutHandler = await createCalloutHandler({
         accountSeed: config.signingKeySeed,
         account: config.account,
@@ -196,6 +217,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     closed ??= (async () => {
       closing.abort();
       await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
+      await revocation?.close();
+      if (systemNc) await drainBriefly(systemNc);
       if (nc) await drainBriefly(nc);
       await serviceAccounts.close();
       access?.[Symbol.dispose]();
@@ -213,6 +236,54 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     },
     close,
     [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * Connect live revocation's system-account user: the same servers and TLS as the main connection,
+ * its own credentials. Retries in the background like the main connection (`onConnected` gets the
+ * connection for shutdown); a rejected promise only means shutdown came first.
+ */
+function connectSystem(
+  config: Config,
+  logger: Logger,
+  metrics: ServiceMetrics,
+  signal: AbortSignal,
+  onConnected: (nc: NatsConnection) => void,
+): Promise<NatsConnection> {
+  const system = config.nats.system ?? {};
+  const connecting = connectNats({
+    servers: config.nats.servers,
+    ...(system.credsFile !== undefined ? { credsFile: system.credsFile } : {}),
+    ...(system.token !== undefined ? { token: system.token } : {}),
+    ...(system.user !== undefined ? { user: system.user, pass: system.password ?? "" } : {}),
+    ...(config.nats.tls ? { tls: config.nats.tls } : {}),
+    name: "nats-k8s-oidc-callout-revocation",
+    logger: logger.child({ connection: "system" }),
+    // Its own gauge would overwrite the main connection's nats_connected.
+    metrics: { ...metrics, natsConnected: createServiceMetrics().natsConnected },
+    signal,
+  });
+  void connecting.then(onConnected, () => {});
+  return connecting;
+}
+
+/**
+ * The permissions a login of a ServiceAccount gets now, remembered per record (records are
+ * immutable and replaced on change), for revocation's comparison with what was granted. Must be
+ * the same policy the login applies.
+ */
+function currentPermissions(
+  policy: PolicyOptions,
+): (sa: ServiceAccountRecord) => Permissions | undefined {
+  const memo = new WeakMap<ServiceAccountRecord, Permissions>();
+  return (sa) => {
+    let p = memo.get(sa);
+    if (!p) {
+      p = permissionsFor(sa, policy).permissions;
+      memo.set(sa, p);
+    }
+    return p;
   };
 }
 

@@ -16,7 +16,12 @@ import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
 import { createAuthorizer } from "./login.ts";
-import type { Permissions, ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
+import type {
+  Permissions,
+  PodLookup,
+  ServiceAccountRecord,
+  ServiceAccountSource,
+} from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
 import { permissionsFor, type PolicyOptions } from "./policy.ts";
 import { rememberApprovals, type Revocation, startRevocation } from "./revocation.ts";
@@ -38,6 +43,11 @@ export interface ServiceOptions {
   now?: () => number;
   /** Version reported on the HTTP endpoints. */
   version?: string;
+  /**
+   * The Pod cache's lookup: live revocation closes connections whose token is bound to a Pod that
+   * is gone or has another UID. Without it bound Pods are not checked.
+   */
+  podLookup?: PodLookup;
 }
 
 /** A running service. */
@@ -168,6 +178,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
           lookups: () => ({
             serviceAccount: serviceAccounts.lookup,
             permissionsOf,
+            ...(options.podLookup ? { pod: options.podLookup } : {}),
           }),
           canDecide: () => failingChecks(checks.filter((c) => c.name !== "nats")).length === 0,
           keys,

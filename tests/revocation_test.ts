@@ -1,6 +1,6 @@
 /**
  * Live revocation (issue 9 §4, DESIGN D6): the pure kick rule, and the whole loop against a real
- * 3-server nats-server cluster — the client on another server than the service; a deleted
+ * 3-server nats-server cluster and the real kube-apiserver — the client on another server than the service; a deleted
  * ServiceAccount closes its connection within 2 s and its reconnect is refused; narrowed
  * annotations close it and the reconnect gets the narrower permissions; an unrelated client is
  * untouched.
@@ -22,13 +22,8 @@ import { NatsCluster } from "./support/nats_cluster.ts";
 import { authCalloutConfig, NatsServer, tolerateClientResets } from "./support/nats_server.ts";
 import { accountKey, KeyDir } from "./support/nkeys.ts";
 import { errorsOf, publishRefused } from "./support/permissions.ts";
-import {
-  generateSigningKey,
-  ISSUER,
-  mintServiceAccountToken,
-  publicJwks,
-} from "./support/sa_tokens.ts";
-import { TestApiServer } from "./support/test_apiserver.ts";
+import { generateSigningKey, ISSUER, mintServiceAccountToken } from "./support/sa_tokens.ts";
+import { KubeApiServer } from "./support/kube_apiserver.ts";
 import { waitFor } from "./support/wait.ts";
 
 tolerateClientResets();
@@ -151,13 +146,11 @@ Deno.test("3-server cluster: deletion and narrowed annotations close the client'
     (typeof cluster.servers)[0],
     (typeof cluster.servers)[0],
   ];
-  const signingKey = await generateSigningKey("RS256");
-  await using api = await TestApiServer.start({ jwks: publicJwks([signingKey]), issuer: ISSUER });
+  await using kube = await KubeApiServer.start();
+  for (const ns of ["team-a", "team-b", "team-c"]) await kube.createNamespace(ns);
   const env = {
     K8S_IN_CLUSTER: "false",
-    KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
-    JWKS_URL: `${api.url}/openid/v1/jwks`,
-    JWT_ISSUER: ISSUER,
+    KUBECONFIG: await kube.writeKubeconfig("service", { clientCert: true }),
     NATS_URL: `nats://${serviceUser.user}:${serviceUser.password}@127.0.0.1:${n1.port}`,
     NATS_ACCOUNT: "APP",
     NATS_SIGNING_KEY_FILE: await dir.write("account.seed", account.seed),
@@ -167,16 +160,8 @@ Deno.test("3-server cluster: deletion and narrowed annotations close the client'
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "debug", write: (l) => logs.push(JSON.parse(l)) });
   await using service = await startService({ config: loadConfig(env), logger });
-  await waitFor(() => service.ready, { timeoutMs: 15_000, what: "service ready" });
+  await waitFor(() => service.ready, { timeoutMs: 30_000, what: "service ready" });
 
-  const token = async (namespace: string, name: string, uid: string) =>
-    await mintServiceAccountToken({
-      key: signingKey,
-      issuer: ISSUER,
-      namespace,
-      serviceAccount: name,
-      uid,
-    });
   const clients: NatsConnection[] = [];
   const login = async (url: string, t: string) => {
     const nc = await connect({ servers: url, token: t, reconnect: false, timeout: 5000 });
@@ -184,20 +169,25 @@ Deno.test("3-server cluster: deletion and narrowed annotations close the client'
     return nc;
   };
   try {
-    const orders = api.upsertServiceAccount("team-a", "orders").uid;
-    const other = api.upsertServiceAccount("team-b", "billing").uid;
-    const wide = api.upsertServiceAccount("team-c", "reports", {
-      annotations: { "nats.io/allowed-pub-subjects": "shared.>" },
-    }).uid;
-    const ordersToken = await token("team-a", "orders", orders);
-    const reportsToken = await token("team-c", "reports", wide);
+    await kube.createServiceAccount("team-a", "orders");
+    await kube.createServiceAccount("team-b", "billing");
+    await kube.createServiceAccount("team-c", "reports", {
+      "nats.io/allowed-pub-subjects": "shared.>",
+    });
+    const ordersToken = await kube.token("team-a", "orders");
+    const reportsToken = await kube.token("team-c", "reports");
+    const billingToken = await kube.token("team-b", "billing");
 
     // The first login of each waits for the cache to have seen the new ServiceAccounts.
     const victim = await waitFor(() => login(n2.url, ordersToken).catch(() => undefined), {
       what: "orders logs in on n2",
     });
-    const bystander = await login(n3.url, await token("team-b", "billing", other));
-    const narrowed = await login(n2.url, reportsToken);
+    const bystander = await waitFor(() => login(n3.url, billingToken).catch(() => undefined), {
+      what: "billing logs in on n3",
+    });
+    const narrowed = await waitFor(() => login(n2.url, reportsToken).catch(() => undefined), {
+      what: "reports logs in on n2",
+    });
     const narrowedErrors = errorsOf(narrowed);
     narrowed.publish("shared.x");
     await narrowed.flush();
@@ -210,7 +200,7 @@ Deno.test("3-server cluster: deletion and narrowed annotations close the client'
     // SA deleted: the connection on n2 is closed within 2 s; its reconnect is refused.
     const victimClosed = victim.closed();
     const deletedAt = performance.now();
-    api.deleteServiceAccount("team-a", "orders");
+    await kube.deleteServiceAccount("team-a", "orders");
     await waitFor(() => victim.isClosed(), { timeoutMs: 5000, what: "victim kicked" });
     const kickMs = performance.now() - deletedAt;
     assert.ok(kickMs < 2000, `closed ${Math.round(kickMs)} ms after the deletion`);
@@ -218,7 +208,9 @@ Deno.test("3-server cluster: deletion and narrowed annotations close the client'
     await assert.rejects(login(n2.url, ordersToken), /Authorization Violation/i);
 
     // Annotation narrowed: closed, and the reconnect gets the narrower permissions.
-    api.upsertServiceAccount("team-c", "reports", { annotations: {} });
+    await kube.annotateServiceAccount("team-c", "reports", {
+      "nats.io/allowed-pub-subjects": null,
+    });
     await waitFor(() => narrowed.isClosed(), { timeoutMs: 5000, what: "narrowed kicked" });
     const again = await waitFor(() => login(n2.url, reportsToken).catch(() => undefined), {
       what: "reports logs in again",

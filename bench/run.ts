@@ -7,7 +7,7 @@
  * Flags (all optional): `--logins=2000` per concurrency level, `--concurrency=1,16,64`,
  * `--fresh=1000` first-seen-token logins, `--denials=1000`, `--storm-clients=1000`,
  * `--cache-sas=100000`, `--decision-ms=3000`, `--warmup=300`, `--rolling-rounds=2`,
- * `--skip=storm,cache,decision,rolling`,
+ * `--revocation-clients=100`, `--skip=storm,cache,decision,rolling,revocation`,
  * `--out=bench/results/latest.json`.
  *
  * @module
@@ -20,6 +20,7 @@ import { BenchFixture, plainTokenConfig, randomToken } from "./fixture.ts";
 import { assertAllowed, createDecisionPipeline, decisionsPerSecond } from "./inprocess.ts";
 import { type LoginRun, percentile, runLogins } from "./login_client.ts";
 import { findNatsServerPid, readProcStats } from "./proc.ts";
+import { type RevocationResult, runRevocation } from "./revocation.ts";
 import { type RollingResult, runRollingRestart } from "./rolling.ts";
 import { runStorm, type StormResult } from "./storm.ts";
 
@@ -42,7 +43,9 @@ export interface BenchOptions {
   /** Logins before measuring (JIT, connections, caches). @default {300} */
   warmup?: number;
   /** Sections to leave out. @default {[]} */
-  skip?: readonly ("storm" | "cache" | "decision" | "rolling")[];
+  skip?: readonly ("storm" | "cache" | "decision" | "rolling" | "revocation")[];
+  /** Connections revoked one by one in the revocation-latency run. @default {100} */
+  revocationClients?: number;
   /** Rolling restarts of both replicas in the lost-logins run. @default {2} */
   rollingRounds?: number;
   /** Progress messages. @default {ignore} */
@@ -103,6 +106,8 @@ export interface BenchResult {
   readonly cache: CacheScaleResult | null;
   /** Lost logins in a rolling restart (two replicas, one starting during an apiserver outage). */
   readonly rolling: RollingResult | null;
+  /** Live revocation: ServiceAccount deleted → its connection closed. */
+  readonly revocation: RevocationResult | null;
 }
 
 function round(value: number, digits = 2): number {
@@ -294,6 +299,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     rolling = await runRollingRestart({ rounds: options.rollingRounds ?? 2, progress });
   }
 
+  let revocation: RevocationResult | null = null;
+  if (!skip.includes("revocation") && (options.revocationClients ?? 100) > 0) {
+    revocation = await runRevocation({ clients: options.revocationClients ?? 100, progress });
+  }
+
   return {
     meta,
     decision,
@@ -306,6 +316,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     storm: storm && roundAll(storm),
     cache: cache && roundAll(cache),
     rolling: rolling && roundAll(rolling),
+    revocation: revocation && roundAll(revocation),
   };
 }
 
@@ -427,6 +438,18 @@ export function renderTable(r: BenchResult): string {
       `| duration | ${fmt(g.seconds)} s |`,
     );
   }
+  if (r.revocation) {
+    const v = r.revocation;
+    lines.push(
+      "",
+      `| live revocation: ${v.clients} connections, each ServiceAccount deleted in turn | |`,
+      "|---|---:|",
+      `| deletion → connection closed, p50 / p90 / p99 / max | ${fmt(v.p50Ms)} / ${
+        fmt(v.p90Ms)
+      } / ${fmt(v.p99Ms)} / ${fmt(v.maxMs)} ms |`,
+      `| connections closed / still open after 10 s | ${v.revoked} / ${v.notRevoked} |`,
+    );
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -444,6 +467,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
       warmup: { type: "string" },
       skip: { type: "string" },
       "rolling-rounds": { type: "string" },
+      "revocation-clients": { type: "string" },
       out: { type: "string" },
     },
     strict: true,
@@ -468,6 +492,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
   set("decisionMs", int("decision-ms", values["decision-ms"]));
   set("warmup", int("warmup", values.warmup));
   set("rollingRounds", int("rolling-rounds", values["rolling-rounds"]));
+  set("revocationClients", int("revocation-clients", values["revocation-clients"]));
   if (values.concurrency !== undefined) {
     set(
       "concurrency",
@@ -479,7 +504,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
     );
   }
   if (values.skip !== undefined) {
-    const known = ["storm", "cache", "decision", "rolling"] as const;
+    const known = ["storm", "cache", "decision", "rolling", "revocation"] as const;
     const skip = values.skip.split(",").map((s) => s.trim()).filter((s) => s !== "");
     for (const s of skip) {
       if (!(known as readonly string[]).includes(s)) {

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { errors, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { Authorizer } from "./callout.ts";
 import type { Logger } from "./log.ts";
 import { extractToken } from "./login.ts";
@@ -106,10 +106,21 @@ export function kicksFor(
   connections: Iterable<ApprovedConnection>,
   lookups: RevocationLookups,
 ): Kick[] {
+  // Permission sets are shared objects (memoized per ServiceAccount version), so their keys are
+  // computed once per set and call, not once per connection.
   const current = new Map<ServiceAccountRecord, string | undefined>();
+  const granted = new Map<Permissions, string>();
+  const keyOf = (p: Permissions): string => {
+    let key = granted.get(p);
+    if (key === undefined) {
+      key = permissionsKey(p);
+      granted.set(p, key);
+    }
+    return key;
+  };
   const kicks: Kick[] = [];
   for (const c of connections) {
-    const reason = reasonFor(c, lookups, current);
+    const reason = reasonFor(c, lookups, current, keyOf);
     if (reason) kicks.push({ connection: c, reason });
   }
   return kicks;
@@ -119,6 +130,7 @@ function reasonFor(
   c: ApprovedConnection,
   lookups: RevocationLookups,
   current: Map<ServiceAccountRecord, string | undefined>,
+  keyOf: (p: Permissions) => string,
 ): KickReason | undefined {
   const sa = lookups.serviceAccount(c.namespace, c.serviceAccount);
   if (!sa) return "serviceaccount_deleted";
@@ -126,10 +138,10 @@ function reasonFor(
   let now = current.get(sa);
   if (!current.has(sa)) {
     const p = lookups.permissionsOf(sa);
-    now = p === undefined ? undefined : permissionsKey(p);
+    now = p === undefined ? undefined : keyOf(p);
     current.set(sa, now);
   }
-  if (now !== permissionsKey(c.permissions)) return "permissions_changed";
+  if (now !== keyOf(c.permissions)) return "permissions_changed";
   if (lookups.pod && c.podName !== undefined) {
     const pod = lookups.pod(c.namespace, c.podName);
     if (!pod || (c.podUid !== undefined && pod.uid !== c.podUid)) return "pod_gone";
@@ -281,6 +293,7 @@ export function startRevocation(options: RevocationOptions): Revocation {
   } = options;
   const live = new Map<string, ApprovedConnection>();
   const kicking = new Set<string>();
+  const failedBefore = new Set<string>();
   const keyOf = (serverId: string, cid: number) => `${serverId}${KEY_SEP}${cid}`;
   const gauge = () => metrics.liveConnections.set(live.size);
 
@@ -304,7 +317,9 @@ export function startRevocation(options: RevocationOptions): Revocation {
   };
 
   const forget = (serverId: string, cid: number): void => {
-    if (live.delete(keyOf(serverId, cid))) gauge();
+    const key = keyOf(serverId, cid);
+    failedBefore.delete(key);
+    if (live.delete(key)) gauge();
   };
 
   let sys: NatsConnection | undefined;
@@ -355,7 +370,15 @@ export function startRevocation(options: RevocationOptions): Revocation {
         logger.info("connection_kicked", fields);
       }
     } catch (err) {
-      logger.warn("connection_kick_failed", { ...fields, error: err });
+      if (err instanceof errors.NoRespondersError || /no responders|503/i.test(String(err))) {
+        // No server with that id any more (restarted or gone): neither is the connection.
+        forget(c.serverId, c.cid);
+        logger.debug("connection_kick_no_server", fields);
+      } else if (!failedBefore.has(key)) {
+        // Once per connection at warn (retried every check; the system connection says why).
+        failedBefore.add(key);
+        logger.warn("connection_kick_failed", { ...fields, error: err });
+      }
     } finally {
       kicking.delete(key);
     }
@@ -365,8 +388,8 @@ export function startRevocation(options: RevocationOptions): Revocation {
   const check = (): Promise<void> => {
     running ??= (async () => {
       const seconds = now() / 1000;
-      for (const [key, c] of live) {
-        if (c.expiresAt <= seconds) live.delete(key);
+      for (const c of live.values()) {
+        if (c.expiresAt <= seconds) forget(c.serverId, c.cid);
       }
       gauge();
       const nc = sys;

@@ -293,6 +293,10 @@ Deno.test("startRevocation kicks over $SYS when a signing key leaves the key set
     assert.equal(metrics.kicks.value({ reason: "signing_key_removed" }), 1);
     assert.equal(other.isClosed(), false);
 
+    // A connection on a server that no longer exists (restarted: new id) is forgotten, not retried.
+    revocation.remember(approved({ serverId: "NGONE", cid: 1, uid: "recreated-since" }));
+    await waitFor(() => revocation.size === 1, { what: "entry of a vanished server forgotten" });
+
     // The server's disconnect advisory makes the registry forget a connection that just closed.
     await other.close();
     await waitFor(() => revocation.size === 0, { what: "forgotten after its disconnect event" });

@@ -240,6 +240,13 @@ export interface RevocationOptions {
   tickMs?: number;
   /** Give up one kick request after this long (it is retried on a later tick). @default {2000} */
   kickTimeoutMs?: number;
+  /**
+   * Take over the live connections the servers already hold (approved by another replica, or
+   * before a restart), found through `$SYS.REQ.SERVER.<id>.CONNZ` by their user name. @default {true}
+   */
+  adoptExisting?: boolean;
+  /** Connections per connz request when adopting. @default {1000} */
+  adoptPageSize?: number;
   /** Clock in milliseconds. @default {() => Date.now()} */
   now?: () => number;
 }
@@ -266,6 +273,63 @@ export function kickSubject(serverId: string): string {
 
 const KEY_SEP = "\u0000";
 
+/** How long an adopted connection is remembered at most (its user JWT's expiry is unknown). */
+const ADOPTED_LIFETIME_S = 24 * 3600;
+
+/**
+ * The namespace and ServiceAccount of a NATS user name given by the login
+ * (`system:serviceaccount:<ns>:<sa>`), or `undefined` for any other user.
+ *
+ * @example
+ * ```ts
+ * import { parseUserName } from "./revocation.ts";
+ * console.assert(parseUserName("system:serviceaccount:a:b")?.serviceAccount === "b");
+ * console.assert(parseUserName("auth") === undefined);
+ * ```
+ */
+export function parseUserName(
+  name: string | undefined,
+): { namespace: string; serviceAccount: string } | undefined {
+  const parts = name?.split(":");
+  if (parts?.length !== 4 || parts[0] !== "system" || parts[1] !== "serviceaccount") {
+    return undefined;
+  }
+  const [, , namespace, serviceAccount] = parts as [string, string, string, string];
+  return namespace && serviceAccount ? { namespace, serviceAccount } : undefined;
+}
+
+/**
+ * Every client connection of every server reachable over the system account: the servers answer
+ * `$SYS.REQ.SERVER.PING`, then each is asked for its connz page by page.
+ */
+async function* listConnections(
+  nc: NatsConnection,
+  pageSize: number,
+): AsyncGenerator<{ serverId: string; cid: number; user: string | undefined }> {
+  const ids = new Set<string>();
+  const pings = await nc.requestMany("$SYS.REQ.SERVER.PING", "", { maxWait: 1000 });
+  for await (const m of pings) {
+    const id = m.json<{ server?: { id?: string } }>().server?.id;
+    if (typeof id === "string") ids.add(id);
+  }
+  for (const serverId of ids) {
+    for (let offset = 0;; offset += pageSize) {
+      const reply = await nc.request(
+        `$SYS.REQ.SERVER.${serverId}.CONNZ`,
+        JSON.stringify({ offset, limit: pageSize, auth: true }),
+        { timeout: 2000 },
+      );
+      const page = reply.json<{
+        data?: { connections?: { cid?: number; authorized_user?: string }[] };
+      }>().data?.connections ?? [];
+      for (const c of page) {
+        if (typeof c.cid === "number") yield { serverId, cid: c.cid, user: c.authorized_user };
+      }
+      if (page.length < pageSize) break;
+    }
+  }
+}
+
 /**
  * Start remembering, forgetting and kicking connections over the system connection `system`:
  * subscribes to {@linkcode DISCONNECT_EVENTS}, and every `tickMs` (while `canDecide()`) drops
@@ -289,6 +353,8 @@ export function startRevocation(options: RevocationOptions): Revocation {
     metrics,
     tickMs = 500,
     kickTimeoutMs = 2000,
+    adoptExisting = true,
+    adoptPageSize = 1000,
     now = () => Date.now(),
   } = options;
   const live = new Map<string, ApprovedConnection>();
@@ -384,6 +450,41 @@ export function startRevocation(options: RevocationOptions): Revocation {
     }
   };
 
+  // Connections approved by another replica, or by this one before a restart, are found through
+  // the servers' connz once, when this replica can first decide. What they were granted is not
+  // known, so they are taken as granted what a login would get now: a change made while no
+  // replica watched them goes unnoticed, every later one is caught.
+  let adopted = false;
+  const adopt = async (
+    nc: NatsConnection,
+    current: Omit<RevocationLookups, "keyPresent">,
+  ): Promise<void> => {
+    let count = 0;
+    try {
+      for await (const found of listConnections(nc, adoptPageSize)) {
+        const who = parseUserName(found.user);
+        if (!who || live.has(keyOf(found.serverId, found.cid))) continue;
+        const sa = current.serviceAccount(who.namespace, who.serviceAccount);
+        const permissions = sa && current.permissionsOf(sa);
+        if (!sa || !permissions) continue; // a login now would be refused: the check kicks it
+        live.set(keyOf(found.serverId, found.cid), {
+          serverId: found.serverId,
+          cid: found.cid,
+          namespace: who.namespace,
+          serviceAccount: who.serviceAccount,
+          uid: sa.uid,
+          permissions,
+          expiresAt: now() / 1000 + ADOPTED_LIFETIME_S,
+        });
+        count++;
+      }
+      gauge();
+      logger.info("connections_adopted", { count });
+    } catch (err) {
+      logger.warn("connections_adopt_failed", { error: err });
+    }
+  };
+
   let running: Promise<void> | undefined;
   const check = (): Promise<void> => {
     running ??= (async () => {
@@ -393,7 +494,12 @@ export function startRevocation(options: RevocationOptions): Revocation {
       }
       gauge();
       const nc = sys;
-      if (live.size === 0 || !nc || nc.isClosed() || !canDecide()) return;
+      if (!nc || nc.isClosed() || !canDecide()) return;
+      if (adoptExisting && !adopted) {
+        adopted = true;
+        await adopt(nc, lookups());
+      }
+      if (live.size === 0) return;
       await refreshKeys();
       const current = lookups();
       const kicks = kicksFor(live.values(), {

@@ -24,6 +24,7 @@ import { accountKey, KeyDir } from "./support/nkeys.ts";
 import { errorsOf, publishRefused } from "./support/permissions.ts";
 import { generateSigningKey, ISSUER, mintServiceAccountToken } from "./support/sa_tokens.ts";
 import { KubeApiServer } from "./support/kube_apiserver.ts";
+import { Stack } from "./support/stack.ts";
 import { waitFor } from "./support/wait.ts";
 
 tolerateClientResets();
@@ -306,4 +307,33 @@ Deno.test("startRevocation kicks over $SYS when a signing key leaves the key set
     await client.close().catch(() => {});
     await sys.close();
   }
+});
+
+Deno.test("a restarted replica adopts the live connections from the servers' connz and still revokes them", async () => {
+  await using stack = await Stack.start({ captureLogs: false, revocation: true });
+  stack.addServiceAccount("team-a", "orders");
+  stack.addServiceAccount("team-b", "billing");
+  const orders = await waitFor(
+    async () => stack.connect(await stack.token("team-a", "orders")).catch(() => undefined),
+    { what: "orders logs in" },
+  );
+  const billing = await stack.connect(await stack.token("team-b", "billing"));
+
+  // The replica that approved them goes away; a new one has never seen them.
+  await stack.service.close();
+  const logs: Record<string, unknown>[] = [];
+  await using replacement = await startService({
+    config: loadConfig(stack.env),
+    logger: createLogger({ level: "info", write: (l) => logs.push(JSON.parse(l)) }),
+  });
+  await waitFor(() => replacement.ready, { timeoutMs: 15_000, what: "replacement ready" });
+  const adopted = await waitFor(() => logs.find((l) => l.event === "connections_adopted"), {
+    what: "adoption",
+  });
+  assert.equal(adopted.count, 2, JSON.stringify(adopted));
+
+  stack.api.deleteServiceAccount("team-a", "orders");
+  await waitFor(() => orders.isClosed(), { what: "adopted connection kicked" });
+  assert.equal(billing.isClosed(), false);
+  assert.equal(replacement.metrics.kicks.value({ reason: "serviceaccount_deleted" }), 1);
 });

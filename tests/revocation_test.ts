@@ -24,6 +24,7 @@ import { accountKey, KeyDir } from "./support/nkeys.ts";
 import { errorsOf, publishRefused } from "./support/permissions.ts";
 import { generateSigningKey, ISSUER, mintServiceAccountToken } from "./support/sa_tokens.ts";
 import { KubeApiServer } from "./support/kube_apiserver.ts";
+import { OperatorStack } from "./support/operator_stack.ts";
 import { Stack } from "./support/stack.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -336,4 +337,29 @@ Deno.test("a restarted replica adopts the live connections from the servers' con
   await waitFor(() => orders.isClosed(), { what: "adopted connection kicked" });
   assert.equal(billing.isClosed(), false);
   assert.equal(replacement.metrics.kicks.value({ reason: "serviceaccount_deleted" }), 1);
+});
+
+Deno.test("operator mode: a system-account creds file; a deleted ServiceAccount's connection is kicked", async () => {
+  await using stack = await OperatorStack.start({
+    xkey: true,
+    signer: "signing_key",
+    revocation: true,
+  });
+  stack.addServiceAccount("team-a", "orders");
+  stack.addServiceAccount("team-b", "billing");
+  const ordersToken = await stack.token("team-a", "orders");
+  const orders = await waitFor(() => stack.connect(ordersToken).catch(() => undefined), {
+    what: "orders logs in (the cache has seen the new ServiceAccounts)",
+  });
+  const billing = await stack.connect(await stack.token("team-b", "billing"));
+  await waitFor(() => stack.service.metrics.liveConnections.value() === 2, {
+    what: "both remembered",
+  });
+  stack.api.deleteServiceAccount("team-a", "orders");
+  await waitFor(() => orders.isClosed(), { what: "kicked in operator mode" });
+  assert.equal(billing.isClosed(), false);
+  // The disconnect event (subject with the account's public key) makes it forget the connection.
+  await waitFor(() => stack.service.metrics.liveConnections.value() === 1, {
+    what: "forgotten on the disconnect event",
+  });
 });

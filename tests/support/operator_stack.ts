@@ -62,6 +62,8 @@ export interface OperatorStackOptions {
    * plain `--token`) is treated as if it presented it. @default {false}
    */
   defaultSentinel?: boolean;
+  /** Turn live revocation on with a creds file of a system-account user. @default {false} */
+  revocation?: boolean;
 }
 
 const decoder = new TextDecoder();
@@ -216,6 +218,9 @@ export class OperatorStack implements AsyncDisposable {
       NATS_ACCOUNT: targetKp.getPublicKey(),
       NATS_SIGNING_KEY_FILE: await dir.write("signing.nk", seedOf(sk ?? targetKp)),
       ...(xkey ? { NATS_XKEY_SEED_FILE: await dir.write("xkey.nk", xkey.seed) } : {}),
+      ...(options.revocation
+        ? { NATS_SYSTEM_CREDS_FILE: await dir.write("sys.creds", decoder.decode(systemCreds)) }
+        : {}),
     };
     const logs: Record<string, unknown>[] = [];
     const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });

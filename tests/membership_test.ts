@@ -12,8 +12,8 @@ import { type Service, startService } from "../lib/service.ts";
 import { createServiceMetrics } from "../lib/service_metrics.ts";
 import { LoginLoad } from "./support/login_load.ts";
 import { authCalloutConfig, NatsServer, tolerateClientResets } from "./support/nats_server.ts";
-import { accountKey } from "./support/nkeys.ts";
-import { Stack } from "./support/stack.ts";
+import { KubeApiServer } from "./support/kube_apiserver.ts";
+import { accountKey, KeyDir } from "./support/nkeys.ts";
 import { TcpProxy } from "./support/tcp_proxy.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -131,51 +131,73 @@ Deno.test("leaving drains: a request delivered before the leave is still answere
   }
 });
 
-Deno.test("two replicas: a start during an apiserver outage and a rolling restart refuse no valid login", async () => {
-  await using stack = await Stack.start({ captureLogs: false });
-  stack.addServiceAccount("team-a", "orders");
-  const token = await stack.token("team-a", "orders");
-  await waitFor(
-    () => stack.connect(token).then((nc) => nc.close().then(() => true), () => false),
-    { what: "first login" },
-  );
+Deno.test("two replicas, real kube-apiserver: a start during an apiserver outage and a rolling restart refuse no valid login", async () => {
+  await using dir = await KeyDir.create();
+  const account = accountKey();
+  const { config, service: serviceUser } = authCalloutConfig({
+    issuer: account.publicKey,
+    timeoutSeconds: 5,
+  });
+  await using ns = await NatsServer.start({ config });
+  await using kube = await KubeApiServer.start();
+  await kube.createNamespace("team-a");
+  await kube.createServiceAccount("team-a", "orders");
+  const token = await kube.token("team-a", "orders");
 
-  const apiUrl = new URL(stack.api.url);
+  // Replica B reaches the apiserver (list, watch, discovery, JWKS) only through a proxy that
+  // starts blocked: an outage as the network shows it.
+  const api = new URL(kube.url);
   await using proxy = TcpProxy.start(
-    { hostname: apiUrl.hostname, port: Number(apiUrl.port) },
+    { hostname: api.hostname, port: Number(api.port) },
     { blocked: true },
   );
-  const proxyUrl = `http://127.0.0.1:${proxy.port}`;
-  const kubeconfig = `${Deno.makeTempDirSync()}/kubeconfig`;
-  Deno.writeTextFileSync(
-    kubeconfig,
-    stack.api.kubeConfig().exportConfig().replaceAll(stack.api.url, proxyUrl),
+  const direct = await kube.writeKubeconfig("direct", { clientCert: true });
+  const viaProxy = `${dir.path}/via-proxy.kubeconfig`;
+  await Deno.writeTextFile(
+    viaProxy,
+    (await Deno.readTextFile(direct)).replaceAll(kube.url, `https://127.0.0.1:${proxy.port}`),
   );
-  const viaProxy = { ...stack.env, KUBECONFIG: kubeconfig, JWKS_URL: `${proxyUrl}/openid/v1/jwks` };
+  const env = {
+    K8S_IN_CLUSTER: "false",
+    KUBECONFIG: direct,
+    NATS_URL: `nats://${serviceUser.user}:${serviceUser.password}@127.0.0.1:${ns.port}`,
+    NATS_ACCOUNT: "APP",
+    NATS_SIGNING_KEY_FILE: await dir.write("account.seed", account.seed),
+  };
+  const envB = { ...env, KUBECONFIG: viaProxy };
 
-  const load = LoginLoad.start(stack.nats.url, () => token, { workers: 4 });
   const replicas: Replica[] = [];
+  const a = await startReplica(env);
+  replicas.push(a);
+  await waitFor(() => a.service.ready, { timeoutMs: 30_000, what: "A ready" });
+  await waitFor(async () => {
+    const nc = await connect({ servers: ns.url, token, reconnect: false }).catch(() => undefined);
+    await nc?.close();
+    return nc !== undefined;
+  }, { timeoutMs: 10_000, what: "first login" });
+
+  const load = LoginLoad.start(ns.url, () => token, { workers: 4 });
   try {
     // B starts while its apiserver is unreachable: connected to NATS, but not in the group.
-    const b = await startReplica(viaProxy);
+    const b = await startReplica(envB);
     replicas.push(b);
     const seen = load.attempts;
     await waitFor(() => load.attempts >= seen + 100, { timeoutMs: 30_000, what: "100 logins" });
     assert.equal(b.service.ready, false);
     assert.equal(allowed(b.service) + refusedByService(b.service), 0, "B took no request");
     proxy.blocked = false;
-    await waitFor(() => b.service.ready, { timeoutMs: 20_000, what: "B ready" });
+    await waitFor(() => b.service.ready, { timeoutMs: 30_000, what: "B ready" });
     await waitFor(() => allowed(b.service) > 0, { timeoutMs: 20_000, what: "B serves logins" });
 
     // Rolling restart: A goes, A' comes; then B goes, B' comes (the chart's RollingUpdate).
-    await stack.service.close();
-    const a2 = await startReplica(stack.env);
+    await a.service.close();
+    const a2 = await startReplica(env);
     replicas.push(a2);
-    await waitFor(() => a2.service.ready, { timeoutMs: 20_000, what: "A' ready" });
+    await waitFor(() => a2.service.ready, { timeoutMs: 30_000, what: "A' ready" });
     await b.service.close();
-    const b2 = await startReplica(viaProxy);
+    const b2 = await startReplica(envB);
     replicas.push(b2);
-    await waitFor(() => b2.service.ready, { timeoutMs: 20_000, what: "B' ready" });
+    await waitFor(() => b2.service.ready, { timeoutMs: 30_000, what: "B' ready" });
     await waitFor(() => allowed(b2.service) > 0 && allowed(a2.service) > 0, {
       timeoutMs: 20_000,
       what: "both new replicas serve logins",

@@ -12,6 +12,7 @@
  * @module
  */
 import { errors, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { delay } from "./abort.ts";
 import type { Authorizer } from "./callout.ts";
 import type { Logger } from "./log.ts";
 import { extractToken } from "./login.ts";
@@ -519,7 +520,10 @@ export function startRevocation(options: RevocationOptions): Revocation {
       closing = true;
       clearInterval(timer);
       if (events && !events.isClosed() && !sys?.isClosed()) events.unsubscribe();
-      await running;
+      // A check may be waiting on kick or connz replies; shutdown does not wait for them long.
+      const timeout = new AbortController();
+      await Promise.race([running, delay(300, timeout.signal)]);
+      timeout.abort();
     })();
     return closed;
   };

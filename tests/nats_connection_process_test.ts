@@ -235,3 +235,22 @@ Deno.test("connected, then the server goes away and returns refusing us: each ca
   assert.ok(Number(refused.attempts) >= 2, JSON.stringify(refused));
   await assertStopsFast(proc);
 });
+
+Deno.test("live revocation's system connection refused: named as such; the callout still serves; SIGTERM stops at once", async () => {
+  await using dir = await KeyDir.create();
+  const account = accountKey();
+  const { config, service, system } = authCalloutConfig({ issuer: account.publicKey });
+  await using ns = await NatsServer.start({ config });
+  const env = await baseEnv(dir);
+  await using proc = await ServiceProcess.start({
+    ...env,
+    NATS_URL: `nats://${service.user}:${service.password}@127.0.0.1:${ns.port}`,
+    NATS_SYSTEM_USER: system.user,
+    NATS_SYSTEM_PASSWORD: "wrong-" + system.password,
+  });
+  const failed = await proc.waitEvent("nats_connect_failed", (e) => e.connection === "system");
+  assert.equal(failed.cause, "authentication_refused");
+  await waitReady(Number(env.PORT));
+  await assertStopsFast(proc);
+  assert.ok(!proc.text.includes(system.password), "no password in the log");
+});

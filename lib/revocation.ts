@@ -59,6 +59,8 @@ export interface ApprovedConnection {
   readonly alg?: string;
   /** What the connection was granted. */
   readonly permissions: Permissions;
+  /** The account it was placed in, when the policy chose one (else `NATS_ACCOUNT`). */
+  readonly account?: string;
   /** Expiry of the user JWT, seconds since the epoch: the server closes it then anyway. */
   readonly expiresAt: number;
 }
@@ -72,6 +74,11 @@ export interface RevocationLookups {
    * or `undefined` when such a login would be refused.
    */
   readonly permissionsOf: (sa: ServiceAccountRecord) => Permissions | undefined;
+  /**
+   * The account a login of this ServiceAccount would be placed in now, when a policy chooses it;
+   * without it accounts are not compared.
+   */
+  readonly accountOf?: (sa: ServiceAccountRecord) => string | undefined;
   /** The Pod cache's lookup; without it bound Pods are not checked. */
   readonly pod?: PodLookup;
   /** Whether the key `kid` is still in the JWKS; without it keys are not checked. */
@@ -143,6 +150,7 @@ function reasonFor(
     current.set(sa, now);
   }
   if (now !== keyOf(c.permissions)) return "permissions_changed";
+  if (lookups.accountOf && lookups.accountOf(sa) !== c.account) return "permissions_changed";
   if (lookups.pod && c.podName !== undefined) {
     const pod = lookups.pod(c.namespace, c.podName);
     if (!pod || (c.podUid !== undefined && pod.uid !== c.podUid)) return "pod_gone";
@@ -273,6 +281,13 @@ export function kickSubject(serverId: string): string {
 }
 
 const KEY_SEP = "\u0000";
+
+/** What an adopted connection is taken to hold when no login of its ServiceAccount is possible. */
+const NO_PERMISSIONS: Permissions = Object.freeze({
+  pub: { allow: [] },
+  sub: { allow: [] },
+  resp: { max: 0, ttlNs: 0 },
+});
 
 /** How long an adopted connection is remembered at most (its user JWT's expiry is unknown). */
 const ADOPTED_LIFETIME_S = 24 * 3600;
@@ -465,16 +480,18 @@ export function startRevocation(options: RevocationOptions): Revocation {
       for await (const found of listConnections(nc, adoptPageSize)) {
         const who = parseUserName(found.user);
         if (!who || live.has(keyOf(found.serverId, found.cid))) continue;
+        // A connection whose ServiceAccount is already gone is adopted too: the check kicks it.
         const sa = current.serviceAccount(who.namespace, who.serviceAccount);
-        const permissions = sa && current.permissionsOf(sa);
-        if (!sa || !permissions) continue; // a login now would be refused: the check kicks it
+        const permissions = (sa && current.permissionsOf(sa)) ?? NO_PERMISSIONS;
+        const account = sa && current.accountOf?.(sa);
         live.set(keyOf(found.serverId, found.cid), {
           serverId: found.serverId,
           cid: found.cid,
           namespace: who.namespace,
           serviceAccount: who.serviceAccount,
-          uid: sa.uid,
+          uid: sa?.uid ?? "",
           permissions,
+          ...(account !== undefined ? { account } : {}),
           expiresAt: now() / 1000 + ADOPTED_LIFETIME_S,
         });
         count++;
@@ -566,6 +583,7 @@ export function rememberApprovals(
         serverId: request.serverId,
         cid: request.clientInfo.id,
         permissions: result.user.permissions,
+        ...(result.user.account !== undefined ? { account: result.user.account } : {}),
         expiresAt: result.user.expiresAt,
       });
     }

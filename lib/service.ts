@@ -16,15 +16,11 @@ import { FailureReporter } from "./apiserver_errors.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
-import { createAuthorizer } from "./login.ts";
-import type {
-  Permissions,
-  PodLookup,
-  ServiceAccountRecord,
-  ServiceAccountSource,
-} from "./model.ts";
+import { createExplainHandler } from "./explain.ts";
+import { createLogin, type Login } from "./login.ts";
+import { type PolicySource, startPolicyFile } from "./policy_file.ts";
+import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
-import { permissionsFor, type PolicyOptions } from "./policy.ts";
 import { rememberApprovals, type Revocation, startRevocation } from "./revocation.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -34,9 +30,13 @@ import {
   kubeconfigAccess,
   kubeconfigPaths,
 } from "./kube_access.ts";
+import { type PodSource, startPodCache } from "./pods.ts";
 import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
+import { registerProcessMetrics } from "./process_metrics.ts";
+import { watchReadiness } from "./readiness_log.ts";
+import { createResync, type Resync } from "./resync.ts";
 import { createTokenVerifier } from "./tokens.ts";
 
 /** Options of {@linkcode startService}. */
@@ -51,10 +51,10 @@ export interface ServiceOptions {
   /** Version reported on the HTTP endpoints. */
   version?: string;
   /**
-   * The Pod cache's lookup: live revocation closes connections whose token is bound to a Pod that
-   * is gone or has another UID. Without it bound Pods are not checked.
+   * Connect to NATS and answer callouts. `false` builds everything else (for `deno task explain`):
+   * readiness then does not wait for NATS. @default {true}
    */
-  podLookup?: PodLookup;
+  nats?: boolean;
 }
 
 /** A running service. */
@@ -64,6 +64,10 @@ export interface Service extends AsyncDisposable {
   /** True when every readiness check passes. */
   readonly ready: boolean;
   readonly metrics: ServiceMetrics;
+  /** Relist ServiceAccounts and refetch keys now (SIGHUP, `POST /resync`); rate-limited. */
+  readonly resync: Resync;
+  /** The login decision and its explanation, once keys and issuer are loaded. */
+  readonly login: Login | undefined;
   /**
    * Resolves when start-up found a problem no retry can fix after the service was built (a
    * discovered issuer or API audience that equals `JWT_AUDIENCE`); `main.ts` exits 2 on it.
@@ -90,6 +94,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const closing = new AbortController();
   const tasks: Promise<unknown>[] = [];
 
+  // First: a bad policy file stops the start (PolicyFileError names every problem).
+  const policySource: PolicySource | undefined = config.policyFile
+    ? startPolicyFile({ path: config.policyFile, defaultAccount: config.account, logger, metrics })
+    : undefined;
+
   const useApiServer = config.k8s.inCluster || config.serviceAccountsFile === undefined ||
     (config.jwt.jwksUrl === undefined && config.jwt.jwksPath === undefined) ||
     config.jwt.issuers === undefined;
@@ -102,7 +111,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       caFile: config.k8s.caFile,
       tokenFile: config.k8s.tokenFile,
     })
-    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home));
+    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home)).catch(
+      async (err) => {
+        await policySource?.close();
+        throw err;
+      },
+    );
 
   let keys: KeySource;
   try {
@@ -119,10 +133,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }
   } catch (err) {
     access?.[Symbol.dispose]();
+    await policySource?.close();
     throw err;
   }
 
   let serviceAccounts: ServiceAccountSource;
+  // Tokens bound to a Pod are refused once it is gone (K8S_WATCH_PODS); no Pods in file mode.
+  let pods: PodSource | undefined;
   try {
     if (config.serviceAccountsFile) {
       serviceAccounts = startServiceAccountsFile({
@@ -140,10 +157,20 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
         metrics,
       });
+      if (config.k8s.watchPods) {
+        pods = startPodCache({
+          access: access!,
+          ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
+          relistIntervalMs: config.relistIntervalMs,
+          logger,
+          metrics,
+        });
+      }
     }
   } catch (err) {
     // Nothing else has started yet; release the key source's timers before giving up.
     await keys.close();
+    await policySource?.close();
     access?.[Symbol.dispose]();
     throw err;
   }
@@ -151,20 +178,39 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const failed = Promise.withResolvers<Error>();
   let issuers = config.jwt.issuers;
   let callout: ReturnType<typeof serveCallout> | undefined;
+  let login: Login | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
   let revocation: Revocation | undefined;
   let systemNc: NatsConnection | undefined;
 
   const checks: ReadinessCheck[] = [
-    { name: "nats", ready: () => callout?.ready === true },
+    { name: "nats", ready: () => options.nats === false || callout?.ready === true },
     { name: "serviceaccounts", ready: () => serviceAccounts.synced },
+    ...(pods ? [{ name: "pods", ready: () => pods?.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
-  const handler = createHttpHandler({
+  const resync = createResync(() => ({ serviceAccounts, keys }), { logger });
+  const httpHandler = createHttpHandler({
     checks,
     registry: metrics.registry,
+    resync,
     ...(options.version ? { version: options.version } : {}),
   });
+  const processMetrics = registerProcessMetrics(metrics.registry, {
+    version: options.version ?? "unknown",
+  });
+  if (processMetrics.unavailable.length > 0) {
+    logger.debug("metrics_unavailable", {
+      metrics: processMetrics.unavailable,
+      why: "/proc/self is readable only with --allow-all under Deno",
+    });
+  }
+  watchReadiness(checks, { logger, signal: closing.signal });
+  const explainHandler = config.explainEnabled ? createExplainHandler(() => login) : undefined;
+  const handler = (req: Request): Promise<Response> =>
+    explainHandler && new URL(req.url).pathname === "/explain"
+      ? explainHandler(req)
+      : httpHandler(req);
 
   tasks.push(
     (async () => {
@@ -192,25 +238,30 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         metrics,
         now,
       });
-      const decide = createAuthorizer({
+      login = createLogin({
         verifyToken,
         lookup: serviceAccounts.lookup,
-        isSynced: () => serviceAccounts.synced,
+        ...(pods ? { pods: pods.lookup } : {}),
+        isSynced: () => serviceAccounts.synced && (pods?.synced ?? true),
         policy: { annotationPrefix: config.annotationPrefix },
+        ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
         ...(config.userJwtTtlMs !== undefined ? { userJwtTtlMs: config.userJwtTtlMs } : {}),
+        defaultAccount: config.account,
         logger,
         metrics,
         now,
       });
+      if (options.nats === false) return;
       // Live revocation (DESIGN D6), when a system-account user is configured.
       if (config.nats.system !== undefined) {
-        const permissionsOf = currentPermissions({ annotationPrefix: config.annotationPrefix });
+        const grantOf = login.grantOf;
         revocation = startRevocation({
           system: connectSystem(config, logger, metrics, closing.signal, (c) => (systemNc = c)),
           lookups: () => ({
             serviceAccount: serviceAccounts.lookup,
-            permissionsOf,
-            ...(options.podLookup ? { pod: options.podLookup } : {}),
+            permissionsOf: (sa) => grantOf(sa).permissions,
+            ...(policySource ? { accountOf: (sa) => grantOf(sa).account } : {}),
+            ...(pods ? { pod: pods.lookup } : {}),
           }),
           canDecide: () => failingChecks(checks.filter((c) => c.name !== "nats")).length === 0,
           keys,
@@ -219,11 +270,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
           now,
         });
       }
-      const authorizer = revocation ? rememberApprovals(decide, revocation) : decide;
+      const authorizer = revocation
+        ? rememberApprovals(login.authorize, revocation)
+        : login.authorize;
       const calloutHandler = await createCalloutHandler({
         accountSeed: config.signingKeySeed,
         account: config.account,
         ...(config.xkeySeed ? { xkeySeed: config.xkeySeed } : {}),
+        ...(policySource ? { accountSeeds: () => policySource.current.accountSeeds } : {}),
         authorizer,
         logger,
         metrics,
@@ -268,8 +322,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       ]);
       await Promise.all([systemNc && drainBriefly(systemNc), nc && drainBriefly(nc)]);
       await serviceAccounts.close();
+      await pods?.close();
       access?.[Symbol.dispose]();
       await keys.close();
+      await policySource?.close();
       await Promise.allSettled(tasks);
     })();
     return closed;
@@ -278,6 +334,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   return {
     handler,
     metrics,
+    resync,
+    get login() {
+      return login;
+    },
     failed: failed.promise,
     get ready() {
       return checks.every((c) => c.ready());
@@ -314,25 +374,6 @@ function connectSystem(
   });
   void connecting.then(onConnected, () => {});
   return connecting;
-}
-
-/**
- * The permissions a login of a ServiceAccount gets now, remembered per record (records are
- * immutable and replaced on change), for revocation's comparison with what was granted. Must be
- * the same policy the login applies.
- */
-function currentPermissions(
-  policy: PolicyOptions,
-): (sa: ServiceAccountRecord) => Permissions | undefined {
-  const memo = new WeakMap<ServiceAccountRecord, Permissions>();
-  return (sa) => {
-    let p = memo.get(sa);
-    if (!p) {
-      p = permissionsFor(sa, policy).permissions;
-      memo.set(sa, p);
-    }
-    return p;
-  };
 }
 
 /**

@@ -5,6 +5,7 @@
  * @module
  */
 import { type Counter, type Gauge, type Histogram, Registry } from "./metrics.ts";
+import { registerReferenceAliases } from "./reference_metrics.ts";
 
 /** The service's metrics. Label values: `result` ∈ allowed|denied|dropped|error, `reason` a DenyReason/DropReason. */
 export interface ServiceMetrics {
@@ -25,10 +26,18 @@ export interface ServiceMetrics {
   readonly cacheSize: Gauge;
   /** `sa_cache_synced`: 1 after the first complete list. */
   readonly cacheSynced: Gauge;
-  /** `sa_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
+  /** `sa_cache_relists_total{trigger}`: trigger ∈ initial|interval|resync|gone|error. */
   readonly relists: Counter;
   /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
   readonly watchRestarts: Counter;
+  /** `pod_cache_size`: Pods in the Pod cache (K8S_WATCH_PODS). */
+  readonly podCacheSize: Gauge;
+  /** `pod_cache_synced`: 1 after the Pod cache's first complete list. */
+  readonly podCacheSynced: Gauge;
+  /** `pod_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
+  readonly podRelists: Counter;
+  /** `pod_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
+  readonly podWatchRestarts: Counter;
   /** `sa_file_reloads_total{result}`: SERVICEACCOUNTS_FILE reloads, result ∈ ok|error. */
   readonly fileReloads: Counter;
   /** `jwks_refresh_total{result}`: result ∈ ok|error. */
@@ -43,6 +52,10 @@ export interface ServiceMetrics {
   readonly liveConnections: Gauge;
   /** `nats_auth_kicks_total{reason}`: connections closed by live revocation, reason a KickReason. */
   readonly kicks: Counter;
+  /** `nats_auth_policy_dropped_subjects_total`: annotation entries outside the policy's bound. */
+  readonly policyDroppedSubjects: Counter;
+  /** `policy_file_reloads_total{result}`: POLICY_FILE reloads after the first, result ∈ ok|error. */
+  readonly policyReloads: Counter;
 }
 
 /**
@@ -57,7 +70,7 @@ export interface ServiceMetrics {
  * ```
  */
 export function createServiceMetrics(registry: Registry = new Registry()): ServiceMetrics {
-  return {
+  const metrics: ServiceMetrics = {
     registry,
     requests: registry.counter(
       "nats_auth_requests_total",
@@ -96,6 +109,16 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
       "sa_cache_watch_restarts_total",
       "Watch streams restarted, by reason.",
     ),
+    podCacheSize: registry.gauge("pod_cache_size", "Pods in the Pod cache (metadata only)."),
+    podCacheSynced: registry.gauge(
+      "pod_cache_synced",
+      "1 once the Pod cache's first complete list has been loaded.",
+    ),
+    podRelists: registry.counter("pod_cache_relists_total", "Complete lists of Pods, by trigger."),
+    podWatchRestarts: registry.counter(
+      "pod_cache_watch_restarts_total",
+      "Pod watch streams restarted, by reason.",
+    ),
     fileReloads: registry.counter(
       "sa_file_reloads_total",
       "Reloads of the SERVICEACCOUNTS_FILE manifest file, by result.",
@@ -115,5 +138,15 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
       "nats_auth_kicks_total",
       "Connections closed by live revocation, by reason.",
     ),
+    policyDroppedSubjects: registry.counter(
+      "nats_auth_policy_dropped_subjects_total",
+      "Annotation subjects dropped because the cluster policy does not allow them.",
+    ),
+    policyReloads: registry.counter(
+      "policy_file_reloads_total",
+      "Reloads of the POLICY_FILE cluster policy after the first load, by result.",
+    ),
   };
+  registerReferenceAliases(registry, metrics);
+  return metrics;
 }

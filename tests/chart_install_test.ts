@@ -650,7 +650,10 @@ Deno.test("the helm test script logs in through the callout, publishes and answe
     // Before the ServiceAccount exists every login is refused: the script says so and fails.
     const refused = await runHookScript(hook, env);
     assert.equal(refused.code, 1, refused.output);
-    assert.match(refused.output, /FAIL: no login through the callout after 3 attempts/);
+    assert.match(
+      refused.output,
+      /FAIL: no login and publish on nats-system\.helm-test after 3 attempts/,
+    );
 
     stack.addServiceAccount(namespace, name);
     await Deno.writeTextFile(tokenFile, await stack.token(namespace, name));
@@ -664,6 +667,14 @@ Deno.test("the helm test script logs in through the callout, publishes and answe
       "the service allowed the test ServiceAccount",
     );
     assert.doesNotMatch(passed.output + refused.output, /eyJ/, "the token is never printed");
+
+    // A subject the ServiceAccount is not granted (outside its namespace): the script fails.
+    const elsewhere = await runHookScript(
+      await testHook({ nats: { url: stack.nats.url }, test: { attempts: 1, subject: "team-b.x" } }),
+      env,
+    );
+    assert.equal(elsewhere.code, 1, elsewhere.output);
+    assert.match(elsewhere.output, /FAIL: /);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -138,6 +138,7 @@ Deno.test("a valid RS256 ServiceAccount token yields namespace, name, uid, pod a
     serviceAccount: "worker",
     uid: "6b0c9a55-0000-4000-8000-000000000001",
     podName: "worker-7d9f",
+    podUid: "pod-uid",
     expiresAt: T0 / 1000 + 3600,
   });
 });

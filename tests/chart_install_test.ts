@@ -319,7 +319,38 @@ Deno.test("every setting the service refuses at start is refused at install, nam
         name: "issuer with whitespace",
         values: { jwt: { issuer: "https://kubernetes default" } },
         env: { JWT_ISSUER: "https://kubernetes default" },
-        names: /\/jwt\/issuer/,
+        names: /jwt\.issuer "https:\/\/kubernetes default" contains whitespace/,
+      },
+      {
+        name: "issuer listed twice",
+        values: { jwt: { issuer: "https://a.example, https://a.example" } },
+        env: { JWT_ISSUER: "https://a.example, https://a.example" },
+        names: /jwt\.issuer "https:\/\/a\.example" is listed twice/,
+      },
+      {
+        name: "issuer URL with credentials",
+        values: { jwt: { issuer: "https://user:s3cretpw@a.example" } },
+        env: { JWT_ISSUER: "https://user:s3cretpw@a.example" },
+        names: /jwt\.issuer: entry 1 is not an http\(s\) URL without credentials/,
+      },
+      {
+        name: "audience the apiserver accepts for its own API",
+        values: { jwt: { audience: "https://kubernetes.default.svc.cluster.local" } },
+        env: { JWT_AUDIENCE: "https://kubernetes.default.svc.cluster.local" },
+        names:
+          /jwt\.audience "https:\/\/kubernetes\.default\.svc\.cluster\.local" is an audience the Kubernetes apiserver accepts/,
+      },
+      {
+        name: "audience that is one of the issuers",
+        values: { jwt: { issuer: "https://oidc.example", audience: "https://oidc.example" } },
+        env: { JWT_ISSUER: "https://oidc.example", JWT_AUDIENCE: "https://oidc.example" },
+        names: /jwt\.audience "https:\/\/oidc\.example" is an audience/,
+      },
+      {
+        name: "two audiences",
+        values: { jwt: { audience: "nats,other" } },
+        env: { JWT_AUDIENCE: "nats,other" },
+        names: /jwt\.audience "nats,other" must be one audience/,
       },
       {
         name: "JWKS URL that is not http(s)",
@@ -365,6 +396,12 @@ Deno.test("what the service accepts installs, and the rendered env starts it (lo
     { config: { userJwtTtl: "24h" } },
     { config: { userJwtTtl: "1h30m", annotationPrefix: "example.com/" } },
     { nats: { token: "t0ken" } },
+    { jwt: { issuer: "https://a.example, https://b.example/path,kubernetes/serviceaccount" } },
+    { jwt: { audience: "nats-prod" } },
+    {
+      jwt: { audience: "kubernetes" },
+      extraEnv: [{ name: "JWT_AUDIENCE_ALLOW_API_AUDIENCE", value: "true" }],
+    },
     { nats: { xkey: { create: true, content: CURVE_SEED } } },
   ];
   for (const values of accepted) {

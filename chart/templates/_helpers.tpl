@@ -335,6 +335,35 @@ A problem never quotes a URL, token or seed: they may hold secrets.
 {{- if or (hasKey $tls "certFile") (hasKey $tls "keyFile") }}
 {{- $p = append $p "nats.tls.certFile/keyFile are not keys of this chart: put the client certificate in a Secret (kubectl create secret tls nats-client --cert=tls.crt --key=tls.key) and set nats.tls.client.existingSecret=nats-client (keys nats.tls.client.certKey/keyKey, default tls.crt/tls.key)" }}
 {{- end }}
+{{- /* JWT_ISSUER: a comma-separated list of issuers the apiserver would accept */}}
+{{- $issuers := list }}
+{{- with .Values.jwt.issuer }}
+{{- range $i, $entry := splitList "," (toString .) }}
+{{- $e := trim $entry }}
+{{- if eq $e "" }}
+{{- $p = append $p (printf "jwt.issuer: entry %d is empty (a comma too many?)" (add1 $i)) }}
+{{- else if regexMatch "\\s" $e }}
+{{- $p = append $p (printf "jwt.issuer %q contains whitespace" $e) }}
+{{- else if and (contains ":" $e) (not (regexMatch "^https?://[^/?#@\\s]+(/[^?#\\s]*)?$" $e)) }}
+{{- $p = append $p (printf "jwt.issuer: entry %d is not an http(s) URL without credentials, query or fragment (an issuer with a ':' must be one)" (add1 $i)) }}
+{{- else if has $e $issuers }}
+{{- $p = append $p (printf "jwt.issuer %q is listed twice" $e) }}
+{{- else }}
+{{- $issuers = append $issuers $e }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /* JWT_AUDIENCE: one audience, never one the apiserver accepts for its own API */}}
+{{- with .Values.jwt.audience }}
+{{- $a := toString . }}
+{{- $allowApi := false }}
+{{- range $.Values.extraEnv }}{{ if and (eq (toString .name) "JWT_AUDIENCE_ALLOW_API_AUDIENCE") (has (toString .value) (list "1" "t" "T" "TRUE" "true" "True")) }}{{ $allowApi = true }}{{ end }}{{ end }}
+{{- if regexMatch "[\\s,]" $a }}
+{{- $p = append $p (printf "jwt.audience %q must be one audience, without whitespace or commas" $a) }}
+{{- else if and (not $allowApi) (or (has $a (list "https://kubernetes.default.svc" "https://kubernetes.default.svc.cluster.local" "kubernetes.default.svc" "kubernetes")) (has $a $issuers)) }}
+{{- $p = append $p (printf "jwt.audience %q is an audience the Kubernetes apiserver accepts for its own API: every pod's default token would log in to NATS; use a dedicated one such as nats (or accept the risk with extraEnv JWT_AUDIENCE_ALLOW_API_AUDIENCE=true)" $a) }}
+{{- end }}
+{{- end }}
 {{- /* LOG_LEVEL, as the service reads it (case-insensitive, zap's names too) */}}
 {{- $levels := list "debug" "info" "warn" "warning" "error" "dpanic" "panic" "fatal" }}
 {{- if and .Values.logLevel (not (has (lower (toString .Values.logLevel)) $levels)) }}

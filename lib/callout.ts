@@ -66,9 +66,17 @@ export interface UserGrant {
   readonly expiresAt: number;
 }
 
-/** The decision on one login. `fields` are added to the decision's log line. */
+/**
+ * The decision on one login. `fields` are added to the decision's log line; `grantFields` only to
+ * the debug-level `login_granted` line (e.g. annotation entries dropped and why).
+ */
 export type AuthorizeResult =
-  | { readonly ok: true; readonly user: UserGrant; readonly fields?: LogFields }
+  | {
+    readonly ok: true;
+    readonly user: UserGrant;
+    readonly fields?: LogFields;
+    readonly grantFields?: LogFields;
+  }
   | {
     readonly ok: false;
     readonly reason: DenyReason;
@@ -421,6 +429,21 @@ export async function createCalloutHandler(
           ...result.fields,
           duration_ms,
         });
+        if (logger.enabled("debug")) {
+          const { pub, sub, resp } = result.user.permissions;
+          logger.debug("login_granted", {
+            ...base,
+            ...result.fields,
+            account,
+            user: result.user.name,
+            pub: pub.allow,
+            sub: sub.allow,
+            resp_max: resp.max,
+            resp_ttl_ms: resp.ttlNs / 1e6,
+            expires_at: Math.floor(result.user.expiresAt),
+            ...result.grantFields,
+          });
+        }
         return reply;
       }
       const reply = await respond(verified, { error: `${result.reason}: ${result.message}` });

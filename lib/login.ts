@@ -146,6 +146,12 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
       ok: true,
       user: { name: userName(sa.namespace, sa.name), permissions, expiresAt },
       fields: { ...fields, expires_at: expiresAt },
+      grantFields: {
+        dropped: [
+          ...filteredInternal.map((subject) => ({ subject, why: "internal_subject" })),
+          ...invalid.map((subject) => ({ subject, why: "invalid_subject" })),
+        ],
+      },
     };
   };
 }

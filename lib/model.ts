@@ -56,6 +56,11 @@ export interface ServiceAccountSource extends AsyncDisposable {
   readonly size: number;
   /** Resolves after the first complete load; rejects if `signal` aborts first. */
   waitSynced(signal?: AbortSignal): Promise<void>;
+  /**
+   * Load the whole set again now (SIGHUP, `POST /resync`) instead of at the next interval. Returns
+   * at once; the new snapshot replaces the old when complete, as an interval relist does.
+   */
+  resync(): void;
   /** Stop watching and release every timer, stream and file watcher. */
   close(): Promise<void>;
 }

@@ -29,6 +29,9 @@ import {
 import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
+import { registerProcessMetrics } from "./process_metrics.ts";
+import { watchReadiness } from "./readiness_log.ts";
+import { createResync, type Resync } from "./resync.ts";
 import { createTokenVerifier } from "./tokens.ts";
 
 /** Options of {@linkcode startService}. */
@@ -51,6 +54,8 @@ export interface Service extends AsyncDisposable {
   /** True when every readiness check passes. */
   readonly ready: boolean;
   readonly metrics: ServiceMetrics;
+  /** Relist ServiceAccounts and refetch keys now (SIGHUP, `POST /resync`); rate-limited. */
+  readonly resync: Resync;
   /**
    * Resolves when start-up found a problem no retry can fix after the service was built (a
    * discovered issuer or API audience that equals `JWT_AUDIENCE`); `main.ts` exits 2 on it.
@@ -145,11 +150,23 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     { name: "serviceaccounts", ready: () => serviceAccounts.synced },
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
+  const resync = createResync(() => ({ serviceAccounts, keys }), { logger });
   const handler = createHttpHandler({
     checks,
     registry: metrics.registry,
+    resync,
     ...(options.version ? { version: options.version } : {}),
   });
+  const processMetrics = registerProcessMetrics(metrics.registry, {
+    version: options.version ?? "unknown",
+  });
+  if (processMetrics.unavailable.length > 0) {
+    logger.debug("metrics_unavailable", {
+      metrics: processMetrics.unavailable,
+      why: "/proc/self is readable only with --allow-all under Deno",
+    });
+  }
+  watchReadiness(checks, { logger, signal: closing.signal });
 
   tasks.push(
     (async () => {
@@ -235,6 +252,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   return {
     handler,
     metrics,
+    resync,
     failed: failed.promise,
     get ready() {
       return checks.every((c) => c.ready());

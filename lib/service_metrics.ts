@@ -5,6 +5,7 @@
  * @module
  */
 import { type Counter, type Gauge, type Histogram, Registry } from "./metrics.ts";
+import { registerReferenceAliases } from "./reference_metrics.ts";
 
 /** The service's metrics. Label values: `result` ∈ allowed|denied|dropped|error, `reason` a DenyReason/DropReason. */
 export interface ServiceMetrics {
@@ -25,7 +26,7 @@ export interface ServiceMetrics {
   readonly cacheSize: Gauge;
   /** `sa_cache_synced`: 1 after the first complete list. */
   readonly cacheSynced: Gauge;
-  /** `sa_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
+  /** `sa_cache_relists_total{trigger}`: trigger ∈ initial|interval|resync|gone|error. */
   readonly relists: Counter;
   /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
   readonly watchRestarts: Counter;
@@ -53,7 +54,7 @@ export interface ServiceMetrics {
  * ```
  */
 export function createServiceMetrics(registry: Registry = new Registry()): ServiceMetrics {
-  return {
+  const metrics: ServiceMetrics = {
     registry,
     requests: registry.counter(
       "nats_auth_requests_total",
@@ -104,4 +105,6 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
       "Logins whose token was found in the verified-token cache.",
     ),
   };
+  registerReferenceAliases(registry, metrics);
+  return metrics;
 }

@@ -164,6 +164,9 @@ class ServiceAccountCache implements ServiceAccountSource {
   /** Last resourceVersion seen (list, event or bookmark). */
   #rv: string | undefined;
   #nextRelistAt = 0;
+  /** Set by {@linkcode resync}: the next relist is one asked for, and a running watch ends now. */
+  #resyncRequested = false;
+  #endWatchForRelist: (() => void) | undefined;
   #failures = 0;
   readonly #report: FailureReporter;
 
@@ -212,6 +215,12 @@ class ServiceAccountCache implements ServiceAccountSource {
     return abortable(this.#syncedDeferred.promise, signal);
   }
 
+  resync(): void {
+    this.#resyncRequested = true;
+    this.#nextRelistAt = 0;
+    this.#endWatchForRelist?.();
+  }
+
   async close(): Promise<void> {
     if (!this.#stop.signal.aborted) {
       this.#stop.abort(new Error("ServiceAccount cache closed"));
@@ -230,13 +239,14 @@ class ServiceAccountCache implements ServiceAccountSource {
 
   async #run(): Promise<void> {
     let needList = true;
-    let trigger: "initial" | "interval" | "gone" | "error" = "initial";
+    let trigger: "initial" | "interval" | "resync" | "gone" | "error" = "initial";
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       if (!needList && Date.now() >= this.#nextRelistAt) {
         needList = true;
-        trigger = "interval";
+        trigger = this.#resyncRequested ? "resync" : "interval";
       }
+      this.#resyncRequested = false;
       if (needList) {
         this.#metrics.relists.inc({ trigger });
         try {
@@ -304,7 +314,8 @@ class ServiceAccountCache implements ServiceAccountSource {
     if (listRv === undefined) throw new Error("list response has no metadata.resourceVersion");
     this.#index = index;
     this.#rv = listRv;
-    this.#nextRelistAt = Date.now() + this.#relistIntervalMs;
+    // A resync asked for while this list ran may have missed what prompted it: list again.
+    this.#nextRelistAt = this.#resyncRequested ? 0 : Date.now() + this.#relistIntervalMs;
     this.#metrics.cacheSize.set(index.size);
     this.#recovered();
     const fields = {
@@ -330,10 +341,12 @@ class ServiceAccountCache implements ServiceAccountSource {
     this.#stop.signal.addEventListener("abort", onStop, { once: true });
     if (this.#stop.signal.aborted) ctl.abort();
     let relistDue = false;
-    const relistTimer = setTimeout(() => {
+    const endForRelist = () => {
       relistDue = true;
       ctl.abort();
-    }, Math.max(0, this.#nextRelistAt - Date.now()));
+    };
+    this.#endWatchForRelist = endForRelist;
+    const relistTimer = setTimeout(endForRelist, Math.max(0, this.#nextRelistAt - Date.now()));
     const timeoutSeconds = Math.round(this.#watchTimeoutSeconds * (1 + this.#random()));
     // The apiserver ends the stream at timeoutSeconds; past that plus grace, the connection is dead.
     const deadline = setTimeout(() => ctl.abort(), timeoutSeconds * 1000 + this.#requestTimeoutMs);
@@ -385,6 +398,7 @@ class ServiceAccountCache implements ServiceAccountSource {
     } finally {
       clearTimeout(relistTimer);
       clearTimeout(deadline);
+      this.#endWatchForRelist = undefined;
       this.#stop.signal.removeEventListener("abort", onStop);
     }
   }

@@ -367,6 +367,10 @@ class ServiceAccountsFile implements ServiceAccountSource {
     return abortable(this.#syncedDeferred.promise, signal);
   }
 
+  resync(): void {
+    void this.#reload();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -146,3 +146,22 @@ Deno.test("ignored annotation entries are warned once per ServiceAccount version
   await authorize(request({ auth_token: "t" }));
   assert.equal(lines.filter((l) => l.event === "annotation_subjects_ignored").length, 2);
 });
+
+Deno.test("a grant carries, for the debug line, each dropped annotation entry and why", async () => {
+  const record: ServiceAccountRecord = {
+    namespace: "team-a",
+    name: "orders",
+    uid: "uid-1",
+    annotations: { "nats.io/allowed-pub-subjects": "ok.>, bad..x, _INBOX.x" },
+  };
+  const { authorize } = setup({ records: [record] });
+  const result = await authorize(request({ auth_token: "t" }));
+  assert.ok(result.ok);
+  assert.deepEqual(result.grantFields, {
+    dropped: [
+      { subject: "_INBOX.x", why: "internal_subject" },
+      { subject: "bad..x", why: "invalid_subject" },
+    ],
+  });
+  assert.ok(result.user.permissions.pub.allow.includes("ok.>"));
+});

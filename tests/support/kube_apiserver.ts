@@ -379,10 +379,11 @@ export class KubeApiServer implements AsyncDisposable {
   /**
    * Create objects of the kinds a Helm chart renders for RBAC and identity (ServiceAccount, Role,
    * RoleBinding, ClusterRole, ClusterRoleBinding, Namespace, Secret, ConfigMap), in order.
+   * Namespaced objects without a namespace go to `namespace` (as `kubectl apply -n` does).
    */
-  async apply(objects: readonly KubeObject[]): Promise<void> {
+  async apply(objects: readonly KubeObject[], namespace = "default"): Promise<void> {
     for (const obj of objects) {
-      const ns = obj.metadata.namespace;
+      const ns = obj.metadata.namespace ?? namespace;
       const path = ({
         Namespace: "/api/v1/namespaces",
         ServiceAccount: `/api/v1/namespaces/${ns}/serviceaccounts`,
@@ -482,7 +483,9 @@ export class KubeApiServer implements AsyncDisposable {
   /** Run the real kubectl (same binary) with the admin's kubeconfig; resolves to stdout. */
   async kubectl(args: readonly string[]): Promise<string> {
     const kubeconfig = `${this.dir}/admin.kubeconfig`;
-    await Deno.stat(kubeconfig).catch(() => this.writeKubeconfig("admin", {}));
+    await Deno.stat(kubeconfig).catch(() =>
+      this.writeKubeconfig("admin", { token: this.adminToken })
+    );
     return await run(
       this.#bin,
       ["kubectl", `--kubeconfig=${kubeconfig}`, ...args],
@@ -496,7 +499,9 @@ export class KubeApiServer implements AsyncDisposable {
    */
   async proxy(): Promise<{ url: string } & AsyncDisposable> {
     const kubeconfig = `${this.dir}/admin.kubeconfig`;
-    await Deno.stat(kubeconfig).catch(() => this.writeKubeconfig("admin", {}));
+    await Deno.stat(kubeconfig).catch(() =>
+      this.writeKubeconfig("admin", { token: this.adminToken })
+    );
     const port = freePort();
     const child = new Deno.Command(this.#bin, {
       args: [

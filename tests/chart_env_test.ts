@@ -23,6 +23,7 @@ async function imagePermissionArgs(extraRead: readonly string[]): Promise<string
   for (let i = 2; i < words.length; i++) {
     const w = words[i]!;
     if (w === "--no-code-cache") continue;
+    if (!w.startsWith("-")) continue; // the entry point; the caller names it
     if (w === "--output") {
       i++;
       continue;
@@ -79,8 +80,22 @@ Deno.test("the service starts ready from exactly the env and files the chart ren
         what: "login through the chart-configured service",
       });
       await nc.close();
+    } catch (err) {
+      // The service exited early (a config or permission error): show what it said.
+      const { code, stdout, stderr } = await Promise.race([
+        output,
+        new Promise<never>((_, reject) => setTimeout(() => reject(err), 1000)),
+      ]).catch(() => {
+        throw err;
+      });
+      const said = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+      throw new Error(`${(err as Error).message}; the service exited with ${code}: ${said}`);
     } finally {
-      child.kill("SIGTERM");
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already exited
+      }
     }
     const { code, stdout } = await output;
     assert.equal(code, 0, new TextDecoder().decode(stdout).slice(-2000));

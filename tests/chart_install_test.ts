@@ -734,8 +734,15 @@ Deno.test("install instructions work on Debian/Ubuntu's system Python (PEP 668) 
     const text = await Deno.readTextFile(`${ROOT}${file}`);
     // `pip install` only from a venv's own pip (…/bin/pip) or as `pipx install`.
     for (const line of text.split("\n")) {
-      const command = line.replace(/\b[Aa] bare `pip install`/g, ""); // prose saying why not
-      assert.doesNotMatch(command, /(^|[\s`'"(])(python3? -m )?pip3? install/, `${file}: ${line}`);
+      const command = line
+        .replace(/\b[Aa] bare `pip install`/g, "") // prose saying why not
+        .replace(/\S*\/bin\/(pip3?|python3?(\.\d+)? -m pip) install/g, "") // a venv's own pip
+        .replace(/"\$[A-Z_]+" -m pip install/g, ""); // a venv's python, by variable
+      assert.doesNotMatch(
+        command,
+        /(^|[\s`'"(;&|])(sudo )?(python3? -m )?pip3? install\b/,
+        `${file}: ${line}`,
+      );
     }
     if (/go install /.test(text)) {
       assert.match(

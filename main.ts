@@ -7,6 +7,7 @@
  */
 import { parseCli } from "./lib/cli.ts";
 import { ConfigError, describeConfig, loadConfig } from "./lib/config.ts";
+import { runExplainCli } from "./lib/explain_cli.ts";
 import { createLogger } from "./lib/log.ts";
 import { guardSocketResets } from "./lib/nats.ts";
 import { startService } from "./lib/service.ts";
@@ -15,6 +16,9 @@ import { VERSION } from "./lib/version.ts";
 const SHUTDOWN_DEADLINE_MS = 15_000;
 
 async function main(): Promise<number> {
+  if (Deno.args[0] === "explain") {
+    return await runExplainCli(Deno.args.slice(1), Deno.env.toObject());
+  }
   const command = parseCli(Deno.args);
   if (command.kind !== "run") {
     const out = command.kind === "usage_error" ? Deno.stderr : Deno.stdout;

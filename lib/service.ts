@@ -16,7 +16,9 @@ import { FailureReporter } from "./apiserver_errors.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
-import { createAuthorizer } from "./login.ts";
+import { createExplainHandler } from "./explain.ts";
+import { createLogin, type Login } from "./login.ts";
+import { type PolicySource, startPolicyFile } from "./policy_file.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
 import {
@@ -26,6 +28,7 @@ import {
   kubeconfigAccess,
   kubeconfigPaths,
 } from "./kube_access.ts";
+import { type PodSource, startPodCache } from "./pods.ts";
 import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
@@ -45,6 +48,11 @@ export interface ServiceOptions {
   now?: () => number;
   /** Version reported on the HTTP endpoints. */
   version?: string;
+  /**
+   * Connect to NATS and answer callouts. `false` builds everything else (for `deno task explain`):
+   * readiness then does not wait for NATS. @default {true}
+   */
+  nats?: boolean;
 }
 
 /** A running service. */
@@ -56,6 +64,8 @@ export interface Service extends AsyncDisposable {
   readonly metrics: ServiceMetrics;
   /** Relist ServiceAccounts and refetch keys now (SIGHUP, `POST /resync`); rate-limited. */
   readonly resync: Resync;
+  /** The login decision and its explanation, once keys and issuer are loaded. */
+  readonly login: Login | undefined;
   /**
    * Resolves when start-up found a problem no retry can fix after the service was built (a
    * discovered issuer or API audience that equals `JWT_AUDIENCE`); `main.ts` exits 2 on it.
@@ -82,6 +92,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const closing = new AbortController();
   const tasks: Promise<unknown>[] = [];
 
+  // First: a bad policy file stops the start (PolicyFileError names every problem).
+  const policySource: PolicySource | undefined = config.policyFile
+    ? startPolicyFile({ path: config.policyFile, defaultAccount: config.account, logger, metrics })
+    : undefined;
+
   const useApiServer = config.k8s.inCluster || config.serviceAccountsFile === undefined ||
     (config.jwt.jwksUrl === undefined && config.jwt.jwksPath === undefined) ||
     config.jwt.issuers === undefined;
@@ -94,7 +109,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       caFile: config.k8s.caFile,
       tokenFile: config.k8s.tokenFile,
     })
-    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home));
+    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home)).catch(
+      async (err) => {
+        await policySource?.close();
+        throw err;
+      },
+    );
 
   let keys: KeySource;
   try {
@@ -111,10 +131,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }
   } catch (err) {
     access?.[Symbol.dispose]();
+    await policySource?.close();
     throw err;
   }
 
   let serviceAccounts: ServiceAccountSource;
+  // Tokens bound to a Pod are refused once it is gone (K8S_WATCH_PODS); no Pods in file mode.
+  let pods: PodSource | undefined;
   try {
     if (config.serviceAccountsFile) {
       serviceAccounts = startServiceAccountsFile({
@@ -132,10 +155,20 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
         metrics,
       });
+      if (config.k8s.watchPods) {
+        pods = startPodCache({
+          access: access!,
+          ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
+          relistIntervalMs: config.relistIntervalMs,
+          logger,
+          metrics,
+        });
+      }
     }
   } catch (err) {
     // Nothing else has started yet; release the key source's timers before giving up.
     await keys.close();
+    await policySource?.close();
     access?.[Symbol.dispose]();
     throw err;
   }
@@ -143,15 +176,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const failed = Promise.withResolvers<Error>();
   let issuers = config.jwt.issuers;
   let callout: ReturnType<typeof serveCallout> | undefined;
+  let login: Login | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
 
   const checks: ReadinessCheck[] = [
-    { name: "nats", ready: () => callout?.ready === true },
+    { name: "nats", ready: () => options.nats === false || callout?.ready === true },
     { name: "serviceaccounts", ready: () => serviceAccounts.synced },
+    ...(pods ? [{ name: "pods", ready: () => pods?.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
   const resync = createResync(() => ({ serviceAccounts, keys }), { logger });
-  const handler = createHttpHandler({
+  const httpHandler = createHttpHandler({
     checks,
     registry: metrics.registry,
     resync,
@@ -167,6 +202,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     });
   }
   watchReadiness(checks, { logger, signal: closing.signal });
+  const explainHandler = config.explainEnabled ? createExplainHandler(() => login) : undefined;
+  const handler = (req: Request): Promise<Response> =>
+    explainHandler && new URL(req.url).pathname === "/explain"
+      ? explainHandler(req)
+      : httpHandler(req);
 
   tasks.push(
     (async () => {
@@ -194,20 +234,26 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         metrics,
         now,
       });
-      const authorizer = createAuthorizer({
+      login = createLogin({
         verifyToken,
         lookup: serviceAccounts.lookup,
-        isSynced: () => serviceAccounts.synced,
+        ...(pods ? { pods: pods.lookup } : {}),
+        isSynced: () => serviceAccounts.synced && (pods?.synced ?? true),
         policy: { annotationPrefix: config.annotationPrefix },
+        ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
         userJwtTtlMs: config.userJwtTtlMs,
+        defaultAccount: config.account,
         logger,
         metrics,
         now,
       });
+      const authorizer = login.authorize;
+      if (options.nats === false) return;
       const calloutHandler = await createCalloutHandler({
         accountSeed: config.signingKeySeed,
         account: config.account,
         ...(config.xkeySeed ? { xkeySeed: config.xkeySeed } : {}),
+        ...(policySource ? { accountSeeds: () => policySource.current.accountSeeds } : {}),
         authorizer,
         logger,
         metrics,
@@ -242,8 +288,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
       await nc?.drain().catch(() => nc?.close());
       await serviceAccounts.close();
+      await pods?.close();
       access?.[Symbol.dispose]();
       await keys.close();
+      await policySource?.close();
       await Promise.allSettled(tasks);
     })();
     return closed;
@@ -253,6 +301,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     handler,
     metrics,
     resync,
+    get login() {
+      return login;
+    },
     failed: failed.promise,
     get ready() {
       return checks.every((c) => c.ready());

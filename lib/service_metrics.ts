@@ -30,6 +30,14 @@ export interface ServiceMetrics {
   readonly relists: Counter;
   /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
   readonly watchRestarts: Counter;
+  /** `pod_cache_size`: Pods in the Pod cache (K8S_WATCH_PODS). */
+  readonly podCacheSize: Gauge;
+  /** `pod_cache_synced`: 1 after the Pod cache's first complete list. */
+  readonly podCacheSynced: Gauge;
+  /** `pod_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
+  readonly podRelists: Counter;
+  /** `pod_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
+  readonly podWatchRestarts: Counter;
   /** `sa_file_reloads_total{result}`: SERVICEACCOUNTS_FILE reloads, result ∈ ok|error. */
   readonly fileReloads: Counter;
   /** `jwks_refresh_total{result}`: result ∈ ok|error. */
@@ -40,6 +48,10 @@ export interface ServiceMetrics {
   readonly natsConnected: Gauge;
   /** `token_verify_cache_hits_total`: logins answered from the verified-token cache. */
   readonly tokenCacheHits: Counter;
+  /** `nats_auth_policy_dropped_subjects_total`: annotation entries outside the policy's bound. */
+  readonly policyDroppedSubjects: Counter;
+  /** `policy_file_reloads_total{result}`: POLICY_FILE reloads after the first, result ∈ ok|error. */
+  readonly policyReloads: Counter;
 }
 
 /**
@@ -93,6 +105,16 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
       "sa_cache_watch_restarts_total",
       "Watch streams restarted, by reason.",
     ),
+    podCacheSize: registry.gauge("pod_cache_size", "Pods in the Pod cache (metadata only)."),
+    podCacheSynced: registry.gauge(
+      "pod_cache_synced",
+      "1 once the Pod cache's first complete list has been loaded.",
+    ),
+    podRelists: registry.counter("pod_cache_relists_total", "Complete lists of Pods, by trigger."),
+    podWatchRestarts: registry.counter(
+      "pod_cache_watch_restarts_total",
+      "Pod watch streams restarted, by reason.",
+    ),
     fileReloads: registry.counter(
       "sa_file_reloads_total",
       "Reloads of the SERVICEACCOUNTS_FILE manifest file, by result.",
@@ -103,6 +125,14 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     tokenCacheHits: registry.counter(
       "token_verify_cache_hits_total",
       "Logins whose token was found in the verified-token cache.",
+    ),
+    policyDroppedSubjects: registry.counter(
+      "nats_auth_policy_dropped_subjects_total",
+      "Annotation subjects dropped because the cluster policy does not allow them.",
+    ),
+    policyReloads: registry.counter(
+      "policy_file_reloads_total",
+      "Reloads of the POLICY_FILE cluster policy after the first load, by result.",
     ),
   };
   registerReferenceAliases(registry, metrics);

@@ -548,5 +548,6 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
     ...(podName !== undefined ? { podName } : {}),
     ...(podUid !== undefined ? { podUid } : {}),
     expiresAt: exp,
+    ...(iat !== undefined ? { issuedAt: iat } : {}),
   });
 }

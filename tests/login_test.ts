@@ -89,7 +89,7 @@ Deno.test("an allowed login is named after the ServiceAccount and expires with t
   assert.ok(result.ok);
   assert.equal(result.user.name, "system:serviceaccount:team-a:orders");
   assert.equal(result.user.expiresAt, NOW / 1000 + 300);
-  assert.deepEqual(result.user.permissions.pub.allow, ["team-a.>"]);
+  assert.deepEqual(result.user.permissions.pub.allow, ["team-a", "team-a.>"]);
   assert.equal(metrics.cacheHits.value(), 1);
 });
 
@@ -159,8 +159,13 @@ Deno.test("a grant carries, for the debug line, each dropped annotation entry an
   assert.ok(result.ok);
   assert.deepEqual(result.grantFields, {
     dropped: [
-      { subject: "_INBOX.x", why: "internal_subject" },
-      { subject: "bad..x", why: "invalid_subject" },
+      {
+        annotation: "pub",
+        subject: "bad..x",
+        why: "invalid",
+        detail: "subject has an empty token",
+      },
+      { annotation: "pub", subject: "_INBOX.x", why: "internal", detail: "NATS-managed subject" },
     ],
   });
   assert.ok(result.user.permissions.pub.allow.includes("ok.>"));

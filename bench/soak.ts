@@ -356,6 +356,7 @@ if (import.meta.main) {
     throw new Error(`--mode must be kubeconfig or in-cluster, got ${mode}`);
   }
   const out = values.out;
+  const encoder = new TextEncoder();
   const final = await runSoak({
     minutes: Number(values.minutes),
     rate: Number(values.rate),
@@ -365,8 +366,9 @@ if (import.meta.main) {
     mode,
     label: values.label,
     onSample: (r) => Deno.writeTextFile(out, JSON.stringify(r, null, 2) + "\n"),
-    progress: (m) => console.error(`[soak] ${m}`),
+    progress: (m) => Deno.stderr.writeSync(encoder.encode(`[soak] ${m}\n`)),
   });
-  console.error(`[soak] wrote ${out}`);
-  console.log(JSON.stringify({ meta: final.meta, slope: final.slope, logins: final.logins }));
+  Deno.stderr.writeSync(encoder.encode(`[soak] wrote ${out}\n`));
+  const summary = { meta: final.meta, slope: final.slope, logins: final.logins };
+  Deno.stdout.writeSync(encoder.encode(JSON.stringify(summary) + "\n"));
 }

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { createTestCertificates } from "./test_apiserver.ts";
+import { createTestCertificates, issueCertificate } from "./test_apiserver.ts";
 import { freePort } from "./http_probe.ts";
 import { waitFor } from "./wait.ts";
 
@@ -440,44 +440,12 @@ export class KubeApiServer implements AsyncDisposable {
     return path;
   }
 
-  async #clientCert(): Promise<{ certFile: string; keyFile: string }> {
-    const keyFile = `${this.dir}/admin-client.key`;
-    const certFile = `${this.dir}/admin-client.crt`;
-    const csr = `${this.dir}/admin-client.csr`;
-    const ext = `${this.dir}/admin-client.ext`;
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    await run("openssl", [
-      "req",
-      ...ec,
-      "-subj",
-      "/O=system:masters/CN=admin",
-      "-keyout",
-      keyFile,
-      "-out",
-      csr,
-    ], "create a client certificate");
-    await Deno.writeTextFile(
-      ext,
-      "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
-    );
-    await run("openssl", [
-      "x509",
-      "-req",
-      "-in",
-      csr,
-      "-CA",
-      this.caFile,
-      "-CAkey",
-      `${this.dir}/ca.key`,
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      ext,
-      "-out",
-      certFile,
-    ], "sign a client certificate");
-    return { certFile, keyFile };
+  #clientCert(): Promise<{ certFile: string; keyFile: string }> {
+    return issueCertificate(this.dir, "admin-client", {
+      subject: "/O=system:masters/CN=admin",
+      extensions:
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    });
   }
 
   /** Run the real kubectl (same binary) with the admin's kubeconfig; resolves to stdout. */

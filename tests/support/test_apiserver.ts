@@ -225,41 +225,55 @@ async function openssl(args: string[]): Promise<void> {
  * certificate that is both CA and server.
  */
 export async function createTestCertificates(dir: string): Promise<TestCertificates> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   const caFile = `${dir}/ca.crt`;
-  const caKey = `${dir}/ca.key`;
-  const certFile = `${dir}/tls.crt`;
-  const keyFile = `${dir}/tls.key`;
-  const csr = `${dir}/tls.csr`;
-  const ext = `${dir}/tls.ext`;
   await openssl([
     "req",
     "-x509",
-    ...ec,
+    ...EC_KEY,
     "-days",
     "1",
     "-subj",
     "/CN=test-apiserver-ca",
     "-keyout",
-    caKey,
+    `${dir}/ca.key`,
     "-out",
     caFile,
   ]);
-  await openssl(["req", ...ec, "-subj", "/CN=127.0.0.1", "-keyout", keyFile, "-out", csr]);
-  await Deno.writeTextFile(
-    ext,
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n" +
+  const { certFile, keyFile } = await issueCertificate(dir, "tls", {
+    subject: "/CN=127.0.0.1",
+    extensions: "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n" +
       "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-  );
+  });
+  return { caFile, certFile, keyFile };
+}
+
+const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/**
+ * Issue a certificate (P-256, one day) signed by the CA that {@linkcode createTestCertificates}
+ * wrote into `dir`: `<dir>/<name>.crt` and its key `<dir>/<name>.key`. `extensions` is an openssl
+ * extension file's text (e.g. `extendedKeyUsage=clientAuth` for a client certificate).
+ */
+export async function issueCertificate(
+  dir: string,
+  name: string,
+  options: { subject: string; extensions: string },
+): Promise<{ certFile: string; keyFile: string }> {
+  const certFile = `${dir}/${name}.crt`;
+  const keyFile = `${dir}/${name}.key`;
+  const csr = `${dir}/${name}.csr`;
+  const ext = `${dir}/${name}.ext`;
+  await openssl(["req", ...EC_KEY, "-subj", options.subject, "-keyout", keyFile, "-out", csr]);
+  await Deno.writeTextFile(ext, options.extensions);
   await openssl([
     "x509",
     "-req",
     "-in",
     csr,
     "-CA",
-    caFile,
+    `${dir}/ca.crt`,
     "-CAkey",
-    caKey,
+    `${dir}/ca.key`,
     "-CAcreateserial",
     "-days",
     "1",
@@ -268,7 +282,7 @@ export async function createTestCertificates(dir: string): Promise<TestCertifica
     "-out",
     certFile,
   ]);
-  return { caFile, certFile, keyFile };
+  return { certFile, keyFile };
 }
 
 /**

@@ -64,6 +64,8 @@ export interface ModeRssResult {
   readonly rssAfterSyncMiB: number;
   /** Peak RSS during start-up and sync, MiB. */
   readonly peakRssMiB: number;
+  /** The anonymous part of `rssAfterSyncMiB` (no executable or file pages), MiB. */
+  readonly anonRssMiB: number;
   /** From spawning the process to `sa_cache_synced`. */
   readonly startToSyncedSeconds: number;
 }
@@ -201,6 +203,7 @@ export async function runCacheScale(options: CacheScaleOptions = {}): Promise<Ca
         serviceAccounts: count,
         rssAfterSyncMiB: s.rssMiB,
         peakRssMiB: s.peakRssMiB,
+        anonRssMiB: s.anonRssMiB,
         startToSyncedSeconds: (run.synced.at - run.started) / 1000,
       });
     }

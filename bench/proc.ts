@@ -15,6 +15,11 @@ export interface ProcStats {
   readonly rssMiB: number;
   /** Peak resident set size since start, in MiB. */
   readonly peakRssMiB: number;
+  /**
+   * The anonymous part of RSS (`RssAnon`), in MiB: the process's own memory (heaps, stacks), without
+   * the pages of the executable and other files it maps, which are shared and reclaimable.
+   */
+  readonly anonRssMiB: number;
 }
 
 /** Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`; 100 on Linux x86-64). */
@@ -50,6 +55,7 @@ export async function readProcStats(pid: number): Promise<ProcStats> {
     cpuSeconds: (utime + stime) / CLOCK_TICKS,
     rssMiB: kib(status, "VmRSS") / 1024,
     peakRssMiB: kib(status, "VmHWM") / 1024,
+    anonRssMiB: kib(status, "RssAnon") / 1024,
   };
 }
 

@@ -17,12 +17,15 @@
  * collection is requested over the V8 inspector (the service runs with `--inspect` on a loopback
  * port) and RSS and the JS heap are read again: RSS after a full GC minus the heap is memory
  * outside the JS heap. The slope is a least-squares line through the samples after `--warmup`
- * minutes (default: a fifth of the run, at least 2). The JSON file is rewritten after every sample,
+ * minutes (default: until the verified-token cache is full — 10,000 first-seen tokens, 3.3 min at
+ * 50/s — plus a minute, or a fifth of the run if longer; at most half the run). The JSON file is rewritten after every sample,
  * so a run stopped early still leaves its samples and the slope so far.
  *
  * Flags: `--minutes=10`, `--rate=50` logins/s, `--fresh=1` (share of first-seen tokens, 0–1),
  * `--sample=30` s, `--warmup` minutes, `--mode=kubeconfig|in-cluster` (how the service reaches the
  * apiserver), `--out=bench/results/soak.json`, `--label` (free text kept in the file).
+ * `--from=<result.json> --warmup=M --out=<file>` recomputes the slopes of a saved run with another
+ * warm-up (to compare runs of equal length alike) without running anything.
  *
  * @module
  */
@@ -90,6 +93,21 @@ export function slope(points: readonly (readonly [number, number])[]): number | 
     den += (x - mx) ** 2;
   }
   return den === 0 ? null : num / den;
+}
+
+/** The slopes of {@linkcode SoakResult} over the samples from `warmupMinutes` on. */
+export function slopes(samples: readonly SoakSample[], warmupMinutes: number): SoakResult["slope"] {
+  const after = samples.filter((s) => s.minute >= warmupMinutes);
+  const line = (pick: (s: SoakSample) => number) => {
+    const m = slope(after.map((s) => [s.minute, pick(s)] as const));
+    return m === null ? null : round(m, 4);
+  };
+  return {
+    samples: after.length,
+    rssMiBPerMinute: line((s) => s.rssMiB),
+    rssAfterGcMiBPerMinute: line((s) => s.rssAfterGcMiB),
+    heapUsedMiBPerMinute: line((s) => s.heapUsedMiB),
+  };
 }
 
 /**
@@ -164,6 +182,8 @@ function freePort(): number {
 }
 
 const MIB = 1024 * 1024;
+/** The service's verified-token cache size (lib/tokens.ts default). */
+const TOKEN_CACHE_ENTRIES = 10_000;
 
 function round(value: number, digits = 3): number {
   const f = 10 ** digits;
@@ -196,7 +216,11 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     onSample = () => {},
     progress = () => {},
   } = options;
-  const warmupMinutes = options.warmupMinutes ?? Math.max(2, minutes / 5);
+  // Warm-up: JIT and connections, and the verified-token cache filling to its bound (10,000
+  // first-seen tokens) plus a minute, or a fifth of the run if that is longer.
+  const fillMinutes = fresh > 0 ? TOKEN_CACHE_ENTRIES / (rate * fresh) / 60 : 0;
+  const warmupMinutes = options.warmupMinutes ??
+    round(Math.min(minutes / 2, Math.max(fillMinutes + 1, minutes / 5)), 2);
   if (!(rate > 0) || !(fresh >= 0 && fresh <= 1) || !(minutes > 0) || !(sampleSeconds > 0)) {
     throw new RangeError("--rate, --minutes, --sample must be positive and --fresh within 0..1");
   }
@@ -210,7 +234,6 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     serviceDenoFlags: [`--inspect=127.0.0.1:${inspectPort}`],
   });
   using inspector = await Inspector.connect(inspectPort);
-  await inspector.call("HeapProfiler.enable");
   const port = fixture.nats.port;
 
   const samples: SoakSample[] = [];
@@ -241,11 +264,6 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   };
 
   const result = (complete: boolean): SoakResult => {
-    const after = samples.filter((s) => s.minute >= warmupMinutes);
-    const line = (pick: (s: SoakSample) => number) => {
-      const m = slope(after.map((s) => [s.minute, pick(s)] as const));
-      return m === null ? null : round(m, 4);
-    };
     return {
       meta: {
         date,
@@ -261,12 +279,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         loadAverageAtStart,
         complete,
       },
-      slope: {
-        samples: after.length,
-        rssMiBPerMinute: line((s) => s.rssMiB),
-        rssAfterGcMiBPerMinute: line((s) => s.rssAfterGcMiB),
-        heapUsedMiBPerMinute: line((s) => s.heapUsedMiB),
-      },
+      slope: slopes(samples, warmupMinutes),
       logins: { attempts, ok, failed: attempts - ok - inFlight },
       errors: { ...errors },
       samples: [...samples],
@@ -349,8 +362,22 @@ if (import.meta.main) {
       mode: { type: "string", default: "kubeconfig" },
       out: { type: "string", default: "bench/results/soak.json" },
       label: { type: "string", default: "" },
+      from: { type: "string" },
     },
   });
+  if (values.from !== undefined) {
+    // Re-slope a finished (or stopped) run with another warm-up, e.g. to compare runs alike.
+    const saved = JSON.parse(await Deno.readTextFile(values.from)) as SoakResult;
+    const warmupMinutes = Number(values.warmup ?? saved.meta.warmupMinutes);
+    const again: SoakResult = {
+      ...saved,
+      meta: { ...saved.meta, warmupMinutes },
+      slope: slopes(saved.samples, warmupMinutes),
+    };
+    await Deno.writeTextFile(values.out, JSON.stringify(again, null, 2) + "\n");
+    Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(again.slope) + "\n"));
+    Deno.exit(0);
+  }
   const mode = values.mode;
   if (mode !== "kubeconfig" && mode !== "in-cluster") {
     throw new Error(`--mode must be kubeconfig or in-cluster, got ${mode}`);

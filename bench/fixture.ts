@@ -43,6 +43,8 @@ export interface BenchFixtureOptions {
    * chart deploys it (HTTPS with the cluster CA and a bearer token file). @default {"kubeconfig"}
    */
   mode?: "kubeconfig" | "in-cluster";
+  /** Live revocation on: the service gets the server's system user (`NATS_SYSTEM_*`). @default {false} */
+  revocation?: boolean;
 }
 
 /** The bearer token the in-cluster service presents to the apiserver. */
@@ -109,7 +111,7 @@ export class BenchFixture implements AsyncDisposable {
         // Tokens are bound to a Pod, as the kubelet's are, and the service checks it exists.
         podUids.push(api.upsertPod(NAMESPACE, `sa-${i}-pod`).uid);
       }
-      const { config, service: serviceUser } = authCalloutConfig({
+      const { config, service: serviceUser, system } = authCalloutConfig({
         issuer: account.publicKey,
         timeoutSeconds: AUTH_TIMEOUT_SECONDS,
         ...(options.natsConfig ? { extra: options.natsConfig } : {}),
@@ -138,6 +140,9 @@ export class BenchFixture implements AsyncDisposable {
             NATS_ACCOUNT: "APP",
             NATS_SIGNING_KEY_FILE: await dir.write("account.seed", account.seed),
             LOG_LEVEL: logLevel,
+            ...(options.revocation
+              ? { NATS_SYSTEM_USER: system.user, NATS_SYSTEM_PASSWORD: system.password }
+              : {}),
           },
           ...(onServiceLine ? { onLine: onServiceLine } : {}),
           ...(options.serviceDenoFlags ? { denoFlags: options.serviceDenoFlags } : {}),

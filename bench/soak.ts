@@ -23,7 +23,8 @@
  *
  * Flags: `--minutes=10`, `--rate=50` logins/s, `--fresh=1` (share of first-seen tokens, 0–1),
  * `--sample=30` s, `--warmup` minutes, `--mode=kubeconfig|in-cluster` (how the service reaches the
- * apiserver), `--out=bench/results/soak.json`, `--label` (free text kept in the file).
+ * apiserver), `--revocation` (live revocation on: the service gets the system user and remembers
+ * every approved connection until the server reports it closed), `--out=bench/results/soak.json`, `--label` (free text kept in the file).
  * `--from=<result.json> --warmup=M --out=<file>` recomputes the slopes of a saved run with another
  * warm-up (to compare runs of equal length alike) without running anything.
  *
@@ -50,6 +51,8 @@ export interface SoakSample {
   readonly heapUsedMiB: number;
   /** V8 heap reserved (`totalSize` of `Runtime.getHeapUsage`), in MiB. */
   readonly heapTotalMiB: number;
+  /** `nats_auth_live_connections`: connections remembered for live revocation. */
+  readonly liveConnections: number;
 }
 
 /** What a soak run wrote. */
@@ -59,6 +62,7 @@ export interface SoakResult {
     readonly deno: string;
     readonly label: string;
     readonly mode: "kubeconfig" | "in-cluster";
+    readonly revocation: boolean;
     readonly plannedMinutes: number;
     readonly ranMinutes: number;
     readonly rate: number;
@@ -198,6 +202,8 @@ export interface SoakOptions {
   sampleSeconds?: number;
   warmupMinutes?: number;
   mode?: "kubeconfig" | "in-cluster";
+  /** Live revocation on (the service remembers every approved connection). @default {false} */
+  revocation?: boolean;
   label?: string;
   /** Called with the result so far after every sample (the CLI writes the file). */
   onSample?: (result: SoakResult) => void | Promise<void>;
@@ -212,6 +218,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     fresh = 1,
     sampleSeconds = 30,
     mode = "kubeconfig",
+    revocation = false,
     label = "",
     onSample = () => {},
     progress = () => {},
@@ -231,6 +238,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   progress(`starting the fixture (${mode}); inspector on 127.0.0.1:${inspectPort}`);
   await using fixture = await BenchFixture.start({
     mode,
+    revocation,
     serviceDenoFlags: [`--inspect=127.0.0.1:${inspectPort}`],
   });
   using inspector = await Inspector.connect(inspectPort);
@@ -260,6 +268,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       rssAfterGcMiB: round(await rssMiB(pid)),
       heapUsedMiB: round((heap.usedSize ?? NaN) / MIB),
       heapTotalMiB: round((heap.totalSize ?? NaN) / MIB),
+      liveConnections: await fixture.service.metric("nats_auth_live_connections"),
     });
   };
 
@@ -270,6 +279,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         deno: Deno.version.deno,
         label,
         mode,
+        revocation,
         plannedMinutes: minutes,
         ranMinutes: round(elapsedMin(), 2),
         rate,
@@ -321,7 +331,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
           last.rssMiB.toFixed(1)
         } MiB, after GC ${last.rssAfterGcMiB.toFixed(1)} MiB, heap ${
           last.heapUsedMiB.toFixed(1)
-        } MiB`,
+        } MiB, live connections ${last.liveConnections}`,
       );
       await onSample(result(false));
       continue;
@@ -363,6 +373,7 @@ if (import.meta.main) {
       out: { type: "string", default: "bench/results/soak.json" },
       label: { type: "string", default: "" },
       from: { type: "string" },
+      revocation: { type: "boolean", default: false },
     },
   });
   if (values.from !== undefined) {
@@ -391,6 +402,7 @@ if (import.meta.main) {
     sampleSeconds: Number(values.sample),
     ...(values.warmup !== undefined ? { warmupMinutes: Number(values.warmup) } : {}),
     mode,
+    revocation: values.revocation,
     label: values.label,
     onSample: (r) => Deno.writeTextFile(out, JSON.stringify(r, null, 2) + "\n"),
     progress: (m) => Deno.stderr.writeSync(encoder.encode(`[soak] ${m}\n`)),

@@ -571,7 +571,13 @@ export function describeConfig(config: Config): Record<string, unknown> {
     k8s_in_cluster: k8s.inCluster,
     k8s_namespace: k8s.namespace ?? "(all)",
     ...(k8s.kubeconfig !== undefined ? { kubeconfig: k8s.kubeconfig } : {}),
-    ...(k8s.inCluster ? { k8s_api_server_url: k8s.apiServerUrl } : {}),
+    ...(k8s.inCluster
+      ? {
+        k8s_api_server_url: k8s.apiServerUrl,
+        k8s_ca_file: k8s.caFile,
+        k8s_token_file: k8s.tokenFile,
+      }
+      : {}),
     k8s_watch_pods: config.serviceAccountsFile === undefined && k8s.watchPods,
     annotation_prefix: config.annotationPrefix,
     relist_interval: formatDuration(config.relistIntervalMs),
@@ -762,10 +768,12 @@ function parseIssuers(raw: string, problem: (text: string) => void): string[] | 
   const issuers: string[] = [];
   const entries = raw.split(",").map((e) => e.trim());
   let ok = true;
+  const reported = new Set<string>();
   for (const entry of entries) {
     const bad = issuerProblem(entry);
     if (bad) {
-      problem(`JWT_ISSUER: ${show(entry)} ${bad}`);
+      if (!reported.has(entry)) problem(`JWT_ISSUER: ${show(redactUrl(entry))} ${bad}`);
+      reported.add(entry);
       ok = false;
     } else if (issuers.includes(entry)) {
       problem(`JWT_ISSUER: ${show(entry)} is listed twice`);
@@ -785,9 +793,13 @@ function issuerProblem(entry: string): string | undefined {
   } catch {
     return "contains a ':' but is not a URL";
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return "is not an http(s) URL";
   if (url.username || url.password) return "must not carry credentials";
-  if (url.search || url.hash || entry.includes("?") || entry.includes("#")) {
+  // Kubernetes takes any URL (spiffe://…, urn:…); an http(s) one is also an OpenID issuer, which
+  // has no query or fragment (OpenID Connect Discovery 1.0 §3).
+  if (
+    (url.protocol === "https:" || url.protocol === "http:") &&
+    (url.search || url.hash || entry.includes("?") || entry.includes("#"))
+  ) {
     return "must not have a query or fragment";
   }
   return undefined;

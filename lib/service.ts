@@ -15,7 +15,7 @@ import { apiAudienceRisk, type Config } from "./config.ts";
 import { FailureReporter } from "./apiserver_errors.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, redactUrl } from "./log.ts";
 import { createExplainHandler } from "./explain.ts";
 import { createLogin, type Login } from "./login.ts";
 import { type PolicySource, startPolicyFile } from "./policy_file.ts";
@@ -117,6 +117,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         throw err;
       },
     );
+
+  if (access) {
+    logger.info("apiserver_access", { server: redactUrl(access.server), via: access.via });
+  }
 
   let keys: KeySource;
   try {

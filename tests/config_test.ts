@@ -324,14 +324,19 @@ Deno.test("config: JWT_ISSUER takes a list; a value that cannot be an issuer fai
   assert.deepEqual(load({ JWT_ISSUER: "kubernetes/serviceaccount" }).jwt.issuers, [
     "kubernetes/serviceaccount",
   ]);
+  // Any URL the apiserver accepts for --service-account-issuer.
+  assert.deepEqual(load({ JWT_ISSUER: "spiffe://cluster.local,urn:k8s:sa" }).jwt.issuers, [
+    "spiffe://cluster.local",
+    "urn:k8s:sa",
+  ]);
   const err = problemsOf({
-    JWT_ISSUER: "https://a.example,,https://a.example,https://x.example?q=1,ftp://f.example,:bad",
+    JWT_ISSUER: "https://a.example,,,https://a.example,https://x.example?q=1,https://u:p@h,:bad",
   });
   assert.deepEqual(err.problems, [
     'JWT_ISSUER: "" is empty (a comma too many?)',
     'JWT_ISSUER: "https://a.example" is listed twice',
     'JWT_ISSUER: "https://x.example?q=1" must not have a query or fragment',
-    'JWT_ISSUER: "ftp://f.example" is not an http(s) URL',
+    'JWT_ISSUER: "https://u:***@h" must not carry credentials',
     `JWT_ISSUER: ":bad" contains a ':' but is not a URL`,
   ]);
 });
@@ -515,6 +520,8 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     k8s_in_cluster: true,
     k8s_namespace: "(all)",
     k8s_api_server_url: "https://kubernetes.default.svc",
+    k8s_ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+    k8s_token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token",
     k8s_watch_pods: true,
     annotation_prefix: "nats.io/",
     relist_interval: "15m",

@@ -211,7 +211,12 @@ export function loadConfig(
   const problem = (text: string): void => {
     problems.push(text);
   };
+  // A seed pasted where a public value belongs must not pass, nor be echoed by a later problem
+  // line or the start-up log: such a variable reads as unset from here on, and its own problems
+  // are dropped in favour of the one line saying a seed was found.
+  const seedIn = new Set(seedProblems(env, problem));
   const get = (name: string): string | undefined => {
+    if (seedIn.has(name)) return undefined;
     const value = env[name]?.trim();
     return value === undefined || value === "" ? undefined : value;
   };
@@ -239,7 +244,7 @@ export function loadConfig(
   const entries = urlRaw.split(",").map((s) => s.trim());
   for (const entry of entries) {
     const bad = serverProblem(entry);
-    if (bad) problem(`NATS_URL: ${show(redactUrl(entry))} ${bad}`);
+    if (bad) problem(`NATS_URL: ${show(maskServerEntry(entry))} ${bad}`);
     else servers.push(entry.includes("://") ? entry : `nats://${entry}`);
   }
 
@@ -346,7 +351,7 @@ export function loadConfig(
   }
   if (jwksUrlRaw !== undefined) {
     const bad = httpUrlProblem(jwksUrlRaw);
-    if (bad) problem(`JWKS_URL: ${show(redactUrl(jwksUrlRaw))} ${bad}`);
+    if (bad) problem(`JWKS_URL: ${show(maskServerEntry(jwksUrlRaw))} ${bad}`);
   }
   let jwksUrl = jwksUrlRaw;
   const issuer = get("JWT_ISSUER");
@@ -378,7 +383,13 @@ export function loadConfig(
   });
   const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
 
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) {
+    throw new ConfigError(
+      problems.filter((p) =>
+        ![...seedIn].some((name) => p.startsWith(`${name}:`) && !p.includes(SEED_PROBLEM))
+      ),
+    );
+  }
 
   const config: Config = {
     port,
@@ -475,6 +486,44 @@ export function describeConfig(config: Config): Record<string, unknown> {
   };
 }
 
+/** Variables that hold secrets by design: a seed-shaped value there is not a misplaced seed. */
+const SECRET_VARS = new Set(["NATS_TOKEN"]);
+/** An nkey seed: `S`, its role letter and 56 more base32 characters (58 in all). */
+const SEED_SHAPE = /S[A-Z2-7]{57}/;
+const SEED_PROBLEM = "holds an nkey seed";
+
+/**
+ * Report every variable whose value contains an nkey seed (`SA…`, `SU…`, `SO…`, `SX…`, …) where a
+ * public value, a name or a path is expected, and return their names. The userinfo of NATS_URL is
+ * a secret position (a token or password) and is not checked. The problem line never shows the
+ * value: a seed is a private key.
+ */
+function seedProblems(
+  env: Readonly<Record<string, string | undefined>>,
+  problem: (text: string) => void,
+): string[] {
+  const found: string[] = [];
+  for (const name of CONFIG_ENV_VARS) {
+    if (SECRET_VARS.has(name)) continue;
+    let value = env[name];
+    if (value === undefined) continue;
+    if (name === "NATS_URL") {
+      value = value.split(",").map((e) => e.slice(e.lastIndexOf("@") + 1)).join(",");
+    }
+    if (!SEED_SHAPE.test(value)) continue;
+    found.push(name);
+    problem(
+      `${name}: ${SEED_PROBLEM} (S..., a private key; value not shown); a seed belongs only in ` +
+        "a file (NATS_SIGNING_KEY_FILE, NATS_XKEY_SEED_FILE, NATS_USER_CREDS_FILE) — " +
+        (name === "NATS_ACCOUNT"
+          ? "NATS_ACCOUNT takes the account name (config mode) or its public A... key"
+          : "this variable takes a public value") +
+        "; if the seed was shared, rotate it",
+    );
+  }
+  return found;
+}
+
 function isPublicAccountKey(key: string): boolean {
   try {
     return nkeys.fromPublic(key).getPublicKey().startsWith("A");
@@ -489,6 +538,18 @@ function publicKeyOf(seed: string): string {
   } catch {
     return "(invalid)";
   }
+}
+
+/**
+ * A NATS_URL entry for a problem line: a malformed entry may hold a token anywhere before its last
+ * `@` (with or without a scheme, with whitespace), so all of that is masked, not only what
+ * `redactUrl` recognizes as a URL's userinfo.
+ */
+function maskServerEntry(entry: string): string {
+  const at = entry.lastIndexOf("@");
+  if (at < 0) return entry;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(entry)?.[0] ?? "";
+  return `${scheme}***@${entry.slice(at + 1)}`;
 }
 
 /** Why one NATS_URL entry cannot be used, or undefined. Never echoes the entry. */

@@ -166,6 +166,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         `token is ${token.length} characters long, more than the ${MAX_TOKEN_LENGTH} allowed`,
       );
     }
+    // Before the cache: one credential has one spelling, so no other spelling can reach an entry.
+    requireCanonicalSegments(token);
     const cacheKey = cacheSize > 0 ? sha256(token) : undefined;
     if (cacheKey !== undefined) {
       const hit = lookup(cacheKey, now());
@@ -201,6 +203,62 @@ function clip(text: string): string {
 /** Quote a value taken from a token for an error message. */
 function quote(value: unknown): string {
   return clip(JSON.stringify(value) ?? String(value));
+}
+
+/** Base64url alphabet position of each character code, -1 outside it (no padding, no whitespace). */
+const B64URL = (() => {
+  const table = new Int8Array(128).fill(-1);
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (let i = 0; i < alphabet.length; i++) table[alphabet.charCodeAt(i)] = i;
+  return table;
+})();
+
+const SEGMENT_NAMES = ["header", "payload", "signature"] as const;
+
+/**
+ * Require the canonical compact JWS form (RFC 7515 §2, RFC 4648 §3.5): three base64url segments of `[A-Za-z0-9_-]`, no padding, no whitespace, and zero unused bits in each segment's
+ * last character. Decoders are lenient (they skip whitespace and padding and ignore trailing
+ * bits), so without this one signed token has many accepted spellings — each a different key for
+ * the verified-token cache, a deny list or a log search. Throws `token_malformed`.
+ */
+function requireCanonicalSegments(token: string): void {
+  let start = 0;
+  for (let part = 0; part < 3; part++) {
+    const end = part < 2 ? token.indexOf(".", start) : token.length;
+    if (end < 0) {
+      throw new AuthError(
+        "token_malformed",
+        "token is not a JWT (expected three dot-separated parts)",
+      );
+    }
+    const name = SEGMENT_NAMES[part]!;
+    const length = end - start;
+    let last = 0;
+    for (let i = start; i < end; i++) {
+      const code = token.charCodeAt(i);
+      const value = code < 128 ? B64URL[code]! : -1;
+      if (value < 0) {
+        throw new AuthError(
+          "token_malformed",
+          code === 0x2e
+            ? "token is not a JWT (expected three dot-separated parts)"
+            : `token ${name} is not canonical base64url (character ${
+              JSON.stringify(String.fromCharCode(code))
+            } at offset ${i})`,
+        );
+      }
+      last = value;
+    }
+    // 4n+2 characters carry 4 unused bits, 4n+3 carry 2; 4n+1 cannot be a whole number of bytes.
+    const rest = length % 4;
+    if (rest === 1 || (rest === 2 && (last & 0x0f) !== 0) || (rest === 3 && (last & 0x03) !== 0)) {
+      throw new AuthError(
+        "token_malformed",
+        `token ${name} is not canonical base64url (bad length or non-zero trailing bits)`,
+      );
+    }
+    start = end + 1;
+  }
 }
 
 function readHeader(token: string): ProtectedHeaderParameters {

@@ -17,6 +17,7 @@ import {
   type SigningKey,
 } from "./support/sa_tokens.ts";
 import { assertEquals, authError, rejection } from "./support/assert.ts";
+import { respellings } from "./support/respell.ts";
 
 const T0 = 1_700_000_000_000;
 // Key generation is the slow part; the keys are immutable, so the tests share them.
@@ -138,6 +139,7 @@ Deno.test("a valid RS256 ServiceAccount token yields namespace, name, uid, pod a
     serviceAccount: "worker",
     uid: "6b0c9a55-0000-4000-8000-000000000001",
     podName: "worker-7d9f",
+    podUid: "pod-uid",
     expiresAt: T0 / 1000 + 3600,
   });
 });
@@ -436,4 +438,22 @@ Deno.test("createTokenVerifier rejects nonsense options", async () => {
     name: "TypeError",
     message: /audience/,
   });
+});
+
+Deno.test("one token, one spelling: whitespace, padding or changed unused bits are token_malformed (issue 10, defect 4)", async () => {
+  await using f = await fixture();
+  for (const key of [f.rsa, f.ec]) {
+    const token = await mintServiceAccountToken({ ...f.claims(), key });
+    await f.verify(token); // the canonical spelling is accepted (and cached)
+    const spellings = respellings(token);
+    assert.ok(spellings.length >= 12, `${key.alg}: ${spellings.length} spellings`);
+    for (const [name, variant] of spellings) {
+      const err = await authError(f.verify(variant));
+      assertEquals(err.code, "token_malformed", `${key.alg} ${name}: ${err.code} ${err.message}`);
+    }
+  }
+  // Every segment, every trailing-bit case: a 4n+2 header with a non-zero low nibble.
+  await assertDenied(f.verify("eyB.e30.c2ln"), "token_malformed", "eyB.e30.c2ln");
+  await assertDenied(f.verify("e30.eyB.c2ln"), "token_malformed", "e30.eyB.c2ln");
+  await assertDenied(f.verify(".e30.c2ln"), "token_malformed", ".e30.c2ln");
 });

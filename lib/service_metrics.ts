@@ -31,7 +31,7 @@ export interface ServiceMetrics {
   readonly watchRestarts: Counter;
   /** `sa_file_reloads_total{result}`: SERVICEACCOUNTS_FILE reloads, result ∈ ok|error. */
   readonly fileReloads: Counter;
-  /** `jwks_refresh_total{result}`: result ∈ ok|error. */
+  /** `jwks_refresh_total{result}`: result ∈ ok|error|rejected (a set with no usable key, kept out). */
   readonly jwksRefreshes: Counter;
   /** `jwks_keys`: keys in the current key set. */
   readonly jwksKeys: Gauge;

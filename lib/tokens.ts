@@ -25,7 +25,7 @@ import {
 } from "node:crypto";
 import { compactVerify, decodeProtectedHeader, errors, type ProtectedHeaderParameters } from "jose";
 import { AuthError, type DenyReason } from "./errors.ts";
-import { type KeySource, KeysUnavailableError } from "./jwks.ts";
+import { KeyInvalidError, type KeySource, KeysUnavailableError } from "./jwks.ts";
 import type { TokenIdentity } from "./model.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 
@@ -315,6 +315,11 @@ async function verifySignature(
     if (err instanceof AuthError) throw err;
     if (err instanceof KeysUnavailableError) {
       throw new AuthError("jwks_unavailable", `cannot verify tokens yet: ${err.message}`, {
+        cause: err,
+      });
+    }
+    if (err instanceof KeyInvalidError) {
+      throw new AuthError("jwks_key_invalid", `cannot verify this token: ${err.message}`, {
         cause: err,
       });
     }

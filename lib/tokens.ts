@@ -59,9 +59,11 @@ export interface TokenVerifierOptions {
   /** The token's `aud` must contain this value (`JWT_AUDIENCE`). */
   audience: string;
   /**
-   * Tolerance for clock differences between the apiserver and us, applied to `exp`, `nbf` and
-   * `iat`. 60 s is the leeway the kube-apiserver itself allows, so we accept exactly the tokens the
-   * cluster accepts. @default {60}
+   * Tolerance for clock differences between the apiserver and us, applied to `nbf` and `iat` (a
+   * token minted by a node whose clock runs ahead). Not to `exp`: a token at or past its `exp` is
+   * `token_expired`, because the user JWT we would issue for it cannot outlive the token and
+   * nats-server enforces that JWT's `exp` on its own clock, without leeway — accepting the token
+   * would only end in a grant that is already expired (issue 9 §2). @default {60}
    */
   clockSkewSec?: number;
   /** Clock in milliseconds since the epoch. @default {Date.now} */
@@ -180,10 +182,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const header = readHeader(token);
     const generation = keys.generation;
     const payload = await verifySignature(token, header, keys, keyObjects);
+    const nowMs = now();
     const identity = checkClaims(payload, {
       issuer,
       audience,
-      nowSec: Math.floor(now() / 1000),
+      nowMs,
+      nowSec: Math.floor(nowMs / 1000),
       skewSec: clockSkewSec,
     });
     if (cacheKey !== undefined) remember(cacheKey, identity, generation);
@@ -488,6 +492,7 @@ function toAuthError(err: unknown, kid: string, alg: string): AuthError {
 interface ClaimRules {
   readonly issuer: string;
   readonly audience: string;
+  readonly nowMs: number;
   readonly nowSec: number;
   readonly skewSec: number;
 }
@@ -552,8 +557,10 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
   if (exp === undefined) {
     throw new AuthError("claims_invalid", 'token has no "exp" claim; it would never expire');
   }
-  if (exp <= nowSec - skewSec) {
-    throw new AuthError("token_expired", `token expired ${nowSec - exp}s ago`);
+  // A user JWT's exp is whole seconds: a fractional exp counts as its second's start.
+  const expSec = Math.floor(exp);
+  if (expSec * 1000 <= rules.nowMs) {
+    throw new AuthError("token_expired", `token expired ${Math.max(0, nowSec - expSec)}s ago`);
   }
   const nbf = numericDate(claims, "nbf");
   if (nbf !== undefined && nbf > nowSec + skewSec) {
@@ -603,6 +610,6 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
     uid: sa.uid,
     ...(podName !== undefined ? { podName } : {}),
     ...(podUid !== undefined ? { podUid } : {}),
-    expiresAt: exp,
+    expiresAt: expSec,
   });
 }

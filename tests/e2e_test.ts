@@ -142,6 +142,12 @@ Deno.test("bad tokens are each refused at once with Authorization Violation and 
       () => mintServiceAccountToken({ ...base, iat: nowSec - 7200, lifetimeSec: 3600 }),
     ],
     [
+      // Issue 9 §2: once inside the verifier's leeway, then internal_error "grant expires in the past".
+      "expired 10 s ago",
+      "token_expired",
+      () => mintServiceAccountToken({ ...base, iat: nowSec - 3610, lifetimeSec: 3600 }),
+    ],
+    [
       "not yet valid",
       "token_not_yet_valid",
       () => mintServiceAccountToken({ ...base, nbf: nowSec + 600 }),

@@ -254,14 +254,17 @@ Deno.test("audience: any of the token's audiences may match; otherwise audience_
   await assertDenied(f.verify(none), "audience_mismatch", none, "no audience");
 });
 
-Deno.test("exp: expired beyond the clock skew is token_expired, within it is accepted", async () => {
+Deno.test("exp: at or after exp is token_expired whatever the clock skew; before it is accepted (issue 9 §2)", async () => {
   await using f = await fixture({ clockSkewSec: 30 });
   const token = await mintServiceAccountToken({ ...f.claims({ lifetimeSec: 600 }), key: f.rsa });
-  f.clock.advanceSec(600 + 29);
+  f.clock.advanceSec(599);
+  f.clock.t += 999;
   await f.verify(token);
-  f.clock.advanceSec(1);
-  await assertDenied(f.verify(token), "token_expired", token, "token expired 30s ago");
-  f.clock.advanceSec(12);
+  f.clock.t += 1;
+  await assertDenied(f.verify(token), "token_expired", token, "token expired 0s ago");
+  f.clock.advanceSec(29);
+  await assertDenied(f.verify(token), "token_expired", token, "token expired 29s ago");
+  f.clock.advanceSec(13);
   await assertDenied(f.verify(token), "token_expired", token, "token expired 42s ago");
 });
 
@@ -289,12 +292,15 @@ Deno.test("iat: later than now plus skew is token_issued_in_future", async () =>
   await assertDenied(f.verify(future), "token_issued_in_future", future, "31s in the future");
 });
 
-Deno.test("the default clock skew is 60 s", async () => {
+Deno.test("the default clock skew is 60 s, for nbf and iat", async () => {
   await using f = await fixture({ cacheSize: 0 });
+  const nowSec = T0 / 1000;
+  const edge = await mintServiceAccountToken({ ...f.claims({ nbf: nowSec + 60 }), key: f.rsa });
+  await f.verify(edge);
+  const late = await mintServiceAccountToken({ ...f.claims({ nbf: nowSec + 61 }), key: f.rsa });
+  await assertDenied(f.verify(late), "token_not_yet_valid", late);
   const token = await mintServiceAccountToken({ ...f.claims({ lifetimeSec: 60 }), key: f.rsa });
-  f.clock.advanceSec(60 + 59);
-  await f.verify(token);
-  f.clock.advanceSec(1);
+  f.clock.advanceSec(60);
   await assertDenied(f.verify(token), "token_expired", token);
 });
 

@@ -48,7 +48,13 @@ async function main(): Promise<number> {
   for (const sig of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(sig, () => stop.resolve(sig));
   }
-  const signal = await stop.promise;
+  const signal = await Promise.race([
+    stop.promise,
+    service.failed.then((err) => {
+      logger.error("startup_failed", { error: err.message });
+      return "startup_failed";
+    }),
+  ]);
   logger.info("shutting_down", { signal });
 
   const deadline = setTimeout(() => {
@@ -59,7 +65,7 @@ async function main(): Promise<number> {
   await server.shutdown();
   clearTimeout(deadline);
   logger.info("stopped");
-  return 0;
+  return signal === "startup_failed" ? 2 : 0;
 }
 
 if (import.meta.main) {

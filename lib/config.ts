@@ -52,14 +52,22 @@ export interface Config {
   readonly userJwtTtlMs: number;
   /** ServiceAccount token verification. */
   readonly jwt: {
-    /** `JWKS_URL`; in-cluster default `https://kubernetes.default.svc/openid/v1/jwks`. */
+    /** `JWKS_URL`; undefined (with no jwksPath) means the apiserver's `/openid/v1/jwks`. */
     readonly jwksUrl?: string;
     /** `JWKS_PATH`: a JWKS file instead of a URL (exclusive with JWKS_URL). */
     readonly jwksPath?: string;
-    /** `JWT_ISSUER`; undefined means discover it from the apiserver (in-cluster only). */
-    readonly issuer?: string;
+    /**
+     * `JWT_ISSUER`: the accepted issuers, comma-separated (several while a cluster migrates its
+     * `--service-account-issuer`); undefined means discover the issuer from the apiserver.
+     */
+    readonly issuers?: readonly string[];
     /** `JWT_AUDIENCE`. @default {"nats"} */
     readonly audience: string;
+    /**
+     * `JWT_AUDIENCE_ALLOW_API_AUDIENCE`: allow an audience the apiserver itself accepts (which makes
+     * every pod's default API token a NATS login). @default {false}
+     */
+    readonly allowApiAudience: boolean;
   };
   /** Kubernetes access. */
   readonly k8s: {
@@ -67,8 +75,10 @@ export interface Config {
     readonly inCluster: boolean;
     /** `K8S_NAMESPACE`: watch one namespace; undefined watches all. */
     readonly namespace?: string;
-    /** `KUBECONFIG`: used out of cluster. */
+    /** `KUBECONFIG`: used out of cluster (a `:`-separated list, as kubectl reads it). */
     readonly kubeconfig?: string;
+    /** `HOME`, for the default kubeconfig `~/.kube/config` when KUBECONFIG is unset. */
+    readonly home?: string;
     /**
      * The apiserver in-cluster: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` (set by
      * the kubelet in every pod), else the service DNS name. @default {"https://kubernetes.default.svc"}
@@ -120,9 +130,11 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "JWKS_PATH",
   "JWT_ISSUER",
   "JWT_AUDIENCE",
+  "JWT_AUDIENCE_ALLOW_API_AUDIENCE",
   "K8S_IN_CLUSTER",
   "K8S_NAMESPACE",
   "KUBECONFIG",
+  "HOME",
   "K8S_CA_FILE",
   "K8S_TOKEN_FILE",
   "KUBERNETES_SERVICE_HOST",
@@ -332,6 +344,7 @@ export function loadConfig(
     problem(`K8S_NAMESPACE: ${show(namespace)} is not a valid namespace name (RFC 1123 label)`);
   }
   const kubeconfig = get("KUBECONFIG");
+  const home = get("HOME");
   const k8sCaFile = get("K8S_CA_FILE") ?? IN_CLUSTER_CA_FILE;
   const k8sTokenFile = get("K8S_TOKEN_FILE") ?? IN_CLUSTER_TOKEN_FILE;
   const serviceHost = get("KUBERNETES_SERVICE_HOST");
@@ -353,22 +366,29 @@ export function loadConfig(
     const bad = httpUrlProblem(jwksUrlRaw);
     if (bad) problem(`JWKS_URL: ${show(maskServerEntry(jwksUrlRaw))} ${bad}`);
   }
-  let jwksUrl = jwksUrlRaw;
-  const issuer = get("JWT_ISSUER");
-  if (inCluster) {
+  const jwksUrl = jwksUrlRaw;
+  const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
+  const issuerRaw = get("JWT_ISSUER");
+  const issuers = issuerRaw === undefined ? undefined : parseIssuers(issuerRaw, problem);
+  // Without an apiserver to ask (dev mode: ServiceAccounts from a file, out of cluster), the keys
+  // and the issuer must be given; otherwise they default to the apiserver's own
+  // (`<apiserver>/openid/v1/jwks`, `/.well-known/openid-configuration`).
+  if (!inCluster && serviceAccountsFile !== undefined) {
     if (jwksUrl === undefined && jwksPath === undefined) {
-      jwksUrl = `${IN_CLUSTER_API_SERVER_URL}/openid/v1/jwks`;
+      problem("JWKS_URL or JWKS_PATH: one is required with SERVICEACCOUNTS_FILE out of cluster");
     }
-  } else {
-    if (jwksUrl === undefined && jwksPath === undefined) {
-      problem("JWKS_URL or JWKS_PATH: one is required when K8S_IN_CLUSTER=false");
+    if (issuers === undefined) {
+      problem("JWT_ISSUER: required with SERVICEACCOUNTS_FILE out of cluster");
     }
-    if (issuer === undefined) problem("JWT_ISSUER: required when K8S_IN_CLUSTER=false");
-  }
-  if (issuer !== undefined && /\s/.test(issuer)) {
-    problem(`JWT_ISSUER: ${show(issuer)} contains whitespace`);
   }
   const audience = get("JWT_AUDIENCE") ?? "nats";
+  const allowApiAudience = boolVar(get, problem, "JWT_AUDIENCE_ALLOW_API_AUDIENCE", false);
+  if (audience === "" || /[\s,]/.test(audience)) {
+    problem(`JWT_AUDIENCE: ${show(audience)} must be one audience, without whitespace or commas`);
+  } else if (!allowApiAudience) {
+    const risky = apiAudienceRisk(audience, issuers ?? []);
+    if (risky) problem(`JWT_AUDIENCE: ${risky}`);
+  }
 
   // ServiceAccounts.
   const annotationPrefix = get("SA_ANNOTATION_PREFIX") ?? "nats.io/";
@@ -381,7 +401,6 @@ export function loadConfig(
   const relistIntervalMs = durationVar(get, problem, "CACHE_CLEANUP_INTERVAL", 15 * 60 * SECOND, {
     min: 10 * SECOND,
   });
-  const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
 
   if (problems.length > 0) {
     throw new ConfigError(
@@ -410,13 +429,15 @@ export function loadConfig(
     jwt: {
       ...(jwksUrl !== undefined ? { jwksUrl } : {}),
       ...(jwksPath !== undefined ? { jwksPath } : {}),
-      ...(issuer !== undefined ? { issuer } : {}),
+      ...(issuers !== undefined ? { issuers } : {}),
       audience,
+      allowApiAudience,
     },
     k8s: {
       inCluster,
       ...(namespace !== undefined ? { namespace } : {}),
       ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+      ...(home !== undefined ? { home } : {}),
       apiServerUrl,
       caFile: k8sCaFile,
       tokenFile: k8sTokenFile,
@@ -470,10 +491,12 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.xkeySeedFile !== undefined ? { xkey_file: config.xkeySeedFile } : {}),
     ...(config.xkeySeed !== undefined ? { xkey_public: publicKeyOf(config.xkeySeed) } : {}),
     user_jwt_ttl: formatDuration(config.userJwtTtlMs),
-    ...(jwt.jwksUrl !== undefined ? { jwks_url: redactUrl(jwt.jwksUrl) } : {}),
-    ...(jwt.jwksPath !== undefined ? { jwks_path: jwt.jwksPath } : {}),
-    jwt_issuer: jwt.issuer ?? "(discover from apiserver)",
+    ...(jwt.jwksPath !== undefined ? { jwks_path: jwt.jwksPath } : {
+      jwks_url: jwt.jwksUrl !== undefined ? redactUrl(jwt.jwksUrl) : "(apiserver /openid/v1/jwks)",
+    }),
+    jwt_issuer: jwt.issuers?.join(",") ?? "(discover from apiserver)",
     jwt_audience: jwt.audience,
+    ...(jwt.allowApiAudience ? { jwt_audience_allow_api_audience: true } : {}),
     k8s_in_cluster: k8s.inCluster,
     k8s_namespace: k8s.namespace ?? "(all)",
     ...(k8s.kubeconfig !== undefined ? { kubeconfig: k8s.kubeconfig } : {}),
@@ -678,6 +701,86 @@ function extractSeed(text: string): string | undefined {
     if (line !== "") seed = line;
   }
   return seed;
+}
+
+/**
+ * The audiences a kube-apiserver accepts for its own API by default: its issuer(s) (the default of
+ * `--api-audiences`) and the in-cluster service names. A NATS audience equal to one of them turns
+ * every pod's default API token into a NATS login.
+ */
+const KUBERNETES_API_AUDIENCES = [
+  "https://kubernetes.default.svc",
+  "https://kubernetes.default.svc.cluster.local",
+  "kubernetes.default.svc",
+  "kubernetes",
+];
+
+/**
+ * Why `audience` is unsafe as the NATS audience (the apiserver's own API audience), or undefined.
+ * `issuers` are the configured ones; discovered issuers and API audiences are checked again at
+ * start-up by the service (lib/service.ts).
+ */
+export function apiAudienceRisk(audience: string, issuers: readonly string[]): string | undefined {
+  if (!KUBERNETES_API_AUDIENCES.includes(audience) && !issuers.includes(audience)) return undefined;
+  return `${show(audience)} is an audience the Kubernetes apiserver accepts for its own API ` +
+    "(its issuer, or the kubernetes.default.svc service): every pod's default ServiceAccount " +
+    'token would log in to NATS. Use a dedicated audience such as "nats" in the pods\' projected ' +
+    "token, or set JWT_AUDIENCE_ALLOW_API_AUDIENCE=true to accept that risk";
+}
+
+/**
+ * Parse `JWT_ISSUER`: comma-separated, trimmed, no empties or duplicates; each an issuer the
+ * kube-apiserver would accept for `--service-account-issuer` (a string with a `:` must be a URL —
+ * k8s.io/kubernetes pkg/kubeapiserver/options/authentication.go) and, when a URL, an http(s) URL
+ * without query, fragment or credentials (OpenID Connect Discovery 1.0 §3).
+ */
+function parseIssuers(raw: string, problem: (text: string) => void): string[] | undefined {
+  const issuers: string[] = [];
+  const entries = raw.split(",").map((e) => e.trim());
+  let ok = true;
+  for (const entry of entries) {
+    const bad = issuerProblem(entry);
+    if (bad) {
+      problem(`JWT_ISSUER: ${show(entry)} ${bad}`);
+      ok = false;
+    } else if (issuers.includes(entry)) {
+      problem(`JWT_ISSUER: ${show(entry)} is listed twice`);
+      ok = false;
+    } else issuers.push(entry);
+  }
+  return ok ? issuers : undefined;
+}
+
+function issuerProblem(entry: string): string | undefined {
+  if (entry === "") return "is empty (a comma too many?)";
+  if (/\s/.test(entry)) return "contains whitespace";
+  if (!entry.includes(":")) return undefined;
+  let url: URL;
+  try {
+    url = new URL(entry);
+  } catch {
+    return "contains a ':' but is not a URL";
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return "is not an http(s) URL";
+  if (url.username || url.password) return "must not carry credentials";
+  if (url.search || url.hash || entry.includes("?") || entry.includes("#")) {
+    return "must not have a query or fragment";
+  }
+  return undefined;
+}
+
+function boolVar(
+  get: (name: string) => string | undefined,
+  problem: (text: string) => void,
+  name: string,
+  fallback: boolean,
+): boolean {
+  const raw = get(name);
+  if (raw === undefined) return fallback;
+  if (GO_TRUE.has(raw)) return true;
+  if (GO_FALSE.has(raw)) return false;
+  problem(`${name}: ${show(raw)} is not a boolean (true or false)`);
+  return fallback;
 }
 
 function deepFreeze<T>(value: T): T {

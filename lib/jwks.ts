@@ -33,6 +33,8 @@ import {
   type JWTVerifyGetKey,
   type LocalJWKSet,
 } from "jose";
+import { apiErrorFromResponse, classifyApiFailure } from "./apiserver_errors.ts";
+import type { ApiAccess } from "./kube_access.ts";
 import { type Logger, redactUrl } from "./log.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 
@@ -140,6 +142,12 @@ export interface RemoteKeySourceOptions extends CommonKeySourceOptions {
   timeoutMs?: number;
   /** `fetch` implementation. @default {globalThis.fetch} */
   fetch?: typeof fetch;
+  /**
+   * The apiserver's access (lib/kube_access.ts): its CA/client certificate and per-request
+   * credentials, used instead of `caCertFile`/`bearerTokenFile` when the URL is on the apiserver.
+   * Owned by the caller (not closed here).
+   */
+  access?: Pick<ApiAccess, "headers" | "client">;
 }
 
 /** Options of {@linkcode discoverIssuer}. */
@@ -154,6 +162,8 @@ export interface DiscoverIssuerOptions {
   timeoutMs?: number;
   /** File reader. @default {Deno.readTextFile} */
   readTextFile?: ReadTextFile;
+  /** The apiserver's access, used instead of `caCertFile`/`bearerTokenFile`. Not closed here. */
+  access?: Pick<ApiAccess, "headers" | "client">;
 }
 
 const DEFAULT_COOLDOWN_MS = 30_000;
@@ -419,6 +429,7 @@ class CachedKeySource implements KeySource {
       if (!this.#closed) {
         logger.warn(rejected ? "jwks_rejected" : "jwks_refresh_failed", {
           source,
+          cause: classifyApiFailure(err),
           error: describe(err),
           keys_in_use: this.#current?.kids.length ?? 0,
           failures: this.#failures,
@@ -540,6 +551,7 @@ export async function fileKeySource(
 /** What a fetch needs besides the URL: CA client, bearer token, timeout. */
 interface HttpGetSettings {
   readonly fetch: typeof fetch;
+  readonly access: Pick<ApiAccess, "headers" | "client"> | undefined;
   readonly client: Deno.HttpClient | undefined;
   readonly bearerTokenFile: string | undefined;
   readonly readTextFile: ReadTextFile;
@@ -567,8 +579,11 @@ async function createClient(
 
 /** GET `url` and parse a JSON body; every failure is an Error whose message never has a secret. */
 async function getJson(url: string, s: HttpGetSettings, signal?: AbortSignal): Promise<unknown> {
-  const headers = new Headers({ accept: "application/json, application/jwk-set+json" });
-  if (s.bearerTokenFile !== undefined) {
+  const headers = s.access
+    ? await s.access.headers()
+    : new Headers({ accept: "application/json, application/jwk-set+json" });
+  headers.set("accept", "application/json, application/jwk-set+json");
+  if (!s.access && s.bearerTokenFile !== undefined) {
     let token: string;
     try {
       token = (await s.readTextFile(s.bearerTokenFile)).trim();
@@ -593,17 +608,15 @@ async function getJson(url: string, s: HttpGetSettings, signal?: AbortSignal): P
       redirect: "manual",
       signal: controller.signal,
     };
-    if (s.client) init.client = s.client;
+    const client = s.access ? s.access.client : s.client;
+    if (client) init.client = client;
     let response: Response;
     try {
       response = await s.fetch(url, init);
     } catch (err) {
       throw controller.signal.aborted ? controller.signal.reason : err;
     }
-    if (response.status !== 200) {
-      await response.body?.cancel();
-      throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
-    }
+    if (response.status !== 200) throw await apiErrorFromResponse(response);
     try {
       return await response.json();
     } catch (cause) {
@@ -654,9 +667,10 @@ export async function remoteKeySource(
   }
   const read = options.readTextFile ?? denoReadTextFile;
   const timeoutMs = checkDuration("timeoutMs", options.timeoutMs ?? DEFAULT_TIMEOUT_MS, false);
-  const client = await createClient(options.caCertFile, read);
+  const client = options.access ? undefined : await createClient(options.caCertFile, read);
   const http: HttpGetSettings = {
     fetch: options.fetch ?? fetch,
+    access: options.access,
     client,
     bearerTokenFile: options.bearerTokenFile,
     readTextFile: read,
@@ -703,12 +717,13 @@ export async function discoverIssuer(
   const url = `${apiServerUrl.replace(/\/+$/, "")}/.well-known/openid-configuration`;
   const where = redactUrl(url);
   const read = options.readTextFile ?? denoReadTextFile;
-  const client = await createClient(options.caCertFile, read);
+  const client = options.access ? undefined : await createClient(options.caCertFile, read);
   try {
     let doc: unknown;
     try {
       doc = await getJson(url, {
         fetch: options.fetch ?? fetch,
+        access: options.access,
         client,
         bearerTokenFile: options.bearerTokenFile,
         readTextFile: read,

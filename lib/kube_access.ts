@@ -1,16 +1,28 @@
 /**
  * How to reach the Kubernetes apiserver: its base URL, the headers of one request (a bearer token
  * re-read on every request, since the kubelet rotates it), and the TLS client (cluster CA, client
- * certificate). The ServiceAccount cache sends its list and watch requests through this.
+ * certificate). Every request to the apiserver goes through one {@linkcode ApiAccess}: the
+ * ServiceAccount list and watch, the JWKS (`/openid/v1/jwks`) and issuer discovery
+ * (`/.well-known/openid-configuration`) alike, in-cluster and from a kubeconfig. A real
+ * kube-apiserver answers the last two with 403 to anonymous requests, so they need the same
+ * credentials and CA as the list.
  *
- * In-cluster access (what the Helm chart deploys) is built here from the pod's token and CA files,
- * with no dependency: importing `@kubernetes/client-node` costs about 85 MiB of RSS, more than a
- * cache of 100,000 ServiceAccounts. Kubeconfig files (exec plugins, auth providers, contexts) are
- * client-node's job; it is loaded on demand, only in that mode.
+ * In-cluster access (what the Helm chart deploys) is built from the pod's token and CA files, and a
+ * kubeconfig's static credentials (CA, client certificate, token, token file, basic auth) by our
+ * own reader (lib/kubeconfig.ts), with no dependency: importing `@kubernetes/client-node` costs about
+ * 85 MiB of RSS, more than a cache of 100,000 ServiceAccounts, and it refuses `http://` servers. Only
+ * a kubeconfig whose user needs a credential plugin (`exec`, `auth-provider`) loads client-node, on
+ * demand.
  *
  * @module
  */
 import type { KubeConfig } from "@kubernetes/client-node";
+import {
+  KubeconfigError,
+  kubeconfigPaths,
+  type KubeconfigSelection,
+  selectKubeconfig,
+} from "./kubeconfig.ts";
 
 /** Where the apiserver is and how to authenticate one request. */
 export interface ApiAccess extends Disposable {
@@ -20,6 +32,41 @@ export interface ApiAccess extends Disposable {
   headers(): Promise<Headers>;
   /** TLS client for `https` servers (cluster CA, client certificate); `undefined` for plain http. */
   readonly client: Deno.HttpClient | undefined;
+}
+
+/** The Kubernetes service names by which a pod reaches its apiserver (the in-cluster JWKS default). */
+const IN_CLUSTER_HOSTS = /^kubernetes(\.default(\.svc(\.[a-z0-9.-]+)?)?)?$/;
+
+/**
+ * Whether `url` is on the apiserver that `access` reaches, so the apiserver's credentials and CA may
+ * be sent to it: the same origin, or (in-cluster) one of the `kubernetes.default.svc` service names,
+ * whose certificate the same cluster CA signs. A JWKS URL anywhere else is fetched with the system
+ * trust store and no credentials: a pod's token must never leave for a third party.
+ *
+ * @example
+ * ```ts
+ * import { isApiServerUrl } from "./kube_access.ts";
+ * const access = { server: "https://10.96.0.1:443" };
+ * console.assert(isApiServerUrl("https://10.96.0.1/openid/v1/jwks", access, false));
+ * console.assert(isApiServerUrl("https://kubernetes.default.svc/openid/v1/jwks", access, true));
+ * console.assert(!isApiServerUrl("https://keys.example.com/jwks", access, true));
+ * ```
+ */
+export function isApiServerUrl(
+  url: string,
+  access: Pick<ApiAccess, "server">,
+  inCluster: boolean,
+): boolean {
+  let target: URL;
+  let server: URL;
+  try {
+    target = new URL(url);
+    server = new URL(access.server);
+  } catch {
+    return false;
+  }
+  if (target.origin === server.origin) return true;
+  return inCluster && target.protocol === "https:" && IN_CLUSTER_HOSTS.test(target.hostname);
 }
 
 /** Options of {@linkcode inClusterAccess}. */
@@ -146,20 +193,127 @@ export function accessFromKubeConfig(kc: KubeConfig): ApiAccess {
   };
 }
 
+/** Options of {@linkcode kubeconfigAccess}. */
+export interface KubeconfigAccessOptions {
+  /** File reader. @default {Deno.readTextFile} */
+  readTextFile?: (path: string) => Promise<string>;
+}
+
 /**
- * Load a kubeconfig file (or client-node's default lookup: `KUBECONFIG`, `~/.kube/config`) and
- * return its access. `@kubernetes/client-node` is imported here, on demand.
+ * Access from kubeconfig files (`KUBECONFIG`'s list, or `~/.kube/config`): the current context's
+ * cluster and user. Static credentials are read here (CA and client certificate once; `tokenFile`
+ * on every request, as client-go re-reads it); `http://` servers such as `kubectl proxy` work as
+ * kubectl accepts them. A user with an `exec` or `auth-provider` plugin is delegated to
+ * `@kubernetes/client-node`, imported on demand.
+ *
+ * @throws {KubeconfigError} for an unusable kubeconfig (the message names the file and field), and
+ * for settings Deno's HTTP client cannot honour (`insecure-skip-tls-verify`, `tls-server-name`).
  *
  * @example
  * ```ts ignore
  * import { kubeconfigAccess } from "./kube_access.ts";
- * using access = await kubeconfigAccess("/home/me/.kube/config");
+ * using access = await kubeconfigAccess(["/home/me/.kube/config"]);
  * ```
  */
-export async function kubeconfigAccess(path?: string): Promise<ApiAccess> {
-  const { KubeConfig } = await import("@kubernetes/client-node");
-  const kc = new KubeConfig();
-  if (path !== undefined) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  return accessFromKubeConfig(kc);
+export async function kubeconfigAccess(
+  paths: readonly string[],
+  options: KubeconfigAccessOptions = {},
+): Promise<ApiAccess> {
+  const read = options.readTextFile ?? ((p: string) => Deno.readTextFile(p));
+  const files = [];
+  for (const path of paths) {
+    try {
+      files.push({ path, text: await read(path) });
+    } catch (err) {
+      // kubectl skips listed files that do not exist; a file that exists but cannot be read is an error.
+      if (err instanceof Deno.errors.NotFound && paths.length > 1) continue;
+      throw new KubeconfigError(`cannot read kubeconfig ${path}: ${(err as Error).message}`);
+    }
+  }
+  const selection = selectKubeconfig(files);
+  if (selection.plugin) {
+    const { KubeConfig } = await import("@kubernetes/client-node");
+    const kc = new KubeConfig();
+    files.forEach(({ path }, i) => {
+      if (i === 0) return kc.loadFromFile(path);
+      const next = new KubeConfig();
+      next.loadFromFile(path);
+      kc.mergeConfig(next, true);
+    });
+    return accessFromKubeConfig(kc);
+  }
+  return await accessFromSelection(selection, read);
 }
+
+async function pemOf(
+  ref: { readonly pem: string } | { readonly file: string } | undefined,
+  what: string,
+  read: (path: string) => Promise<string>,
+): Promise<string | undefined> {
+  if (!ref) return undefined;
+  if ("pem" in ref) return ref.pem;
+  try {
+    return await read(ref.file);
+  } catch (err) {
+    throw new KubeconfigError(
+      `cannot read the kubeconfig's ${what} ${ref.file}: ${(err as Error).message}`,
+    );
+  }
+}
+
+async function accessFromSelection(
+  sel: KubeconfigSelection,
+  read: (path: string) => Promise<string>,
+): Promise<ApiAccess> {
+  const https = sel.server.startsWith("https:");
+  if (https && sel.insecureSkipTlsVerify) {
+    throw new KubeconfigError(
+      `context "${sel.context}": insecure-skip-tls-verify is not supported; set certificate-authority(-data) to the cluster CA`,
+    );
+  }
+  if (sel.tlsServerName) {
+    throw new KubeconfigError(
+      `context "${sel.context}": tls-server-name is not supported; use a server URL whose host the certificate names`,
+    );
+  }
+  const ca = await pemOf(sel.ca, "certificate-authority", read);
+  const cert = await pemOf(sel.clientCert, "client-certificate", read);
+  const key = await pemOf(sel.clientKey, "client-key", read);
+  const proxy = sel.proxyUrl ? { proxy: { url: sel.proxyUrl } } : {};
+  const client = https || sel.proxyUrl
+    ? Deno.createHttpClient({
+      ...(ca ? { caCerts: [ca] } : {}),
+      ...(cert && key ? { cert, key } : {}),
+      ...proxy,
+    })
+    : undefined;
+  const basic = sel.basic ? `Basic ${btoa(`${sel.basic.username}:${sel.basic.password}`)}` : "";
+  return {
+    server: sel.server,
+    client,
+    async headers() {
+      const headers = new Headers({ accept: "application/json" });
+      let token = sel.token;
+      if (sel.tokenFile) {
+        try {
+          token = (await read(sel.tokenFile)).trim();
+        } catch (err) {
+          throw new KubeconfigError(
+            `cannot read the kubeconfig's tokenFile ${sel.tokenFile}: ${(err as Error).message}`,
+          );
+        }
+      }
+      if (token) headers.set("authorization", `Bearer ${token}`);
+      else if (basic) headers.set("authorization", basic);
+      if (sel.impersonate?.user) headers.set("impersonate-user", sel.impersonate.user);
+      if (sel.impersonate?.uid) headers.set("impersonate-uid", sel.impersonate.uid);
+      for (const g of sel.impersonate?.groups ?? []) headers.append("impersonate-group", g);
+      return headers;
+    },
+    [Symbol.dispose]() {
+      client?.close();
+    },
+  };
+}
+
+export { KubeconfigError, kubeconfigPaths };

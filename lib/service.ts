@@ -11,14 +11,21 @@
  */
 import { delay } from "./abort.ts";
 import { createCalloutHandler } from "./callout.ts";
-import type { Config } from "./config.ts";
+import { apiAudienceRisk, type Config } from "./config.ts";
+import { FailureReporter } from "./apiserver_errors.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
 import { createAuthorizer } from "./login.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
-import { type ApiAccess, inClusterAccess, kubeconfigAccess } from "./kube_access.ts";
+import {
+  type ApiAccess,
+  inClusterAccess,
+  isApiServerUrl,
+  kubeconfigAccess,
+  kubeconfigPaths,
+} from "./kube_access.ts";
 import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
@@ -44,6 +51,11 @@ export interface Service extends AsyncDisposable {
   /** True when every readiness check passes. */
   readonly ready: boolean;
   readonly metrics: ServiceMetrics;
+  /**
+   * Resolves when start-up found a problem no retry can fix after the service was built (a
+   * discovered issuer or API audience that equals `JWT_AUDIENCE`); `main.ts` exits 2 on it.
+   */
+  readonly failed: Promise<Error>;
   /** Stop taking requests, drain NATS, stop watches and timers. Idempotent. */
   close(): Promise<void>;
 }
@@ -65,18 +77,38 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const closing = new AbortController();
   const tasks: Promise<unknown>[] = [];
 
-  const keys: KeySource = config.jwt.jwksPath
-    ? await fileKeySource(config.jwt.jwksPath, { logger, metrics })
-    : await remoteKeySource(config.jwt.jwksUrl ?? "", {
-      logger,
-      metrics,
-      now,
-      ...(config.k8s.inCluster
-        ? { caCertFile: config.k8s.caFile, bearerTokenFile: config.k8s.tokenFile }
-        : {}),
-    });
+  const useApiServer = config.k8s.inCluster || config.serviceAccountsFile === undefined ||
+    (config.jwt.jwksUrl === undefined && config.jwt.jwksPath === undefined) ||
+    config.jwt.issuers === undefined;
+  // One access for every request to the apiserver: list, watch, JWKS and discovery alike.
+  const access: ApiAccess | undefined = !useApiServer
+    ? undefined
+    : config.k8s.inCluster
+    ? inClusterAccess({
+      server: config.k8s.apiServerUrl,
+      caFile: config.k8s.caFile,
+      tokenFile: config.k8s.tokenFile,
+    })
+    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home));
 
-  let access: ApiAccess | undefined;
+  let keys: KeySource;
+  try {
+    if (config.jwt.jwksPath) {
+      keys = await fileKeySource(config.jwt.jwksPath, { logger, metrics });
+    } else {
+      const url = config.jwt.jwksUrl ?? `${access?.server}/openid/v1/jwks`;
+      keys = await remoteKeySource(url, {
+        logger,
+        metrics,
+        now,
+        ...(access && isApiServerUrl(url, access, config.k8s.inCluster) ? { access } : {}),
+      });
+    }
+  } catch (err) {
+    access?.[Symbol.dispose]();
+    throw err;
+  }
+
   let serviceAccounts: ServiceAccountSource;
   try {
     if (config.serviceAccountsFile) {
@@ -87,15 +119,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         metrics,
       });
     } else {
-      access = config.k8s.inCluster
-        ? inClusterAccess({
-          server: config.k8s.apiServerUrl,
-          caFile: config.k8s.caFile,
-          tokenFile: config.k8s.tokenFile,
-        })
-        : await kubeconfigAccess(config.k8s.kubeconfig);
       serviceAccounts = startServiceAccountCache({
-        access,
+        access: access!,
         ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
         annotationPrefix: config.annotationPrefix,
         relistIntervalMs: config.relistIntervalMs,
@@ -106,17 +131,19 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   } catch (err) {
     // Nothing else has started yet; release the key source's timers before giving up.
     await keys.close();
+    access?.[Symbol.dispose]();
     throw err;
   }
 
-  let issuer = config.jwt.issuer;
+  const failed = Promise.withResolvers<Error>();
+  let issuers = config.jwt.issuers;
   let callout: ReturnType<typeof serveCallout> | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
 
   const checks: ReadinessCheck[] = [
     { name: "nats", ready: () => callout?.ready === true },
     { name: "serviceaccounts", ready: () => serviceAccounts.synced },
-    { name: "keys", ready: () => keys.ready && issuer !== undefined },
+    { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
   const handler = createHttpHandler({
     checks,
@@ -126,21 +153,26 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   tasks.push(
     (async () => {
-      if (issuer === undefined) {
-        issuer = await retry(
-          () =>
-            discoverIssuer(config.k8s.apiServerUrl, {
-              caCertFile: config.k8s.caFile,
-              bearerTokenFile: config.k8s.tokenFile,
-            }),
-          { what: "issuer_discovery", logger, signal: closing.signal },
+      if (access) {
+        const risk = await apiAudienceRiskOf(access, config, issuers ?? []);
+        if (risk) throw new StartupError(risk);
+      }
+      if (issuers === undefined) {
+        const discover = new FailureReporter({ logger, request: "issuer discovery" });
+        const found = await retry(
+          () => discoverIssuer(access!.server, { access: access! }),
+          { what: discover, signal: closing.signal },
         );
-        if (issuer === undefined) return;
-        logger.info("issuer_discovered", { issuer });
+        if (found === undefined) return;
+        logger.info("issuer_discovered", { issuer: found });
+        if (!config.jwt.allowApiAudience && config.jwt.audience === found) {
+          throw new StartupError(apiAudienceRisk(found, [found]) ?? "");
+        }
+        issuers = [found];
       }
       const verifyToken = createTokenVerifier({
         keys,
-        issuer,
+        issuer: issuers,
         audience: config.jwt.audience,
         metrics,
         now,
@@ -181,7 +213,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       callout = serveCallout(nc, calloutHandler, { queue: config.nats.queueGroup, logger });
       logger.info("callout_subscribed", { queue: config.nats.queueGroup });
     })().catch((err) => {
-      logger.error("startup_failed", { error: err });
+      if (err instanceof StartupError) failed.resolve(err);
+      else logger.error("startup_failed", { error: err });
     }),
   );
 
@@ -202,6 +235,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   return {
     handler,
     metrics,
+    failed: failed.promise,
     get ready() {
       return checks.every((c) => c.ready());
     },
@@ -210,21 +244,67 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   };
 }
 
-/** Retry `fn` with capped exponential backoff until it succeeds or `signal` aborts (→ undefined). */
+/** A configuration problem found during start-up that no retry can fix. */
+export class StartupError extends Error {
+  /** Create the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "StartupError";
+  }
+}
+
+/**
+ * Check `JWT_AUDIENCE` against the audiences the apiserver itself accepts, as far as they can be
+ * known without extra RBAC: the `aud` of the service's own API token (the kubelet requests it with
+ * the apiserver's `--api-audiences`). Undefined when safe or when the token is not a JWT.
+ */
+async function apiAudienceRiskOf(
+  access: ApiAccess,
+  config: Config,
+  issuers: readonly string[],
+): Promise<string | undefined> {
+  if (config.jwt.allowApiAudience) return undefined;
+  let audiences: readonly string[] = [];
+  try {
+    const bearer = (await access.headers()).get("authorization") ?? "";
+    const payload = bearer.startsWith("Bearer ") ? bearer.slice(7).split(".")[1] : undefined;
+    if (payload) {
+      const aud = JSON.parse(new TextDecoder().decode(decodeBase64Url(payload))).aud;
+      audiences = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
+    }
+  } catch {
+    // Not a JWT, or unreadable now: the requests that need it will say why.
+  }
+  if (!audiences.includes(config.jwt.audience)) {
+    return apiAudienceRisk(config.jwt.audience, issuers);
+  }
+  return `JWT_AUDIENCE: ${JSON.stringify(config.jwt.audience)} is one of the apiserver's own API ` +
+    "audiences (found in the service's own token): every pod's default ServiceAccount token would " +
+    'log in to NATS. Use a dedicated audience such as "nats", or set ' +
+    "JWT_AUDIENCE_ALLOW_API_AUDIENCE=true to accept that risk";
+}
+
+function decodeBase64Url(text: string): Uint8Array {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
+}
+
+/**
+ * Retry `fn` with capped exponential backoff until it succeeds or `signal` aborts (→ undefined);
+ * failures are reported (warn once per change of cause) by `what`.
+ */
 async function retry<T>(
   fn: () => Promise<T>,
-  options: { what: string; logger: Logger; signal: AbortSignal },
+  options: { what: FailureReporter; signal: AbortSignal },
 ): Promise<T | undefined> {
   let backoff = 500;
-  let failures = 0;
   while (!options.signal.aborted) {
     try {
-      return await fn();
+      const value = await fn();
+      options.what.succeeded();
+      return value;
     } catch (err) {
-      failures++;
-      if (failures === 1 || failures % 10 === 0) {
-        options.logger.warn(`${options.what}_failed`, { error: err, attempts: failures });
-      }
+      options.what.failed(err);
       await delay(backoff * (0.8 + Math.random() * 0.4), options.signal);
       backoff = Math.min(backoff * 2, 30_000);
     }

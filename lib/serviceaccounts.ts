@@ -17,6 +17,7 @@
  * @module
  */
 import { abortable, delay } from "./abort.ts";
+import { ApiError, apiErrorFromResponse, FailureReporter } from "./apiserver_errors.ts";
 import type { ApiAccess } from "./kube_access.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
@@ -80,14 +81,6 @@ type WatchEnd =
   | { kind: "stopped" };
 
 /** A failure with the apiserver's answer attached. */
-class ApiError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = "ApiError";
-    this.status = status;
-  }
-}
 
 interface ListPage {
   metadata?: { resourceVersion?: string; continue?: string };
@@ -148,11 +141,6 @@ class RecordIndex {
   }
 }
 
-function errorText(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
-}
-
 class ServiceAccountCache implements ServiceAccountSource {
   readonly #access: ApiAccess;
   readonly #namespace: string | undefined;
@@ -177,7 +165,7 @@ class ServiceAccountCache implements ServiceAccountSource {
   #rv: string | undefined;
   #nextRelistAt = 0;
   #failures = 0;
-  #failingSince: number | undefined;
+  readonly #report: FailureReporter;
 
   constructor(options: ServiceAccountCacheOptions) {
     if (!(options.relistIntervalMs > 0)) {
@@ -188,6 +176,10 @@ class ServiceAccountCache implements ServiceAccountSource {
     this.#prefix = options.annotationPrefix;
     this.#relistIntervalMs = options.relistIntervalMs;
     this.#log = options.logger;
+    this.#report = new FailureReporter({
+      logger: options.logger,
+      request: "list/watch serviceaccounts",
+    });
     this.#metrics = options.metrics;
     this.#backoffInitialMs = options.backoff?.initialMs ?? 500;
     this.#backoffMaxMs = Math.max(options.backoff?.maxMs ?? 30_000, this.#backoffInitialMs);
@@ -364,7 +356,9 @@ class ServiceAccountCache implements ServiceAccountSource {
         await res.body?.cancel();
         return ended({ kind: "gone" });
       }
-      if (res.status !== 200) return ended({ kind: "error", error: await this.#apiError(res) });
+      if (res.status !== 200) {
+        return ended({ kind: "error", error: await apiErrorFromResponse(res) });
+      }
       if (!res.body) {
         return ended({ kind: "error", error: new Error("watch response has no body") });
       }
@@ -466,31 +460,14 @@ class ServiceAccountCache implements ServiceAccountSource {
     return exp * (0.5 + 0.5 * this.#random());
   }
 
-  /** Count a failure; warn once per streak, the rest at debug. */
+  /** Count a failure; warn once per change of cause (lib/apiserver_errors.ts), the rest at debug. */
   #failure(phase: "list" | "watch", err: unknown): void {
     this.#failures++;
-    const fields = {
-      phase,
-      error: errorText(err),
-      ...(err instanceof ApiError ? { status: err.status } : {}),
-      attempt: this.#failures,
-    };
-    if (this.#failingSince === undefined) {
-      this.#failingSince = performance.now();
-      this.#log.warn("sa_cache_apiserver_error", { ...fields, serving: this.#index.size });
-    } else {
-      this.#log.debug("sa_cache_apiserver_error", fields);
-    }
+    this.#report.failed(err, { phase, serving: this.#index.size });
   }
 
   #recovered(): void {
-    if (this.#failingSince !== undefined) {
-      this.#log.info("sa_cache_apiserver_recovered", {
-        failures: this.#failures,
-        duration_ms: Math.round(performance.now() - this.#failingSince),
-      });
-      this.#failingSince = undefined;
-    }
+    this.#report.succeeded();
     this.#failures = 0;
   }
 
@@ -511,23 +488,12 @@ class ServiceAccountCache implements ServiceAccountSource {
     const timer = setTimeout(() => ctl.abort(), this.#requestTimeoutMs);
     try {
       const res = await this.#get(path, ctl.signal, false);
-      if (res.status !== 200) throw await this.#apiError(res);
+      if (res.status !== 200) throw await apiErrorFromResponse(res);
       return await res.json() as T;
     } finally {
       clearTimeout(timer);
       this.#stop.signal.removeEventListener("abort", onStop);
     }
-  }
-
-  async #apiError(res: Response): Promise<ApiError> {
-    let message = `HTTP ${res.status}`;
-    try {
-      const body = await res.json() as { message?: unknown };
-      if (typeof body.message === "string") message = `HTTP ${res.status}: ${body.message}`;
-    } catch {
-      // not a Status object
-    }
-    return new ApiError(res.status, message);
   }
 
   /**

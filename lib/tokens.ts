@@ -54,8 +54,11 @@ export const MAX_TOKEN_LENGTH = 16 * 1024;
 export interface TokenVerifierOptions {
   /** Public keys of the cluster's ServiceAccount issuer. */
   keys: KeySource;
-  /** Required `iss`, exactly (`JWT_ISSUER`, or `discoverIssuer`'s answer). */
-  issuer: string;
+  /**
+   * Accepted `iss` values, compared exactly (`JWT_ISSUER`'s list, or `discoverIssuer`'s answer).
+   * Several while a cluster migrates its `--service-account-issuer`.
+   */
+  issuer: string | readonly string[];
   /** The token's `aud` must contain this value (`JWT_AUDIENCE`). */
   audience: string;
   /**
@@ -111,8 +114,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     cacheSize = DEFAULT_CACHE_SIZE,
     metrics,
   } = options;
-  if (typeof issuer !== "string" || issuer === "") {
-    throw new TypeError('Cannot create token verifier: "issuer" must be a non-empty string');
+  const issuers: readonly string[] = typeof issuer === "string" ? [issuer] : [...issuer];
+  if (issuers.length === 0 || issuers.some((i) => typeof i !== "string" || i === "")) {
+    throw new TypeError(
+      'Cannot create token verifier: "issuer" must be a non-empty string or list of them',
+    );
   }
   if (typeof audience !== "string" || audience === "") {
     throw new TypeError('Cannot create token verifier: "audience" must be a non-empty string');
@@ -184,7 +190,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const payload = await verifySignature(token, header, keys, keyObjects);
     const nowMs = now();
     const identity = checkClaims(payload, {
-      issuer,
+      issuers,
       audience,
       nowMs,
       nowSec: Math.floor(nowMs / 1000),
@@ -490,7 +496,7 @@ function toAuthError(err: unknown, kid: string, alg: string): AuthError {
 }
 
 interface ClaimRules {
-  readonly issuer: string;
+  readonly issuers: readonly string[];
   readonly audience: string;
   readonly nowMs: number;
   readonly nowSec: number;
@@ -524,14 +530,15 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
   if (!isRecord(claims)) {
     throw new AuthError("token_malformed", "token payload is not a JSON object");
   }
-  const { issuer, audience, nowSec, skewSec } = rules;
+  const { issuers, audience, nowSec, skewSec } = rules;
 
-  if (claims.iss !== issuer) {
+  if (typeof claims.iss !== "string" || !issuers.includes(claims.iss)) {
+    const expected = issuers.map(quote).join(" or ");
     throw new AuthError(
       "issuer_mismatch",
       claims.iss === undefined
-        ? `token has no issuer; expected ${quote(issuer)}`
-        : `token issuer ${quote(claims.iss)} is not the expected ${quote(issuer)}`,
+        ? `token has no issuer; expected ${expected}`
+        : `token issuer ${quote(claims.iss)} is not the expected ${expected}`,
     );
   }
 

@@ -95,11 +95,8 @@ Deno.test("config: defaults match the reference, in cluster", () => {
   assert.equal(config.signingKeySeed, keys.accountSeed);
   assert.equal(config.xkeySeed, undefined);
   assert.equal(config.userJwtTtlMs, 5 * 60_000);
-  assert.equal(config.jwt.issuer, undefined, "in-cluster issuer is discovered");
-  assert.deepEqual(config.jwt, {
-    jwksUrl: "https://kubernetes.default.svc/openid/v1/jwks",
-    audience: "nats",
-  });
+  assert.equal(config.jwt.issuers, undefined, "in-cluster issuer is discovered");
+  assert.deepEqual(config.jwt, { audience: "nats", allowApiAudience: false });
   assert.deepEqual(config.k8s, {
     inCluster: true,
     apiServerUrl: "https://kubernetes.default.svc",
@@ -148,8 +145,9 @@ Deno.test("config: every variable is read when set", () => {
   assert.equal(config.userJwtTtlMs, 3_600_000);
   assert.deepEqual(config.jwt, {
     jwksUrl: "https://issuer.example/keys",
-    issuer: "https://issuer.example",
+    issuers: ["https://issuer.example"],
     audience: "nats-prod",
+    allowApiAudience: false,
   });
   assert.equal(config.k8s.inCluster, false);
   assert.equal(config.k8s.namespace, "team-a");
@@ -181,7 +179,7 @@ Deno.test("config: empty values count as unset, like the reference", () => {
   assert.equal(config.logLevel, "info");
   assert.deepEqual(config.nats.servers, ["nats://nats:4222"]);
   assert.equal(config.k8s.namespace, undefined);
-  assert.equal(config.jwt.issuer, undefined);
+  assert.equal(config.jwt.issuers, undefined);
 });
 
 Deno.test("config: every problem is reported at once, one per line", () => {
@@ -284,8 +282,8 @@ Deno.test("config: accepted spellings of booleans, levels and servers", () => {
   assert.deepEqual(load({ NATS_URL: "nats://u:p@h:4222" }).nats.servers, ["nats://u:p@h:4222"]);
 });
 
-Deno.test("config: out of cluster, a key source and the issuer are required", () => {
-  const err = problemsOf({ K8S_IN_CLUSTER: "false" });
+Deno.test("config: out of cluster with SERVICEACCOUNTS_FILE, a key source and the issuer are required", () => {
+  const err = problemsOf({ K8S_IN_CLUSTER: "false", SERVICEACCOUNTS_FILE: "/sa.yaml" });
   assert.deepEqual(err.problems.map((p) => p.split(":")[0]), [
     "JWKS_URL or JWKS_PATH",
     "JWT_ISSUER",
@@ -296,7 +294,63 @@ Deno.test("config: out of cluster, a key source and the issuer are required", ()
     JWKS_PATH: "/jwks.json",
     JWT_ISSUER: "https://i",
   });
-  assert.deepEqual(config.jwt, { jwksPath: "/jwks.json", issuer: "https://i", audience: "nats" });
+  assert.deepEqual(config.jwt, {
+    jwksPath: "/jwks.json",
+    issuers: ["https://i"],
+    audience: "nats",
+    allowApiAudience: false,
+  });
+});
+
+Deno.test("config: from a kubeconfig, the keys and the issuer default to the apiserver's own", () => {
+  const config = load({ K8S_IN_CLUSTER: "false", KUBECONFIG: "/k/a:/k/b", HOME: "/home/me" });
+  assert.deepEqual(config.jwt, { audience: "nats", allowApiAudience: false });
+  assert.equal(config.k8s.kubeconfig, "/k/a:/k/b");
+  assert.equal(config.k8s.home, "/home/me");
+});
+
+Deno.test("config: JWT_ISSUER takes a list; a value that cannot be an issuer fails at start", () => {
+  assert.deepEqual(
+    load({ JWT_ISSUER: "https://old.example, https://new.example" }).jwt.issuers,
+    ["https://old.example", "https://new.example"],
+  );
+  assert.deepEqual(load({ JWT_ISSUER: "kubernetes/serviceaccount" }).jwt.issuers, [
+    "kubernetes/serviceaccount",
+  ]);
+  const err = problemsOf({
+    JWT_ISSUER: "https://a.example,,https://a.example,https://x.example?q=1,ftp://f.example,:bad",
+  });
+  assert.deepEqual(err.problems, [
+    'JWT_ISSUER: "" is empty (a comma too many?)',
+    'JWT_ISSUER: "https://a.example" is listed twice',
+    'JWT_ISSUER: "https://x.example?q=1" must not have a query or fragment',
+    'JWT_ISSUER: "ftp://f.example" is not an http(s) URL',
+    `JWT_ISSUER: ":bad" contains a ':' but is not a URL`,
+  ]);
+});
+
+Deno.test("config: JWT_AUDIENCE equal to an audience the apiserver accepts is refused, unless allowed", () => {
+  for (
+    const audience of [
+      "https://kubernetes.default.svc",
+      "https://kubernetes.default.svc.cluster.local",
+      "https://issuer.example",
+    ]
+  ) {
+    const err = problemsOf({ JWT_AUDIENCE: audience, JWT_ISSUER: "https://issuer.example" });
+    assert.equal(err.problems.length, 1, audience);
+    assert.match(err.problems[0]!, /^JWT_AUDIENCE: .*every pod's default ServiceAccount token/);
+    assert.match(err.problems[0]!, /JWT_AUDIENCE_ALLOW_API_AUDIENCE=true/);
+  }
+  const allowed = load({
+    JWT_AUDIENCE: "https://kubernetes.default.svc",
+    JWT_AUDIENCE_ALLOW_API_AUDIENCE: "true",
+  });
+  assert.equal(allowed.jwt.allowApiAudience, true);
+  assert.match(
+    problemsOf({ JWT_AUDIENCE: "nats,other" }).problems[0]!,
+    /^JWT_AUDIENCE: "nats,other" must be one audience/,
+  );
 });
 
 Deno.test("config: JWKS_URL and JWKS_PATH are exclusive; JWKS_PATH in cluster drops the URL default", () => {
@@ -308,7 +362,7 @@ Deno.test("config: JWKS_URL and JWKS_PATH are exclusive; JWKS_PATH in cluster dr
   assert.equal(config.jwt.jwksUrl, undefined);
   assert.equal(config.jwt.jwksPath, "/jwks.json");
 
-  assert.equal(load({ JWT_ISSUER: "https://k3s" }).jwt.issuer, "https://k3s");
+  assert.deepEqual(load({ JWT_ISSUER: "https://k3s" }).jwt.issuers, ["https://k3s"]);
 });
 
 Deno.test("config: NATS_CREDS_FILE is an alias; creds file and token are exclusive", () => {
@@ -447,7 +501,7 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     signing_key_file: "/keys/signing.nk",
     signing_key_public: keys.accountPublic,
     user_jwt_ttl: "5m",
-    jwks_url: "https://kubernetes.default.svc/openid/v1/jwks",
+    jwks_url: "(apiserver /openid/v1/jwks)",
     jwt_issuer: "(discover from apiserver)",
     jwt_audience: "nats",
     k8s_in_cluster: true,

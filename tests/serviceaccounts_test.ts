@@ -203,7 +203,7 @@ Deno.test("a delete missed while the watch is down is healed by the periodic rel
   assert.equal(s.cache.synced, true);
 });
 
-Deno.test("while the apiserver fails the cache serves its snapshot, warns once, and recovers", async () => {
+Deno.test("while the apiserver fails the cache serves its snapshot, warns once per cause, and recovers", async () => {
   await using api = await TestApiServer.start();
   api.upsertServiceAccount("ns", "known");
   await using s = start(api, { relistIntervalMs: 200 });
@@ -224,12 +224,20 @@ Deno.test("while the apiserver fails the cache serves its snapshot, warns once, 
   assert.equal(s.cache.lookup("ns", "known")?.name, "known");
   assert.equal(s.cache.synced, true);
   const warnings = s.logs.filter((l) => l.level === "warn");
-  assert.equal(warnings.length, 1, JSON.stringify(warnings));
-  assert.equal(warnings[0]!.event, "sa_cache_apiserver_error");
+  // The dropped stream (network) and then the 500s (server_error): one line per change of cause.
+  const serverErrors = warnings.filter((l) => l.cause === "server_error");
+  assert.equal(serverErrors.length, 1, JSON.stringify(warnings));
+  assert.equal(serverErrors[0]!.event, "apiserver_request_failed");
+  assert.equal(serverErrors[0]!.status, 500);
+  assert.equal(
+    new Set(warnings.map((w) => w.cause)).size,
+    warnings.length,
+    JSON.stringify(warnings),
+  );
   api.setFault(undefined);
   api.upsertServiceAccount("ns", "fresh");
   await waitFor(() => s.cache.lookup("ns", "fresh"), { timeoutMs: 2000, what: "recovered" });
-  await waitFor(() => s.logs.some((l) => l.event === "sa_cache_apiserver_recovered"));
+  await waitFor(() => s.logs.some((l) => l.event === "apiserver_request_recovered"));
 });
 
 Deno.test("not ready until the first complete list; waitSynced honours its signal", async () => {
@@ -281,12 +289,10 @@ Deno.test("in-cluster access: cluster CA over HTTPS, token file re-read on every
     api.dropWatches();
     const refused = await waitFor(
       () =>
-        s.logs.find((l) =>
-          l.event === "sa_cache_apiserver_error" && JSON.stringify(l).includes("401")
-        ),
+        s.logs.find((l) => l.event === "apiserver_request_failed" && l.cause === "unauthorized"),
       { what: "the stale token refused" },
     );
-    assert.equal(refused.event, "sa_cache_apiserver_error");
+    assert.equal(refused.level, "warn");
     assert.ok(!JSON.stringify(s.logs).includes("rotated-away"), "the token is never logged");
     await Deno.writeTextFile(tokenFile, "pod-token");
     api.upsertServiceAccount("ns", "tls2");
@@ -314,7 +320,7 @@ Deno.test("kubeconfigAccess reads a kubeconfig file the cache can use", async ()
   const path = await Deno.makeTempFile({ suffix: ".yaml" });
   try {
     await Deno.writeTextFile(path, api.kubeConfig().exportConfig());
-    await using s = start(api, { access: await kubeconfigAccess(path) });
+    await using s = start(api, { access: await kubeconfigAccess([path]) });
     await s.cache.waitSynced();
     assert.ok(s.cache.lookup("ns", "from-file"));
   } finally {

@@ -1,9 +1,11 @@
 // Command kube-apiserver is the real Kubernetes API server (k8s.io/kubernetes v1.37.2) with an
 // embedded etcd (go.etcd.io/etcd/server/v3 v3.7.0), for the project's test suite only.
 //
-// It starts etcd on loopback (flag --embedded-etcd-dir, --embedded-etcd-port), then runs the
-// stock kube-apiserver command with the remaining arguments. Nothing here changes Kubernetes
-// behaviour: the point is to test against the real thing.
+// It starts etcd on loopback (flags --embedded-etcd-dir, --embedded-etcd-port,
+// --embedded-etcd-peer-port), then runs the stock kube-apiserver command with the arguments after
+// "--". With "kubectl" as its first argument it is the stock kubectl instead (for `kubectl proxy`
+// and friends in tests). Nothing here changes Kubernetes behaviour: the point is to test against
+// the real thing.
 package main
 
 import (
@@ -15,10 +17,19 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"k8s.io/component-base/cli"
+	kubectl "k8s.io/kubectl/pkg/cmd"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "kubectl" {
+		os.Args = append([]string{"kubectl"}, os.Args[2:]...)
+		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	fs := flag.NewFlagSet("embedded-etcd", flag.ContinueOnError)
 	dir := fs.String("embedded-etcd-dir", "", "data directory of the embedded etcd (required)")
 	port := fs.Int("embedded-etcd-port", 0, "loopback client port of the embedded etcd (required)")

@@ -29,6 +29,8 @@ export interface ServiceMetrics {
   readonly relists: Counter;
   /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
   readonly watchRestarts: Counter;
+  /** `sa_records_refused_total`: ServiceAccounts never stored (namespace/name not DNS-1123, no uid). */
+  readonly recordsRefused: Counter;
   /** `sa_file_reloads_total{result}`: SERVICEACCOUNTS_FILE reloads, result ∈ ok|error. */
   readonly fileReloads: Counter;
   /** `jwks_refresh_total{result}`: result ∈ ok|error|rejected (a set with no usable key, kept out). */
@@ -91,6 +93,10 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     watchRestarts: registry.counter(
       "sa_cache_watch_restarts_total",
       "Watch streams restarted, by reason.",
+    ),
+    recordsRefused: registry.counter(
+      "sa_records_refused_total",
+      "ServiceAccounts refused by the cache: namespace or name not DNS-1123, or no uid.",
     ),
     fileReloads: registry.counter(
       "sa_file_reloads_total",

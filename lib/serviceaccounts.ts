@@ -19,6 +19,7 @@
 import { abortable, delay } from "./abort.ts";
 import { ApiError, apiErrorFromResponse, FailureReporter } from "./apiserver_errors.ts";
 import type { ApiAccess } from "./kube_access.ts";
+import { serviceAccountNameProblem } from "./k8s_names.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
@@ -154,6 +155,8 @@ class ServiceAccountCache implements ServiceAccountSource {
   readonly #watchTimeoutSeconds: number;
   readonly #requestTimeoutMs: number;
   readonly #random: () => number;
+  /** Objects already warned about by {@linkcode ServiceAccountCache.#refuse}. */
+  readonly #refusedSeen = new Set<string>();
   readonly #basePath: string;
 
   #index = new RecordIndex();
@@ -432,7 +435,10 @@ class ServiceAccountCache implements ServiceAccountSource {
       uid?: unknown;
       annotations?: unknown;
     };
-    if (typeof namespace !== "string" || typeof name !== "string" || typeof uid !== "string") {
+    const problem = serviceAccountNameProblem(namespace, name) ??
+      (typeof uid !== "string" || uid === "" ? "uid is missing" : undefined);
+    if (problem !== undefined) {
+      this.#refuse(namespace, name, uid, problem);
       return undefined;
     }
     let kept: Record<string, string> | undefined;
@@ -442,11 +448,33 @@ class ServiceAccountCache implements ServiceAccountSource {
       }
     }
     return Object.freeze({
-      namespace: index.intern(namespace),
-      name,
-      uid,
+      namespace: index.intern(namespace as string),
+      name: name as string,
+      uid: uid as string,
       annotations: kept ? Object.freeze(kept) : EMPTY,
     });
+  }
+
+  /**
+   * A ServiceAccount that cannot be a record (its namespace or name is not what the apiserver
+   * itself allows, or it has no uid): never stored, so it can never reach permissions. Warned once
+   * per object (relists see it again), counted every time.
+   */
+  #refuse(namespace: unknown, name: unknown, uid: unknown, problem: string): void {
+    this.#metrics.recordsRefused.inc();
+    const key = `${String(uid)}/${String(namespace)}/${String(name)}`;
+    const fields = {
+      namespace: clipName(namespace),
+      serviceaccount: clipName(name),
+      problem,
+    };
+    if (this.#refusedSeen.has(key)) {
+      this.#log.debug("sa_record_refused", fields);
+      return;
+    }
+    if (this.#refusedSeen.size >= 1000) this.#refusedSeen.clear();
+    this.#refusedSeen.add(key);
+    this.#log.warn("sa_record_refused", fields);
   }
 
   // ---- failure bookkeeping ----
@@ -517,6 +545,12 @@ class ServiceAccountCache implements ServiceAccountSource {
       clearTimeout(timer);
     }
   }
+}
+
+/** An untrusted name for a log line: JSON-quoted and bounded. */
+function clipName(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 /** Split a text stream into lines (the watch protocol is newline-delimited JSON). */

@@ -26,6 +26,7 @@ import {
 import { compactVerify, decodeProtectedHeader, errors, type ProtectedHeaderParameters } from "jose";
 import { AuthError, type DenyReason } from "./errors.ts";
 import { KeyInvalidError, type KeySource, KeysUnavailableError } from "./jwks.ts";
+import { serviceAccountNameProblem } from "./k8s_names.ts";
 import type { TokenIdentity } from "./model.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 
@@ -597,6 +598,10 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
       "claims_invalid",
       'token "kubernetes.io" claim lacks namespace, serviceaccount.name or serviceaccount.uid',
     );
+  }
+  const nameProblem = serviceAccountNameProblem(k8s.namespace, sa.name);
+  if (nameProblem !== undefined) {
+    throw new AuthError("claims_invalid", `token "kubernetes.io" claim: ${nameProblem}`);
   }
   const expectedSub = `system:serviceaccount:${k8s.namespace}:${sa.name}`;
   if (claims.sub !== expectedSub) {

@@ -327,3 +327,50 @@ Deno.test("kubeconfigAccess reads a kubeconfig file the cache can use", async ()
     await Deno.remove(path);
   }
 });
+
+Deno.test("ServiceAccounts whose namespace or name is not DNS-1123 are refused and logged, from the list and the watch (issue 10, defect 5)", async () => {
+  await using api = await TestApiServer.start();
+  // The double stores what the real apiserver would refuse: the apiserver path is checked anyway.
+  const bad: [string, string][] = [
+    ["*", "orders"],
+    [">", "orders"],
+    ["team-a", "Orders"],
+    ["team-a", "a*b"],
+    ["team a", "orders"],
+    ["x".repeat(64), "orders"],
+    ["team-a", `${"y".repeat(64)}.z`],
+  ];
+  for (const [ns, name] of bad.slice(0, 4)) api.upsertServiceAccount(ns, name);
+  api.upsertServiceAccount("team-a", "worker.v2");
+  await using s = start(api);
+  await s.cache.waitSynced();
+  assert.equal(s.cache.size, 1);
+  assert.ok(s.cache.lookup("team-a", "worker.v2"));
+  // After the first sync, through watch events.
+  for (const [ns, name] of bad.slice(4)) api.upsertServiceAccount(ns, name);
+  api.upsertServiceAccount("team-b", "late");
+  await waitFor(() => s.cache.lookup("team-b", "late"), { what: "watch event applied" });
+  assert.equal(s.cache.size, 2);
+  for (const [ns, name] of bad) {
+    assert.equal(s.cache.lookup(ns, name), undefined, `${ns}/${name} is not stored`);
+  }
+  assert.equal(s.metrics.recordsRefused.value(), bad.length);
+  const refused = s.logs.filter((l) => l.event === "sa_record_refused");
+  assert.equal(refused.length, bad.length);
+  assert.ok(refused.every((l) => l.level === "warn"));
+  assert.ok(refused.some((l) => l.namespace === '"*"' && /DNS-1123 label/.test(String(l.problem))));
+  // A relist sees them again: counted, but warned only once per object.
+  api.setFault({ status: 503, on: "watch" });
+  api.dropWatches();
+  await waitFor(() => s.metrics.watchRestarts.value({ reason: "error" }) >= 1);
+  api.upsertServiceAccount("team-b", "later");
+  api.compactHistory();
+  api.setFault(undefined);
+  await waitFor(() => s.metrics.recordsRefused.value() >= 2 * bad.length, {
+    what: "relist after 410",
+  });
+  assert.equal(
+    s.logs.filter((l) => l.event === "sa_record_refused" && l.level === "warn").length,
+    bad.length,
+  );
+});

@@ -463,3 +463,23 @@ Deno.test("one token, one spelling: whitespace, padding or changed unused bits a
   await assertDenied(f.verify("e30.eyB.c2ln"), "token_malformed", "e30.eyB.c2ln");
   await assertDenied(f.verify(".e30.c2ln"), "token_malformed", ".e30.c2ln");
 });
+
+Deno.test("a token whose kubernetes.io namespace or name is not DNS-1123 is claims_invalid (issue 10, defect 5)", async () => {
+  await using f = await fixture({ cacheSize: 0 });
+  for (
+    const [namespace, serviceAccount] of [
+      ["*", "worker"],
+      [">", "worker"],
+      ["team-a", "Worker"],
+      ["team-a", "w*"],
+      ["team.a", "worker"],
+      ["x".repeat(64), "worker"],
+    ]
+  ) {
+    const token = await mintServiceAccountToken({
+      ...f.claims({ namespace: namespace!, serviceAccount: serviceAccount! }),
+      key: f.rsa,
+    });
+    await assertDenied(f.verify(token), "claims_invalid", token, "DNS-1123");
+  }
+});

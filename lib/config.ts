@@ -93,6 +93,12 @@ export interface Config {
   readonly annotationPrefix: string;
   /** `CACHE_CLEANUP_INTERVAL`: full relist interval of the cache (≥ 10s). @default {900000} */
   readonly relistIntervalMs: number;
+  /**
+   * `CACHE_MAX_STALENESS`: once the ServiceAccount cache has not heard from the apiserver (list,
+   * watch event or bookmark) for longer than this, the "serviceaccounts" readiness check fails and
+   * says why. Undefined (unset or `0`) turns the bound off. @default {undefined (off)}
+   */
+  readonly cacheMaxStalenessMs?: number;
   /** `SERVICEACCOUNTS_FILE`: take ServiceAccounts from this manifest instead of the apiserver. */
   readonly serviceAccountsFile?: string;
 }
@@ -141,6 +147,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "KUBERNETES_SERVICE_PORT",
   "SA_ANNOTATION_PREFIX",
   "CACHE_CLEANUP_INTERVAL",
+  "CACHE_MAX_STALENESS",
   "SERVICEACCOUNTS_FILE",
 ]);
 
@@ -368,6 +375,11 @@ export function loadConfig(
   }
   const jwksUrl = jwksUrlRaw;
   const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
+  // Off unless set; "0" is off too. A healthy watch hears a bookmark about once a minute.
+  const maxStalenessRaw = get("CACHE_MAX_STALENESS");
+  const cacheMaxStalenessMs = maxStalenessRaw === undefined || /^0+[a-z]*$/i.test(maxStalenessRaw)
+    ? undefined
+    : durationVar(get, problem, "CACHE_MAX_STALENESS", 0, { min: 10 * SECOND });
   const issuerRaw = get("JWT_ISSUER");
   const issuers = issuerRaw === undefined ? undefined : parseIssuers(issuerRaw, problem);
   // Without an apiserver to ask (dev mode: ServiceAccounts from a file, out of cluster), the keys
@@ -444,6 +456,7 @@ export function loadConfig(
     },
     annotationPrefix,
     relistIntervalMs,
+    ...(cacheMaxStalenessMs !== undefined ? { cacheMaxStalenessMs } : {}),
     ...(serviceAccountsFile !== undefined ? { serviceAccountsFile } : {}),
   };
   return deepFreeze(config);
@@ -503,6 +516,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(k8s.inCluster ? { k8s_api_server_url: k8s.apiServerUrl } : {}),
     annotation_prefix: config.annotationPrefix,
     relist_interval: formatDuration(config.relistIntervalMs),
+    cache_max_staleness: config.cacheMaxStalenessMs === undefined
+      ? "off"
+      : formatDuration(config.cacheMaxStalenessMs),
     ...(config.serviceAccountsFile !== undefined
       ? { serviceaccounts_file: config.serviceAccountsFile }
       : {}),

@@ -112,7 +112,7 @@ interface CommonKeySourceOptions {
   refreshIntervalMs?: number;
   /**
    * After a failed load, retry after this long, doubling on each further failure up to the smaller
-   * of 60 s and `refreshIntervalMs`. @default {1000}
+   * of 60 s (2 s while no key set has ever loaded) and `refreshIntervalMs`. @default {1000}
    */
   retryMs?: number;
   /** Clock in milliseconds, for the cool-down. @default {Date.now} */
@@ -170,6 +170,7 @@ const DEFAULT_COOLDOWN_MS = 30_000;
 const DEFAULT_REFRESH_INTERVAL_MS = 3_600_000;
 const DEFAULT_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 60_000;
+const FIRST_LOAD_MAX_RETRY_MS = 2_000;
 const DEFAULT_TIMEOUT_MS = 5_000;
 
 function denoReadTextFile(path: string): Promise<string> {
@@ -465,9 +466,12 @@ class CachedKeySource implements KeySource {
   #schedule(): void {
     if (this.#closed) return;
     const { refreshIntervalMs, retryMs } = this.#s;
-    const delay = this.#failures === 0
-      ? refreshIntervalMs
-      : Math.min(retryMs * 2 ** (this.#failures - 1), MAX_RETRY_MS, refreshIntervalMs);
+    const delay = this.#failures === 0 ? refreshIntervalMs : Math.min(
+      retryMs * 2 ** (this.#failures - 1),
+      // Nothing to serve yet: retry on a short cap, so keys are back seconds after the endpoint.
+      this.#current ? MAX_RETRY_MS : FIRST_LOAD_MAX_RETRY_MS,
+      refreshIntervalMs,
+    );
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.refresh().catch(() => {}).finally(() => this.#schedule());

@@ -10,6 +10,7 @@
  * @module
  */
 import { delay } from "./abort.ts";
+import { formatDuration } from "./duration.ts";
 import { createCalloutHandler } from "./callout.ts";
 import { apiAudienceRisk, type Config } from "./config.ts";
 import { FailureReporter } from "./apiserver_errors.ts";
@@ -142,9 +143,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   const checks: ReadinessCheck[] = [
     { name: "nats", ready: () => callout?.ready === true },
-    { name: "serviceaccounts", ready: () => serviceAccounts.synced },
+    serviceAccountsCheck(serviceAccounts, config.cacheMaxStalenessMs),
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
+  metrics.trackStaleness(() => stalenessMs(serviceAccounts) / 1000);
   const handler = createHttpHandler({
     checks,
     registry: metrics.registry,
@@ -289,6 +291,43 @@ function decodeBase64Url(text: string): Uint8Array {
   return Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
 }
 
+/** How long ago the source last heard from its origin; 0 for sources that are always current. */
+function stalenessMs(source: ServiceAccountSource): number {
+  return source.freshAt === undefined ? 0 : Math.max(0, Date.now() - source.freshAt);
+}
+
+/**
+ * The "serviceaccounts" readiness check: synced, and — when `maxStalenessMs` is set
+ * (`CACHE_MAX_STALENESS`) — not staler than that. Its details always say how stale the cache is,
+ * and why it fails when it does (issue 10, defects 6 and 7).
+ */
+export function serviceAccountsCheck(
+  source: ServiceAccountSource,
+  maxStalenessMs: number | undefined,
+): ReadinessCheck {
+  const tooStale = () => maxStalenessMs !== undefined && stalenessMs(source) > maxStalenessMs;
+  return {
+    name: "serviceaccounts",
+    ready: () => source.synced && !tooStale(),
+    details: () => {
+      const staleness = Math.round(stalenessMs(source) / 100) / 10;
+      const reason = !source.synced
+        ? "the first list of ServiceAccounts has not completed"
+        : tooStale()
+        ? `no answer from the apiserver for ${staleness}s, more than CACHE_MAX_STALENESS (${
+          formatDuration(maxStalenessMs!)
+        }); decisions would use a stale ServiceAccount cache`
+        : undefined;
+      return {
+        synced: source.synced,
+        staleness_seconds: staleness,
+        ...(maxStalenessMs !== undefined ? { max_staleness_seconds: maxStalenessMs / 1000 } : {}),
+        ...(reason !== undefined ? { reason } : {}),
+      };
+    },
+  };
+}
+
 /**
  * Retry `fn` with capped exponential backoff until it succeeds or `signal` aborts (→ undefined);
  * failures are reported (warn once per change of cause) by `what`.
@@ -306,7 +345,8 @@ async function retry<T>(
     } catch (err) {
       options.what.failed(err);
       await delay(backoff * (0.8 + Math.random() * 0.4), options.signal);
-      backoff = Math.min(backoff * 2, 30_000);
+      // Only ever before the service can work: a short cap (issue 10, defect 6).
+      backoff = Math.min(backoff * 2, 2_000);
     }
   }
   return undefined;

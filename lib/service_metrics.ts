@@ -25,6 +25,14 @@ export interface ServiceMetrics {
   readonly cacheSize: Gauge;
   /** `sa_cache_synced`: 1 after the first complete list. */
   readonly cacheSynced: Gauge;
+  /**
+   * `sa_cache_staleness_seconds`: seconds since the ServiceAccount source last heard from the
+   * apiserver (list, watch opened, event or bookmark); 0 for a file source. Read at scrape time
+   * from the probe passed to `trackStaleness`.
+   */
+  readonly cacheStaleness: Gauge;
+  /** Name the function `sa_cache_staleness_seconds` reads (the service does, once it has a cache). */
+  trackStaleness(probe: () => number): void;
   /** `sa_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
   readonly relists: Counter;
   /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
@@ -55,6 +63,7 @@ export interface ServiceMetrics {
  * ```
  */
 export function createServiceMetrics(registry: Registry = new Registry()): ServiceMetrics {
+  let stalenessProbe = (): number => 0;
   return {
     registry,
     requests: registry.counter(
@@ -86,6 +95,14 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
       "sa_cache_synced",
       "1 once the first complete list has been loaded.",
     ),
+    cacheStaleness: registry.gauge(
+      "sa_cache_staleness_seconds",
+      "Seconds since the ServiceAccount cache last heard from the apiserver (list, event, bookmark).",
+      () => stalenessProbe(),
+    ),
+    trackStaleness: (probe) => {
+      stalenessProbe = probe;
+    },
     relists: registry.counter(
       "sa_cache_relists_total",
       "Complete lists of ServiceAccounts, by trigger.",

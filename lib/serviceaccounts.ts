@@ -36,8 +36,13 @@ export interface ServiceAccountCacheOptions {
   relistIntervalMs: number;
   logger: Logger;
   metrics: ServiceMetrics;
-  /** Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter. @default {{ initialMs: 500, maxMs: 30000 }} */
-  backoff?: { initialMs?: number; maxMs?: number };
+  /**
+   * Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter.
+   * Until the first sync the cap is at most `firstSyncMaxMs`: a replica that has nothing to serve
+   * yet retries quickly, so it is ready within seconds of the apiserver's return.
+   * @default {{ initialMs: 500, maxMs: 30000, firstSyncMaxMs: 2000 }}
+   */
+  backoff?: { initialMs?: number; maxMs?: number; firstSyncMaxMs?: number };
   /** Items per list page (`limit`). @default {500} */
   pageSize?: number;
   /** Each watch asks the apiserver to end it after this many seconds (jittered up to 2×), so streams rotate cleanly. @default {300} */
@@ -99,6 +104,9 @@ interface WatchEvent {
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
 
+/** Longest wait between two attempts before the first sync (issue 10, defect 6). */
+const FIRST_SYNC_MAX_BACKOFF_MS = 2_000;
+
 /**
  * ServiceAccounts by namespace, then name. With 100,000 records, composite `ns/name` keys and one
  * namespace string per record are several MiB; here each namespace string is stored once.
@@ -151,6 +159,7 @@ class ServiceAccountCache implements ServiceAccountSource {
   readonly #metrics: ServiceMetrics;
   readonly #backoffInitialMs: number;
   readonly #backoffMaxMs: number;
+  readonly #firstSyncMaxMs: number;
   readonly #pageSize: number;
   readonly #watchTimeoutSeconds: number;
   readonly #requestTimeoutMs: number;
@@ -168,6 +177,8 @@ class ServiceAccountCache implements ServiceAccountSource {
   #rv: string | undefined;
   #nextRelistAt = 0;
   #failures = 0;
+  /** When the apiserver last answered (epoch ms); the cache's start before it ever did. */
+  #freshAt = Date.now();
   readonly #report: FailureReporter;
 
   constructor(options: ServiceAccountCacheOptions) {
@@ -186,6 +197,7 @@ class ServiceAccountCache implements ServiceAccountSource {
     this.#metrics = options.metrics;
     this.#backoffInitialMs = options.backoff?.initialMs ?? 500;
     this.#backoffMaxMs = Math.max(options.backoff?.maxMs ?? 30_000, this.#backoffInitialMs);
+    this.#firstSyncMaxMs = options.backoff?.firstSyncMaxMs ?? FIRST_SYNC_MAX_BACKOFF_MS;
     this.#pageSize = options.pageSize ?? 500;
     this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -208,6 +220,10 @@ class ServiceAccountCache implements ServiceAccountSource {
 
   get size(): number {
     return this.#index.size;
+  }
+
+  get freshAt(): number {
+    return this.#freshAt;
   }
 
   waitSynced(signal?: AbortSignal): Promise<void> {
@@ -481,7 +497,7 @@ class ServiceAccountCache implements ServiceAccountSource {
 
   #backoffDelay(): number {
     const exp = Math.min(
-      this.#backoffMaxMs,
+      this.#synced ? this.#backoffMaxMs : Math.min(this.#backoffMaxMs, this.#firstSyncMaxMs),
       this.#backoffInitialMs * 2 ** Math.min(this.#failures, 30),
     );
     // Jitter in [50 %, 100 %] so replicas do not retry in step.
@@ -494,9 +510,11 @@ class ServiceAccountCache implements ServiceAccountSource {
     this.#report.failed(err, { phase, serving: this.#index.size });
   }
 
+  /** The apiserver answered: a list completed, a watch opened, or an event or bookmark arrived. */
   #recovered(): void {
     this.#report.succeeded();
     this.#failures = 0;
+    this.#freshAt = Date.now();
   }
 
   /** Wait `ms`, cut short by close or by a due relist. */

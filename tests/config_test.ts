@@ -509,6 +509,7 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     k8s_api_server_url: "https://kubernetes.default.svc",
     annotation_prefix: "nats.io/",
     relist_interval: "15m",
+    cache_max_staleness: "off",
   });
 });
 

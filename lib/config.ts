@@ -96,7 +96,8 @@ export interface Config {
   /**
    * `CACHE_MAX_STALENESS`: once the ServiceAccount cache has not heard from the apiserver (list,
    * watch event or bookmark) for longer than this, the "serviceaccounts" readiness check fails and
-   * says why. Undefined (unset or `0`) turns the bound off. @default {undefined (off)}
+   * says why. Undefined (unset or `0`) turns the bound off. Use at least 3m on a real cluster (a
+   * quiet watch hears a bookmark only every 1–2 minutes). @default {undefined (off)}
    */
   readonly cacheMaxStalenessMs?: number;
   /** `SERVICEACCOUNTS_FILE`: take ServiceAccounts from this manifest instead of the apiserver. */
@@ -375,7 +376,9 @@ export function loadConfig(
   }
   const jwksUrl = jwksUrlRaw;
   const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
-  // Off unless set; "0" is off too. A healthy watch hears a bookmark about once a minute.
+  // Off unless set; "0" is off too. A quiet, healthy watch on kube-apiserver v1.37 hears its first
+  // bookmark after ~120 s, then one every ~60 s: values under 3m flap on a real cluster (the 10 s
+  // minimum is for tests).
   const maxStalenessRaw = get("CACHE_MAX_STALENESS");
   const cacheMaxStalenessMs = maxStalenessRaw === undefined || /^0+[a-z]*$/i.test(maxStalenessRaw)
     ? undefined

@@ -43,6 +43,11 @@ export interface ServiceOptions {
   now?: () => number;
   /** Version reported on the HTTP endpoints. */
   version?: string;
+  /**
+   * Key source timings (cool-down, refresh interval, first retry), for tests and benchmarks that
+   * need a JWKS fault to play out in seconds. @default {the key source's defaults}
+   */
+  jwksTimings?: { cooldownMs?: number; refreshIntervalMs?: number; retryMs?: number };
 }
 
 /** A running service. */
@@ -95,13 +100,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let keys: KeySource;
   try {
     if (config.jwt.jwksPath) {
-      keys = await fileKeySource(config.jwt.jwksPath, { logger, metrics });
+      keys = await fileKeySource(config.jwt.jwksPath, { logger, metrics, ...options.jwksTimings });
     } else {
       const url = config.jwt.jwksUrl ?? `${access?.server}/openid/v1/jwks`;
       keys = await remoteKeySource(url, {
         logger,
         metrics,
         now,
+        ...options.jwksTimings,
         ...(access && isApiServerUrl(url, access, config.k8s.inCluster) ? { access } : {}),
       });
     }

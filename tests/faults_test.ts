@@ -89,8 +89,8 @@ function assertNoLoss(load: LoginLoad, scenario: string) {
 }
 
 /** A stack on the double with three ServiceAccounts, their tokens and the canaries. */
-async function doubleStack() {
-  const stack = await Stack.start({ captureLogs: true });
+async function doubleStack(options: Parameters<typeof Stack.start>[0] = {}) {
+  const stack = await Stack.start({ captureLogs: true, ...options });
   const valid: string[] = [];
   for (const name of ["orders", "billing", "audit"]) {
     stack.addServiceAccount("team-a", name);
@@ -181,7 +181,10 @@ Deno.test("fault: the apiserver answers 500 to everything for a while", async ()
 });
 
 Deno.test("fault: the JWKS endpoint is down, then serves a broken key set", async () => {
-  const { stack, valid, canaries } = await doubleStack();
+  // Refreshes every 300 ms, and on an unknown kid after 100 ms: the faults are met many times.
+  const { stack, valid, canaries } = await doubleStack({
+    jwksTimings: { cooldownMs: 100, refreshIntervalMs: 300, retryMs: 100 },
+  });
   await using _ = stack;
   // Canaries with unknown kids force refreshes (cool-down permitting) while the endpoint is bad.
   const load = startLoad((t) => stack.connect(t), valid, canaries);
@@ -196,6 +199,10 @@ Deno.test("fault: the JWKS endpoint is down, then serves a broken key set", asyn
     await load.stop();
   }
   assertNoLoss(load, "JWKS outage");
+  const m = stack.service.metrics;
+  assert.ok(m.jwksRefreshes.value({ result: "error" }) >= 2, "the outage was met");
+  assert.ok(m.jwksRefreshes.value({ result: "rejected" }) >= 2, "the broken set was met");
+  assert.ok(stack.logs.some((l) => l.event === "jwks_rejected"));
   assert.equal(internalErrors(stack.service.metrics), 0);
   assert.ok(stack.service.ready);
 });

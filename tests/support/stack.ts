@@ -36,6 +36,8 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** Collect the service's log lines in {@linkcode Stack.logs}. @default {true} */
   captureLogs?: boolean;
+  /** Shorter key source timings, so JWKS faults play out in seconds. @default {the defaults} */
+  jwksTimings?: { cooldownMs?: number; refreshIntervalMs?: number; retryMs?: number };
 }
 
 /** A running stack; dispose to stop everything. */
@@ -112,7 +114,11 @@ export class Stack implements AsyncDisposable {
       level: "debug",
       write: options.captureLogs === false ? () => {} : (line) => logs.push(JSON.parse(line)),
     });
-    const service = await startService({ config: loadConfig(env), logger });
+    const service = await startService({
+      config: loadConfig(env),
+      logger,
+      ...(options.jwksTimings ? { jwksTimings: options.jwksTimings } : {}),
+    });
     await waitFor(() => service.ready, { timeoutMs: 15_000, what: "service ready" });
     return new Stack({
       nats,

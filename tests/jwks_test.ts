@@ -597,3 +597,14 @@ Deno.test("remote: broken keys beside good ones are left out; a set that loses e
   assertEquals((await authError(s.verify(tokenA))).code, "unknown_key");
   assertEquals((await s.verify(await s.token(KEY_B))).namespace, "team-a");
 });
+
+Deno.test("remote: before the first load, retries are at most 2 s apart (issue 10, defect 6)", async () => {
+  await using s = await setup(publicJwks([KEY_A]), { retryMs: 500 }, (server) => {
+    server.status = 503;
+  });
+  // Fetches at 0, 0.5, 1.5, 3.5, 5.5 and 7.5 s with the cap; the sixth at 15.5 s without it.
+  await waitFor(() => s.server.jwksFetches >= 6, { timeoutMs: 11_000, what: "six fetches" });
+  assertEquals(s.keys.ready, false);
+  s.server.status = 200;
+  await waitFor(() => s.keys.ready, { timeoutMs: 5_000, what: "keys loaded" });
+});

@@ -1,18 +1,31 @@
 /**
- * Entry point: read the environment once, start the service, serve HTTP, stop cleanly on SIGTERM
- * or SIGINT. No logic lives here; see lib/service.ts for the wiring.
+ * Entry point: answer `--help`/`--version`, else read the environment once, start the service,
+ * serve HTTP, resync on SIGHUP, stop cleanly on SIGTERM or SIGINT. No logic lives here; see
+ * lib/cli.ts for the flags and lib/service.ts for the wiring.
  *
  * @module
  */
+import { parseCli } from "./lib/cli.ts";
 import { ConfigError, describeConfig, loadConfig } from "./lib/config.ts";
+import { runExplainCli } from "./lib/explain_cli.ts";
 import { createLogger } from "./lib/log.ts";
 import { guardSocketResets } from "./lib/nats.ts";
 import { startService } from "./lib/service.ts";
+import { VERSION } from "./lib/version.ts";
 
-const VERSION = "0.1.0";
 const SHUTDOWN_DEADLINE_MS = 15_000;
 
 async function main(): Promise<number> {
+  if (Deno.args[0] === "explain") {
+    return await runExplainCli(Deno.args.slice(1), Deno.env.toObject());
+  }
+  const command = parseCli(Deno.args);
+  if (command.kind !== "run") {
+    const out = command.kind === "usage_error" ? Deno.stderr : Deno.stdout;
+    const bytes = new TextEncoder().encode(command.text);
+    for (let off = 0; off < bytes.length;) off += out.writeSync(bytes.subarray(off));
+    return command.kind === "usage_error" ? 2 : 0;
+  }
   let config;
   try {
     config = loadConfig(Deno.env.toObject());
@@ -44,6 +57,7 @@ async function main(): Promise<number> {
     onListen: ({ port }) => logger.info("http_listening", { port }),
   }, service.handler);
 
+  Deno.addSignalListener("SIGHUP", () => service.resync("SIGHUP"));
   const stop = Promise.withResolvers<string>();
   for (const sig of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(sig, () => stop.resolve(sig));

@@ -2,7 +2,9 @@
  * The ServiceAccount cache at cluster scale: the test apiserver serves N ServiceAccounts (100,000 by
  * default), the service process starts against it, and we report the time of its first complete
  * list (the `sa_cache_synced` log line), its RSS once synced, and the same service's RSS with an
- * empty cluster for comparison.
+ * empty cluster for comparison. Then the Pod watch (K8S_WATCH_PODS, on by default): the same
+ * ServiceAccounts plus M Pods (100,000 by default), read as `PartialObjectMetadata`, and the RSS
+ * that adds.
  *
  * @module
  */
@@ -19,6 +21,8 @@ export interface CacheScaleOptions {
   serviceAccounts?: number;
   /** Namespaces they are spread over. @default {1000} */
   namespaces?: number;
+  /** Pods in the cluster for the Pod-watch run; 0 skips it. @default {100000} */
+  pods?: number;
   /** Give up waiting for the first sync after this long. @default {120000} */
   timeoutMs?: number;
   /** Progress messages. @default {ignore} */
@@ -41,6 +45,22 @@ export interface CacheScaleResult {
   readonly peakRssMiB: number;
   /** RSS of the same service with no ServiceAccounts, MiB: the part that is not the cache. */
   readonly emptyRssMiB: number;
+  /** The Pod-watch run (same ServiceAccounts plus Pods), or null when skipped. */
+  readonly podWatch: PodWatchResult | null;
+}
+
+/** What the Pod-watch run measured. */
+export interface PodWatchResult {
+  readonly pods: number;
+  /** The Pod list itself (all pages), from the service's `pod_cache_synced` line. */
+  readonly firstSyncSeconds: number;
+  readonly pages: number;
+  /** RSS once both caches synced (after 1 s to settle), MiB. */
+  readonly rssAfterSyncMiB: number;
+  /** Peak RSS during start-up and both syncs, MiB. */
+  readonly peakRssMiB: number;
+  /** `rssAfterSyncMiB` minus the ServiceAccount-only run's: what the Pods cost. */
+  readonly podCacheMiB: number;
 }
 
 /** The bearer token the benchmark's "pod" presents to the apiserver. */
@@ -59,8 +79,9 @@ async function startAndSync(
   natsUrl: string,
   timeoutMs: number,
   caFile: string,
-): Promise<{ synced: Synced; started: number; service: ServiceProcess }> {
+): Promise<{ synced: Synced; podsSynced: Synced; started: number; service: ServiceProcess }> {
   const synced = Promise.withResolvers<Synced>();
+  const podsSynced = Promise.withResolvers<Synced>();
   const started = performance.now();
   const service = await ServiceProcess.start({
     // In-cluster, as the Helm chart deploys it: apiserver from KUBERNETES_SERVICE_HOST/PORT over
@@ -80,22 +101,24 @@ async function startAndSync(
     },
     waitReady: false,
     onLine: (line) => {
-      if (!line.includes('"sa_cache_synced"')) return;
+      const sa = line.includes('"sa_cache_synced"');
+      if (!sa && !line.includes('"pod_cache_synced"')) return;
       const fields = JSON.parse(line) as Record<string, number>;
-      synced.resolve({
+      (sa ? synced : podsSynced).resolve({
         at: performance.now(),
         durationMs: Number(fields.duration_ms),
         pages: Number(fields.pages),
-        count: Number(fields.serviceaccounts),
+        count: Number(sa ? fields.serviceaccounts : fields.pods),
       });
     },
   });
-  const timer = setTimeout(
-    () => synced.reject(new Error(`no sa_cache_synced within ${timeoutMs} ms`)),
-    timeoutMs,
-  );
+  const timer = setTimeout(() => {
+    synced.reject(new Error(`no sa_cache_synced within ${timeoutMs} ms`));
+    podsSynced.reject(new Error(`no pod_cache_synced within ${timeoutMs} ms`));
+  }, timeoutMs);
   try {
-    return { synced: await synced.promise, started, service };
+    const [sa, pods] = await Promise.all([synced.promise, podsSynced.promise]);
+    return { synced: sa, podsSynced: pods, started, service };
   } catch (err) {
     await service.stop();
     throw err;
@@ -109,6 +132,7 @@ export async function runCacheScale(options: CacheScaleOptions = {}): Promise<Ca
   const {
     serviceAccounts = 100_000,
     namespaces = 1000,
+    pods = 100_000,
     timeoutMs = 120_000,
     progress = () => {},
   } = options;
@@ -148,6 +172,28 @@ export async function runCacheScale(options: CacheScaleOptions = {}): Promise<Ca
   }
   await settle();
   const stats = await service.stats();
+  await service.stop();
+
+  let podWatch: PodWatchResult | null = null;
+  if (pods > 0) {
+    progress(`cache: ${serviceAccounts} ServiceAccounts and ${pods} Pods`);
+    api.bulkLoad(pods, { namespaces, resource: "pods" });
+    const run = await startAndSync(api, dir, nats.url, timeoutMs, tls.caFile);
+    await using _pods = run.service;
+    if (run.podsSynced.count !== pods) {
+      throw new Error(`service synced ${run.podsSynced.count} Pods, expected ${pods}`);
+    }
+    await settle();
+    const podStats = await run.service.stats();
+    podWatch = {
+      pods,
+      firstSyncSeconds: run.podsSynced.durationMs / 1000,
+      pages: run.podsSynced.pages,
+      rssAfterSyncMiB: podStats.rssMiB,
+      peakRssMiB: podStats.peakRssMiB,
+      podCacheMiB: podStats.rssMiB - stats.rssMiB,
+    };
+  }
   return {
     serviceAccounts,
     namespaces,
@@ -157,5 +203,6 @@ export async function runCacheScale(options: CacheScaleOptions = {}): Promise<Ca
     rssAfterSyncMiB: stats.rssMiB,
     peakRssMiB: stats.peakRssMiB,
     emptyRssMiB,
+    podWatch,
   };
 }

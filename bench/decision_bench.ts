@@ -6,7 +6,8 @@
  * @module
  */
 import { decodeAndVerifyNatsJwt, NkeyKeyCache } from "../lib/nkey_jwt.ts";
-import { permissionsFor } from "../lib/policy.ts";
+import { parsePolicy } from "../lib/policy_file.ts";
+import { permissionsFor, resolveSettings } from "../lib/policy.ts";
 import { assertAllowed, createDecisionPipeline, POLICY } from "./inprocess.ts";
 
 const p = await createDecisionPipeline();
@@ -30,6 +31,32 @@ Deno.bench("verify token, first seen (RS256)", { group: "steps" }, async () => {
 
 Deno.bench("policy (permissions from annotations)", { group: "steps" }, () => {
   permissionsFor(p.serviceAccount, POLICY);
+});
+
+// A cluster policy as docs/policy.md shows it, behind 100 namespace rules the lookup walks first.
+const CLUSTER = parsePolicy(
+  `defaults:
+  annotations:
+    allow: { pub: ["{namespace}.>", "shared.>"], sub: ["{namespace}.>", "shared.>"] }
+    deny: [">", "$SYS.>", "$JS.API.>"]
+  deny: { pub: ["{namespace}.internal.>"] }
+  maxTokenLifetime: 24h
+namespaces:
+${
+    Array.from({ length: 100 }, (_, n) => `  - names: [other-${n}]\n    connectionTypes: [MQTT]`)
+      .join("\n")
+  }
+  - glob: "*"
+    jetstream: { streams: ["{namespace}"], kv: ["{namespace}-config"] }
+`,
+  { path: "bench-policy.yaml", defaultAccount: "APP" },
+).policy;
+
+Deno.bench("policy with a cluster policy (resolve over 101 rules + bound + deny + JetStream)", {
+  group: "steps",
+}, () => {
+  const { settings } = resolveSettings(CLUSTER, p.serviceAccount.namespace, p.serviceAccount.name);
+  permissionsFor(p.serviceAccount, { ...POLICY, settings });
 });
 
 Deno.bench("sign user JWT + response JWT (2x ed25519)", { group: "steps" }, async () => {

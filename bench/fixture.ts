@@ -52,6 +52,7 @@ export class BenchFixture implements AsyncDisposable {
   readonly serviceUrl: string;
   readonly #dir: KeyDir;
   readonly #uids: readonly string[];
+  readonly #podUids: readonly string[];
 
   private constructor(init: {
     nats: NatsServer;
@@ -60,6 +61,7 @@ export class BenchFixture implements AsyncDisposable {
     signingKey: SigningKey;
     tokens: string[];
     uids: string[];
+    podUids: string[];
     serviceUrl: string;
     dir: KeyDir;
   }) {
@@ -69,6 +71,7 @@ export class BenchFixture implements AsyncDisposable {
     this.signingKey = init.signingKey;
     this.tokens = init.tokens;
     this.#uids = init.uids;
+    this.#podUids = init.podUids;
     this.serviceUrl = init.serviceUrl;
     this.#dir = init.dir;
   }
@@ -86,8 +89,11 @@ export class BenchFixture implements AsyncDisposable {
         await TestApiServer.start({ jwks: publicJwks([signingKey]), issuer: ISSUER }),
       );
       const uids: string[] = [];
+      const podUids: string[] = [];
       for (let i = 0; i < serviceAccounts; i++) {
         uids.push(api.upsertServiceAccount(NAMESPACE, `sa-${i}`, {}).uid);
+        // Tokens are bound to a Pod, as the kubelet's are, and the service checks it exists.
+        podUids.push(api.upsertPod(NAMESPACE, `sa-${i}-pod`).uid);
       }
       const { config, service: serviceUser } = authCalloutConfig({
         issuer: account.publicKey,
@@ -114,22 +120,32 @@ export class BenchFixture implements AsyncDisposable {
         }),
       );
       const tokens = await Promise.all(
-        uids.map((uid, i) => mint(signingKey, signingKey, i, uid)),
+        uids.map((uid, i) => mint(signingKey, signingKey, i, uid, podUids[i]!)),
       );
       cleanup.move();
-      return new BenchFixture({ nats, api, service, signingKey, tokens, uids, serviceUrl, dir });
+      return new BenchFixture({
+        nats,
+        api,
+        service,
+        signingKey,
+        tokens,
+        uids,
+        podUids,
+        serviceUrl,
+        dir,
+      });
     } catch (err) {
       await cleanup.disposeAsync();
       throw err;
     }
   }
 
-  /** `n` tokens never presented before (fresh `jti` and pod uid), spread over the ServiceAccounts. */
+  /** `n` tokens never presented before (fresh `jti`), spread over the ServiceAccounts. */
   freshTokens(n: number): Promise<string[]> {
     return Promise.all(
       Array.from({ length: n }, (_, i) => {
         const sa = i % this.#uids.length;
-        return mint(this.signingKey, this.signingKey, sa, this.#uids[sa]!);
+        return mint(this.signingKey, this.signingKey, sa, this.#uids[sa]!, this.#podUids[sa]!);
       }),
     );
   }
@@ -143,7 +159,7 @@ export class BenchFixture implements AsyncDisposable {
     return Promise.all(
       Array.from({ length: n }, (_, i) => {
         const sa = i % this.#uids.length;
-        return mint(impostor, this.signingKey, sa, this.#uids[sa]!);
+        return mint(impostor, this.signingKey, sa, this.#uids[sa]!, this.#podUids[sa]!);
       }),
     );
   }
@@ -157,7 +173,13 @@ export class BenchFixture implements AsyncDisposable {
   }
 }
 
-function mint(key: SigningKey, trusted: SigningKey, sa: number, uid: string): Promise<string> {
+function mint(
+  key: SigningKey,
+  trusted: SigningKey,
+  sa: number,
+  uid: string,
+  podUid: string,
+): Promise<string> {
   return mintServiceAccountToken({
     key,
     kid: trusted.kid,
@@ -165,6 +187,7 @@ function mint(key: SigningKey, trusted: SigningKey, sa: number, uid: string): Pr
     namespace: NAMESPACE,
     serviceAccount: `sa-${sa}`,
     uid,
+    pod: { name: `sa-${sa}-pod`, uid: podUid },
   });
 }
 

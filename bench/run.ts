@@ -6,7 +6,7 @@
  *
  * Flags (all optional): `--logins=2000` per concurrency level, `--concurrency=1,16,64`,
  * `--fresh=1000` first-seen-token logins, `--denials=1000`, `--storm-clients=1000`,
- * `--cache-sas=100000`, `--decision-ms=3000`, `--warmup=300`, `--skip=storm,cache,decision`,
+ * `--cache-sas=100000`, `--cache-pods=100000`, `--decision-ms=3000`, `--warmup=300`, `--skip=storm,cache,decision`,
  * `--out=bench/results/latest.json`.
  *
  * @module
@@ -35,6 +35,8 @@ export interface BenchOptions {
   stormClients?: number;
   /** ServiceAccounts for the cache benchmark. @default {100000} */
   cacheServiceAccounts?: number;
+  /** Pods for the Pod-watch part of the cache benchmark (0 skips it). @default {100000} */
+  cachePods?: number;
   /** Duration of each in-process decision measurement. @default {3000} */
   decisionMs?: number;
   /** Logins before measuring (JIT, connections, caches). @default {300} */
@@ -152,6 +154,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     denials = 1000,
     stormClients = 1000,
     cacheServiceAccounts = 100_000,
+    cachePods = 100_000,
     decisionMs = 3000,
     warmup = 300,
     skip = [],
@@ -172,6 +175,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       denials,
       stormClients,
       cacheServiceAccounts,
+      cachePods,
       decisionMs,
     },
   };
@@ -280,7 +284,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
 
   let cache: CacheScaleResult | null = null;
   if (!skip.includes("cache") && cacheServiceAccounts > 0) {
-    cache = await runCacheScale({ serviceAccounts: cacheServiceAccounts, progress });
+    cache = await runCacheScale({
+      serviceAccounts: cacheServiceAccounts,
+      pods: cachePods,
+      progress,
+    });
   }
 
   return {
@@ -293,7 +301,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       peakRssMiB: round(Math.max(afterLogins.peakRssMiB, final.peakRssMiB), 1),
     },
     storm: storm && roundAll(storm),
-    cache: cache && roundAll(cache),
+    cache: cache && roundAll({ ...cache, podWatch: cache.podWatch && roundAll(cache.podWatch) }),
   };
 }
 
@@ -401,6 +409,20 @@ export function renderTable(r: BenchResult): string {
       `| peak RSS | ${fmt(c.peakRssMiB)} MiB |`,
       `| RSS of the same service with no ServiceAccounts | ${fmt(c.emptyRssMiB)} MiB |`,
     );
+    const p = c.podWatch;
+    if (p) {
+      lines.push(
+        "",
+        `| Pod watch (K8S_WATCH_PODS): ${
+          fmt(p.pods)
+        } Pods, metadata only, plus the ServiceAccounts | |`,
+        "|---|---:|",
+        `| Pod first sync (list, ${p.pages} pages) | ${fmt(p.firstSyncSeconds)} s |`,
+        `| RSS after both syncs | ${fmt(p.rssAfterSyncMiB)} MiB |`,
+        `| peak RSS | ${fmt(p.peakRssMiB)} MiB |`,
+        `| RSS added by the Pods | ${fmt(p.podCacheMiB)} MiB |`,
+      );
+    }
   }
   return lines.join("\n") + "\n";
 }
@@ -415,6 +437,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
       denials: { type: "string" },
       "storm-clients": { type: "string" },
       "cache-sas": { type: "string" },
+      "cache-pods": { type: "string" },
       "decision-ms": { type: "string" },
       warmup: { type: "string" },
       skip: { type: "string" },
@@ -439,6 +462,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
   set("denials", int("denials", values.denials));
   set("stormClients", int("storm-clients", values["storm-clients"]));
   set("cacheServiceAccounts", int("cache-sas", values["cache-sas"]));
+  set("cachePods", int("cache-pods", values["cache-pods"]));
   set("decisionMs", int("decision-ms", values["decision-ms"]));
   set("warmup", int("warmup", values.warmup));
   if (values.concurrency !== undefined) {

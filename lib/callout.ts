@@ -64,11 +64,25 @@ export interface UserGrant {
   readonly permissions: Permissions;
   /** Expiry of the user JWT, seconds since the epoch; the server disconnects the client then. */
   readonly expiresAt: number;
+  /**
+   * Account to place the user in, when not the handler's `account` (a cluster policy's choice):
+   * a name in config mode, an `A…` key in operator mode (then signed with its seed from
+   * `accountSeeds`).
+   */
+  readonly account?: string;
 }
 
-/** The decision on one login. `fields` are added to the decision's log line. */
+/**
+ * The decision on one login. `fields` are added to the decision's log line; `grantFields` only to
+ * the debug-level `login_granted` line (e.g. annotation entries dropped and why).
+ */
 export type AuthorizeResult =
-  | { readonly ok: true; readonly user: UserGrant; readonly fields?: LogFields }
+  | {
+    readonly ok: true;
+    readonly user: UserGrant;
+    readonly fields?: LogFields;
+    readonly grantFields?: LogFields;
+  }
   | {
     readonly ok: false;
     readonly reason: DenyReason;
@@ -94,6 +108,12 @@ export interface CalloutHandlerOptions {
   account: string;
   /** `SX…` seed when the server is configured with our xkey; then every request must be sealed. */
   xkeySeed?: string;
+  /**
+   * Operator mode, accounts other than `account`: the `SA…` seed (the account's own or one of its
+   * signing keys) that signs user JWTs for each, looked up per login (the policy file may change).
+   * @default {() => new Map()}
+   */
+  accountSeeds?: () => ReadonlyMap<string, string>;
   /** Makes the decision. */
   authorizer: Authorizer;
   logger: Logger;
@@ -158,9 +178,12 @@ function isSealed(data: Uint8Array): boolean {
   return data.length >= XKV1.length && XKV1.every((b, i) => data[i] === b);
 }
 
-function permissionClaim(allow: readonly string[]): Json {
+function permissionClaim(p: { allow: readonly string[]; deny?: readonly string[] }): Json {
   // With no allow and no deny list the server applies no restriction at all in that direction.
-  return allow.length > 0 ? { allow: [...allow] } : { deny: [">"] };
+  if (p.allow.length === 0) return { deny: [">"] };
+  return p.deny && p.deny.length > 0
+    ? { allow: [...p.allow], deny: [...p.deny] }
+    : { allow: [...p.allow] };
 }
 
 /**
@@ -216,6 +239,24 @@ export async function createCalloutHandler(
     ? account
     : undefined;
   const xkey = xkeySeed === undefined ? undefined : createXkey(xkeySeed);
+  const accountSeeds = options.accountSeeds ?? (() => new Map<string, string>());
+  // One signer per seed, made on first use (a handful of accounts; a reloaded policy may add one).
+  const signers = new Map<string, Promise<Awaited<ReturnType<typeof createNkeySigner>>>>();
+  async function userSigner(target: string) {
+    if (target === account || !isPublicNkey(target, "A")) {
+      // Config mode places users by name, all signed by the callout's issuer key.
+      return { signer, issuerAccount: target === account ? issuerAccount : undefined };
+    }
+    const seed = accountSeeds().get(target);
+    if (seed === undefined) throw new Error(`no signing key for account ${target}`);
+    let made = signers.get(seed);
+    if (!made) {
+      made = createNkeySigner(seed);
+      signers.set(seed, made);
+    }
+    const s = await made;
+    return { signer: s, issuerAccount: s.publicKey === target ? undefined : target };
+  }
   const keyCache = new NkeyKeyCache();
   const clock = { now };
 
@@ -332,18 +373,20 @@ export async function createCalloutHandler(
     return xkey && sealTo ? xkey.seal(bytes, sealTo) : bytes;
   }
 
-  function userJwt(request: CalloutRequest, grant: UserGrant): Promise<string> {
+  async function userJwt(request: CalloutRequest, grant: UserGrant): Promise<string> {
     const { pub, sub, resp } = grant.permissions;
+    const target = grant.account ?? account;
+    const user = await userSigner(target);
     return encodeNatsJwt(
       {
         sub: request.userNkey,
-        aud: account,
+        aud: target,
         name: grant.name,
         exp: Math.floor(grant.expiresAt),
         nats: {
-          ...(issuerAccount ? { issuer_account: issuerAccount } : {}),
-          pub: permissionClaim(pub.allow),
-          sub: permissionClaim(sub.allow),
+          ...(user.issuerAccount ? { issuer_account: user.issuerAccount } : {}),
+          pub: permissionClaim(pub),
+          sub: permissionClaim(sub),
           resp: { max: resp.max, ttl: resp.ttlNs },
           subs: -1,
           data: -1,
@@ -352,7 +395,7 @@ export async function createCalloutHandler(
           version: 2,
         },
       },
-      signer,
+      user.signer,
       clock,
     );
   }
@@ -421,6 +464,21 @@ export async function createCalloutHandler(
           ...result.fields,
           duration_ms,
         });
+        if (logger.enabled("debug")) {
+          const { pub, sub, resp } = result.user.permissions;
+          logger.debug("login_granted", {
+            ...base,
+            ...result.fields,
+            account,
+            user: result.user.name,
+            pub: pub.allow,
+            sub: sub.allow,
+            resp_max: resp.max,
+            resp_ttl_ms: resp.ttlNs / 1e6,
+            expires_at: Math.floor(result.user.expiresAt),
+            ...result.grantFields,
+          });
+        }
         return reply;
       }
       const reply = await respond(verified, { error: `${result.reason}: ${result.message}` });

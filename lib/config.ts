@@ -88,6 +88,11 @@ export interface Config {
     readonly caFile: string;
     /** `K8S_TOKEN_FILE`: the ServiceAccount token (in-cluster), re-read per request. @default {the pod's ServiceAccount token} */
     readonly tokenFile: string;
+    /**
+     * `K8S_WATCH_PODS`: watch Pods' metadata and refuse tokens bound to a Pod that is gone or was
+     * recreated (needs list/watch on pods). Not used with SERVICEACCOUNTS_FILE. @default {true}
+     */
+    readonly watchPods: boolean;
   };
   /** `SA_ANNOTATION_PREFIX`. @default {"nats.io/"} */
   readonly annotationPrefix: string;
@@ -102,6 +107,10 @@ export interface Config {
   readonly cacheMaxStalenessMs?: number;
   /** `SERVICEACCOUNTS_FILE`: take ServiceAccounts from this manifest instead of the apiserver. */
   readonly serviceAccountsFile?: string;
+  /** `POLICY_FILE`: the cluster policy (YAML, lib/policy_file.ts); without it, today's behaviour. */
+  readonly policyFile?: string;
+  /** `EXPLAIN_ENABLED`: serve `/explain` on the HTTP port (lib/explain.ts). @default {false} */
+  readonly explainEnabled: boolean;
 }
 
 /** The in-cluster apiserver address. */
@@ -144,12 +153,15 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "HOME",
   "K8S_CA_FILE",
   "K8S_TOKEN_FILE",
+  "K8S_WATCH_PODS",
   "KUBERNETES_SERVICE_HOST",
   "KUBERNETES_SERVICE_PORT",
   "SA_ANNOTATION_PREFIX",
   "CACHE_CLEANUP_INTERVAL",
   "CACHE_MAX_STALENESS",
   "SERVICEACCOUNTS_FILE",
+  "POLICY_FILE",
+  "EXPLAIN_ENABLED",
 ]);
 
 /**
@@ -352,6 +364,13 @@ export function loadConfig(
     problem(`K8S_NAMESPACE: ${show(namespace)} is not a valid namespace name (RFC 1123 label)`);
   }
   const kubeconfig = get("KUBECONFIG");
+  let watchPods = true;
+  const watchPodsRaw = get("K8S_WATCH_PODS");
+  if (watchPodsRaw !== undefined) {
+    if (GO_TRUE.has(watchPodsRaw)) watchPods = true;
+    else if (GO_FALSE.has(watchPodsRaw)) watchPods = false;
+    else problem(`K8S_WATCH_PODS: ${show(watchPodsRaw)} is not a boolean (true or false)`);
+  }
   const home = get("HOME");
   const k8sCaFile = get("K8S_CA_FILE") ?? IN_CLUSTER_CA_FILE;
   const k8sTokenFile = get("K8S_TOKEN_FILE") ?? IN_CLUSTER_TOKEN_FILE;
@@ -416,6 +435,15 @@ export function loadConfig(
   const relistIntervalMs = durationVar(get, problem, "CACHE_CLEANUP_INTERVAL", 15 * 60 * SECOND, {
     min: 10 * SECOND,
   });
+  const policyFile = get("POLICY_FILE");
+  let explainEnabled = false;
+  const explainRaw = get("EXPLAIN_ENABLED");
+  if (explainRaw !== undefined) {
+    if (GO_TRUE.has(explainRaw)) explainEnabled = true;
+    else if (!GO_FALSE.has(explainRaw)) {
+      problem(`EXPLAIN_ENABLED: ${show(explainRaw)} is not a boolean (true or false)`);
+    }
+  }
 
   if (problems.length > 0) {
     throw new ConfigError(
@@ -456,11 +484,14 @@ export function loadConfig(
       apiServerUrl,
       caFile: k8sCaFile,
       tokenFile: k8sTokenFile,
+      watchPods,
     },
     annotationPrefix,
     relistIntervalMs,
     ...(cacheMaxStalenessMs !== undefined ? { cacheMaxStalenessMs } : {}),
     ...(serviceAccountsFile !== undefined ? { serviceAccountsFile } : {}),
+    ...(policyFile !== undefined ? { policyFile } : {}),
+    explainEnabled,
   };
   return deepFreeze(config);
 }
@@ -517,6 +548,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     k8s_namespace: k8s.namespace ?? "(all)",
     ...(k8s.kubeconfig !== undefined ? { kubeconfig: k8s.kubeconfig } : {}),
     ...(k8s.inCluster ? { k8s_api_server_url: k8s.apiServerUrl } : {}),
+    k8s_watch_pods: config.serviceAccountsFile === undefined && k8s.watchPods,
     annotation_prefix: config.annotationPrefix,
     relist_interval: formatDuration(config.relistIntervalMs),
     cache_max_staleness: config.cacheMaxStalenessMs === undefined
@@ -525,6 +557,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     ...(config.serviceAccountsFile !== undefined
       ? { serviceaccounts_file: config.serviceAccountsFile }
       : {}),
+    ...(config.policyFile !== undefined ? { policy_file: config.policyFile } : {}),
+    ...(config.explainEnabled ? { explain_endpoint: true } : {}),
   };
 }
 
@@ -705,7 +739,7 @@ function readSeed(
  * The seed in a file: the trimmed content, or, when the file has a BEGIN line (creds format), the
  * last non-empty line inside the first `BEGIN … NKEY SEED` block; undefined if there is none.
  */
-function extractSeed(text: string): string | undefined {
+export function extractSeed(text: string): string | undefined {
   if (!text.includes("BEGIN")) return text.trim();
   let inside = false;
   let seed: string | undefined;

@@ -23,7 +23,11 @@ export type DenyReason =
   | "jwks_key_invalid"
   | "serviceaccount_not_found"
   | "serviceaccount_uid_mismatch"
+  | "pod_not_found"
+  | "pod_uid_mismatch"
   | "cache_not_ready"
+  | "connection_type_not_allowed"
+  | "token_lifetime_too_long"
   | "internal_error";
 
 /** Why a callout request was dropped without an answer (it could not be trusted). */

@@ -8,10 +8,13 @@
  *   synced, keys loaded); otherwise 503 naming the failing checks. The reference had no
  *   readiness and kept `/health` green while it served nothing.
  * - `/metrics`: Prometheus text format 0.0.4.
+ * - `POST /resync`: relist ServiceAccounts and refetch keys now (as SIGHUP); 202 when started,
+ *   429 with `Retry-After` when the last one was too recent. Only when a `resync` is given.
  *
  * @module
  */
 import type { Registry } from "./metrics.ts";
+import type { Resync } from "./resync.ts";
 
 /** One condition the service needs before it can answer logins. */
 export interface ReadinessCheck {
@@ -34,6 +37,8 @@ export interface HttpHandlerOptions {
   readonly registry: Registry;
   /** Service version, added to the health body when given. */
   readonly version?: string;
+  /** Served on `POST /resync` when given. */
+  readonly resync?: Resync;
 }
 
 /** Content type of Prometheus text exposition 0.0.4. */
@@ -94,12 +99,23 @@ function detailsOf(
 export function createHttpHandler(
   options: HttpHandlerOptions,
 ): (req: Request) => Promise<Response> {
-  const { checks, registry, version } = options;
+  const { checks, registry, version, resync } = options;
   const health = { status: "ok", healthy: true, ...(version !== undefined ? { version } : {}) };
 
-  // deno-lint-ignore require-await
   return async (req: Request): Promise<Response> => {
     const path = new URL(req.url).pathname;
+    if (path === "/resync" && resync) {
+      if (req.method !== "POST") {
+        return json(405, { error: "method not allowed" }, false, { allow: "POST" });
+      }
+      await req.body?.cancel();
+      const outcome = resync("http");
+      return outcome.started
+        ? json(202, { status: "resync started" }, false)
+        : json(429, { error: "resync too soon", retry_after_ms: outcome.retryAfterMs }, false, {
+          "retry-after": String(Math.ceil(outcome.retryAfterMs / 1000)),
+        });
+    }
     const known = path === "/healthz" || path === "/health" || path === "/readyz" ||
       path === "/metrics";
     if (!known) return json(404, { error: "not found" }, req.method === "HEAD");

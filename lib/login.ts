@@ -6,10 +6,25 @@
  * @module
  */
 import type { Authorizer, AuthorizeResult, CalloutRequest } from "./callout.ts";
-import { AuthError } from "./errors.ts";
+import { AuthError, type DenyReason } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import type { ServiceAccountLookup, ServiceAccountRecord } from "./model.ts";
-import { permissionsFor, type PolicyOptions, type PolicyResult } from "./policy.ts";
+import type {
+  PodLookup,
+  ServiceAccountLookup,
+  ServiceAccountRecord,
+  TokenIdentity,
+} from "./model.ts";
+import {
+  checkLogin,
+  type ClusterPolicy,
+  connectionTypeOf,
+  type DroppedEntry,
+  permissionsFor,
+  type PolicyOptions,
+  type PolicyResult,
+  type ResolvedSettings,
+  resolveSettings,
+} from "./policy.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 import type { TokenVerifier } from "./tokens.ts";
 
@@ -19,10 +34,23 @@ export interface AuthorizerOptions {
   verifyToken: TokenVerifier;
   /** ServiceAccount lookup in the current snapshot. */
   lookup: ServiceAccountLookup;
-  /** Whether the ServiceAccount snapshot is complete; before that every login is refused. */
+  /**
+   * Pod lookup for tokens bound to a Pod (`kubernetes.io.pod`): such a token is refused once its Pod
+   * is gone or has another uid, as the apiserver refuses it. Unbound tokens are not affected.
+   * @default {undefined (no Pod check)}
+   */
+  pods?: PodLookup;
+  /** Whether the ServiceAccount (and Pod) snapshots are complete; before that every login is refused. */
   isSynced: () => boolean;
   /** Annotation prefix and response settings for the policy. */
   policy: PolicyOptions;
+  /**
+   * The cluster policy in force now (`POLICY_FILE`), read on every login so a reload applies to
+   * the next one. @default {() => undefined (no policy file: the reference's behaviour)}
+   */
+  clusterPolicy?: () => ClusterPolicy | undefined;
+  /** `NATS_ACCOUNT`, shown by explain when the policy names no account. */
+  defaultAccount?: string;
   /** Longest life of a user JWT; a shorter-lived token shortens it further. */
   userJwtTtlMs: number;
   logger: Logger;
@@ -80,75 +108,325 @@ export function userName(namespace: string, serviceAccount: string): string {
  * ```
  */
 export function createAuthorizer(options: AuthorizerOptions): Authorizer {
-  const { verifyToken, lookup, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
+  return createLogin(options).authorize;
+}
+
+/**
+ * Build the login decision together with its explanation ({@linkcode Login}): `authorize` is what
+ * the callout calls; `explain` runs the same steps for `deno task explain` and `/explain`, without
+ * recording metrics.
+ *
+ * @example
+ * ```ts ignore
+ * const login = createLogin({ verifyToken, lookup, isSynced, policy, userJwtTtlMs, logger, metrics });
+ * const why = await login.explain({ namespace: "team-a", name: "orders" });
+ * ```
+ */
+export function createLogin(options: AuthorizerOptions): Login {
+  const { verifyToken, lookup, pods, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
+  const defaultAccount = options.defaultAccount;
   const now = options.now ?? (() => Date.now());
-  // Records are immutable and replaced on every change, so the permissions derived from one can be
-  // remembered (the policy is pure and its options fixed), and the first derivation is the one
-  // moment to warn about its ignored annotation entries: once per ServiceAccount version.
-  const derived = new WeakMap<ServiceAccountRecord, PolicyResult>();
-  const policyFor = (sa: ServiceAccountRecord): PolicyResult => {
-    let result = derived.get(sa);
+  const clusterPolicy = options.clusterPolicy ?? (() => undefined);
+  // Records and policies are immutable and replaced on every change, so the permissions derived
+  // from one pair can be remembered (the policy is pure), and the first derivation is the one
+  // moment to warn about its ignored annotation entries: once per ServiceAccount and policy version.
+  const derived = new WeakMap<object, WeakMap<ServiceAccountRecord, Derived>>();
+  const policyFor = (sa: ServiceAccountRecord): Derived => {
+    const cluster = clusterPolicy();
+    const key = cluster ?? NO_POLICY;
+    let perPolicy = derived.get(key);
+    if (!perPolicy) {
+      perPolicy = new WeakMap();
+      derived.set(key, perPolicy);
+    }
+    let result = perPolicy.get(sa);
     if (!result) {
-      result = permissionsFor(sa, policy);
-      derived.set(sa, result);
-      if (result.filteredInternal.length > 0 || result.invalid.length > 0) {
+      const resolved = cluster ? resolveSettings(cluster, sa.namespace, sa.name) : undefined;
+      result = {
+        ...permissionsFor(sa, resolved ? { ...policy, settings: resolved.settings } : policy),
+        resolved,
+      };
+      perPolicy.set(sa, result);
+      if (result.dropped.length > 0) {
         logger.warn("annotation_subjects_ignored", {
           namespace: sa.namespace,
           serviceaccount: sa.name,
           filtered_internal: result.filteredInternal,
           invalid: result.invalid,
+          ...(result.outsidePolicy.length > 0
+            ? {
+              outside_policy: result.dropped.filter((d) => d.reason === "outside_policy")
+                .map((d) => `${d.annotation} ${d.entry}: ${d.detail}`),
+            }
+            : {}),
         });
       }
     }
     return result;
   };
 
-  return async (request: CalloutRequest): Promise<AuthorizeResult> => {
+  /**
+   * The decision, for a real login (a token from a request, metrics recorded) and for explain
+   * (a token, or a ServiceAccount by name with the token checks skipped; nothing recorded).
+   */
+  async function evaluate(
+    source: { token: string } | { namespace: string; name: string },
+    clientInfo: CalloutRequest["clientInfo"],
+    record: boolean,
+  ): Promise<Evaluation> {
+    if (!isSynced()) {
+      return {
+        result: deny("cache_not_ready", "ServiceAccount cache has not completed its first sync"),
+      };
+    }
+    let identity: TokenIdentity | undefined;
+    if ("token" in source) {
+      try {
+        identity = await verifyToken(source.token);
+      } catch (err) {
+        if (err instanceof AuthError) return { result: deny(err.code, err.message) };
+        throw err;
+      }
+    }
+    const namespace = identity?.namespace ?? ("namespace" in source ? source.namespace : "");
+    const name = identity?.serviceAccount ?? ("name" in source ? source.name : "");
+    const fields = { namespace, serviceaccount: name };
+    const sa = lookup(namespace, name);
+    if (!sa) {
+      if (record) metrics.cacheMisses.inc();
+      return {
+        result: deny(
+          "serviceaccount_not_found",
+          `ServiceAccount ${namespace}/${name} does not exist`,
+          fields,
+        ),
+      };
+    }
+    if (record) metrics.cacheHits.inc();
+    if (identity && sa.uid !== identity.uid) {
+      return {
+        result: deny(
+          "serviceaccount_uid_mismatch",
+          `ServiceAccount ${sa.namespace}/${sa.name} was recreated (uid ${sa.uid}, token for ${identity.uid})`,
+          fields,
+        ),
+      };
+    }
+    if (pods && identity?.podName !== undefined) {
+      const podFields = { ...fields, pod: identity.podName };
+      const pod = pods(identity.namespace, identity.podName);
+      if (!pod) {
+        return {
+          result: deny(
+            "pod_not_found",
+            `Pod ${identity.namespace}/${identity.podName}, to which the token is bound, does not exist`,
+            podFields,
+          ),
+        };
+      }
+      if (identity.podUid !== undefined && pod.uid !== identity.podUid) {
+        return {
+          result: deny(
+            "pod_uid_mismatch",
+            `Pod ${pod.namespace}/${pod.name} was recreated (uid ${pod.uid}, token for ${identity.podUid})`,
+            podFields,
+          ),
+        };
+      }
+      // As the apiserver (pkg/serviceaccount/claims.go): a Pod being deleted for longer than the
+      // JWT leeway of 60 s no longer vouches for its tokens.
+      if (pod.deletingSince !== undefined && pod.deletingSince < now() - POD_DELETION_LEEWAY_MS) {
+        return {
+          result: deny(
+            "pod_not_found",
+            `Pod ${pod.namespace}/${pod.name}, to which the token is bound, is being deleted since ${
+              new Date(pod.deletingSince).toISOString()
+            }`,
+            podFields,
+          ),
+        };
+      }
+    }
+    const derivedFor = policyFor(sa);
+    const { permissions, filteredInternal, invalid, outsidePolicy, resolved } = derivedFor;
+    if (resolved) {
+      // Without a token (explain by name) there is no lifetime to check.
+      const { maxTokenLifetimeMs, ...withoutLifetime } = resolved.settings;
+      const denial = checkLogin(
+        identity || maxTokenLifetimeMs === undefined ? resolved.settings : withoutLifetime,
+        {
+          connectionType: connectionTypeOf(clientInfo),
+          issuedAt: identity?.issuedAt,
+          expiresAt: identity?.expiresAt ?? 0,
+        },
+      );
+      if (denial) {
+        return { result: deny(denial.reason, denial.message, fields), derived: derivedFor };
+      }
+    }
+    if (record) {
+      if (filteredInternal.length > 0) {
+        metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);
+      }
+      if (invalid.length > 0) metrics.invalidSubjects.inc(undefined, invalid.length);
+      if (outsidePolicy.length > 0) {
+        metrics.policyDroppedSubjects.inc(undefined, outsidePolicy.length);
+      }
+    }
+    const until = now() + userJwtTtlMs;
+    const expiresAt = Math.floor(
+      (identity ? Math.min(until, identity.expiresAt * 1000) : until) / 1000,
+    );
+    const account = resolved?.settings.account;
+    return {
+      result: {
+        ok: true,
+        user: {
+          name: userName(sa.namespace, sa.name),
+          permissions,
+          expiresAt,
+          ...(account !== undefined ? { account } : {}),
+        },
+        fields: {
+          ...fields,
+          expires_at: expiresAt,
+          ...(account !== undefined ? { account } : {}),
+        },
+        grantFields: {
+          dropped: derivedFor.dropped.map((d) => ({
+            annotation: d.annotation,
+            subject: d.entry,
+            why: d.reason,
+            ...(d.detail ? { detail: d.detail } : {}),
+          })),
+        },
+      },
+      derived: derivedFor,
+    };
+  }
+
+  const authorize: Authorizer = async (request) => {
     const token = extractToken(request.connectOpts);
     if (!token) {
       return deny("token_missing", "no token in auth_token, pass or a non-NATS jwt field");
     }
-    if (!isSynced()) {
-      return deny("cache_not_ready", "ServiceAccount cache has not completed its first sync");
-    }
-    let identity;
-    try {
-      identity = await verifyToken(token);
-    } catch (err) {
-      if (err instanceof AuthError) return deny(err.code, err.message);
-      throw err;
-    }
-    const fields = { namespace: identity.namespace, serviceaccount: identity.serviceAccount };
-    const sa = lookup(identity.namespace, identity.serviceAccount);
-    if (!sa) {
-      metrics.cacheMisses.inc();
-      return deny(
-        "serviceaccount_not_found",
-        `ServiceAccount ${identity.namespace}/${identity.serviceAccount} does not exist`,
-        fields,
-      );
-    }
-    metrics.cacheHits.inc();
-    if (sa.uid !== identity.uid) {
-      return deny(
-        "serviceaccount_uid_mismatch",
-        `ServiceAccount ${sa.namespace}/${sa.name} was recreated (uid ${sa.uid}, token for ${identity.uid})`,
-        fields,
-      );
-    }
-    const { permissions, filteredInternal, invalid } = policyFor(sa);
-    if (filteredInternal.length > 0) {
-      metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);
-    }
-    if (invalid.length > 0) metrics.invalidSubjects.inc(undefined, invalid.length);
-    const expiresAt = Math.floor(Math.min(now() + userJwtTtlMs, identity.expiresAt * 1000) / 1000);
-    return {
-      ok: true,
-      user: { name: userName(sa.namespace, sa.name), permissions, expiresAt },
-      fields: { ...fields, expires_at: expiresAt },
-    };
+    return (await evaluate({ token }, request.clientInfo, true)).result;
   };
+
+  const explain = async (input: ExplainInput): Promise<Explanation> => {
+    const clientInfo = clientInfoFor(input.connectionType ?? "STANDARD");
+    const source = "token" in input
+      ? { token: input.token }
+      : { namespace: input.namespace, name: input.name };
+    if ("token" in input && input.token === "") {
+      return explanation(deny("token_missing", "no token given"), undefined, true);
+    }
+    const { result, derived } = await evaluate(source, clientInfo, false);
+    return explanation(result, derived, "token" in input);
+  };
+
+  function explanation(
+    result: AuthorizeResult,
+    derivedFor: Derived | undefined,
+    tokenChecked: boolean,
+  ): Explanation {
+    const f = result.fields ?? {};
+    const base = {
+      token_checked: tokenChecked,
+      ...(typeof f.namespace === "string" ? { namespace: f.namespace } : {}),
+      ...(typeof f.serviceaccount === "string" ? { serviceaccount: f.serviceaccount } : {}),
+      ...(derivedFor
+        ? {
+          account: derivedFor.resolved?.settings.account ?? defaultAccount,
+          dropped: derivedFor.dropped,
+          policy: derivedFor.resolved ? { matched: derivedFor.resolved.matched } : null,
+        }
+        : {}),
+    };
+    if (!result.ok) {
+      return { allowed: false, reason: result.reason, message: result.message, ...base };
+    }
+    const { pub, sub, resp } = result.user.permissions;
+    return {
+      allowed: true,
+      ...base,
+      user: result.user.name,
+      permissions: {
+        pub: { allow: [...pub.allow], deny: [...(pub.deny ?? [])] },
+        sub: { allow: [...sub.allow], deny: [...(sub.deny ?? [])] },
+        resp: { max: resp.max, ttl_ms: resp.ttlNs / 1e6 },
+      },
+      expires_at: new Date(result.user.expiresAt * 1000).toISOString(),
+    };
+  }
+
+  return { authorize, explain };
 }
+
+/** What to explain: a token (the whole login), or a ServiceAccount by name (token checks skipped). */
+export type ExplainInput =
+  & { /** As `client_info` would say it. @default {"STANDARD"} */ connectionType?: string }
+  & ({ token: string } | { namespace: string; name: string });
+
+/**
+ * What a login would get, as JSON for people: allowed or the exact reason, and if allowed the
+ * account, allow/deny lists, response limits and expiry; the annotation entries the policy dropped
+ * and why, and which policy parts applied. Never contains the token.
+ */
+export interface Explanation {
+  readonly allowed: boolean;
+  readonly reason?: DenyReason;
+  readonly message?: string;
+  /** False when explained by ServiceAccount name: signature, expiry, uid and lifetime not checked. */
+  readonly token_checked: boolean;
+  readonly namespace?: string;
+  readonly serviceaccount?: string;
+  readonly account?: string;
+  readonly user?: string;
+  readonly permissions?: {
+    readonly pub: { readonly allow: string[]; readonly deny: string[] };
+    readonly sub: { readonly allow: string[]; readonly deny: string[] };
+    readonly resp: { readonly max: number; readonly ttl_ms: number };
+  };
+  readonly expires_at?: string;
+  readonly dropped?: readonly DroppedEntry[];
+  readonly policy?: { readonly matched: readonly string[] } | null;
+}
+
+/** The login decision and its explanation: one code path, so explain cannot disagree with a login. */
+export interface Login {
+  readonly authorize: Authorizer;
+  explain(input: ExplainInput): Promise<Explanation>;
+}
+
+/** The evaluation behind both: the result, and what the policy derived when it got that far. */
+interface Evaluation {
+  readonly result: AuthorizeResult;
+  readonly derived?: Derived;
+}
+
+/** A `client_info` as nats-server would send it for a connection type. */
+function clientInfoFor(connectionType: string): CalloutRequest["clientInfo"] {
+  switch (connectionType.toUpperCase()) {
+    case "LEAFNODE":
+      return { kind: "Leafnode" };
+    case "WEBSOCKET":
+      return { kind: "Client", type: "websocket" };
+    case "MQTT":
+      return { kind: "Client", type: "mqtt" };
+    case "STANDARD":
+      return { kind: "Client", type: "nats" };
+  }
+  return { kind: "Client", type: connectionType.toLowerCase() };
+}
+
+/** What the policy gave one ServiceAccount under one cluster policy (none: `resolved` undefined). */
+interface Derived extends PolicyResult {
+  readonly resolved: ResolvedSettings | undefined;
+}
+
+/** The memo key when no cluster policy is configured. */
+const NO_POLICY = Object.freeze({});
 
 function deny(
   reason: AuthError["code"],
@@ -157,3 +435,6 @@ function deny(
 ): AuthorizeResult {
   return fields ? { ok: false, reason, message, fields } : { ok: false, reason, message };
 }
+
+/** The apiserver's JWT leeway (pkg/serviceaccount/claims.go): how long a terminating Pod still vouches. */
+const POD_DELETION_LEEWAY_MS = 60_000;

@@ -14,7 +14,12 @@ export interface Counter {
   inc(labels?: Labels, by?: number): void;
   /** Current value for `labels`, for tests. */
   value(labels?: Labels): number;
+  /** Sum over every series whose labels include all of `match` (all series without it). */
+  sum(match?: Labels): number;
 }
+
+/** One sample of a {@linkcode Registry.collector} family: its labels (or none) and value. */
+export type Sample = readonly [labels: Labels | undefined, value: number];
 
 /** A value that goes up and down. */
 export interface Gauge {
@@ -33,6 +38,8 @@ interface Family {
   readonly name: string;
   readonly help: string;
   readonly type: "counter" | "gauge" | "histogram";
+  /** Leave HELP/TYPE out too when there is no sample (a collector that could not read). */
+  readonly omitWhenEmpty?: boolean;
   render(): string[];
 }
 
@@ -96,9 +103,15 @@ export class Registry {
     this.#families.set(f.name, f);
   }
 
+  /** Whether a family named `name` is registered. */
+  has(name: string): boolean {
+    return this.#families.has(name);
+  }
+
   /** Register a counter. */
   counter(name: string, help: string): Counter {
     const values = new Map<string, number>();
+    const labelsOf = new Map<string, Labels | undefined>();
     this.#add({
       name,
       help,
@@ -109,10 +122,52 @@ export class Registry {
       inc(labels, by = 1) {
         if (by < 0) throw new RangeError("Counter can only increase");
         const k = labelKey(labels);
-        values.set(k, (values.get(k) ?? 0) + by);
+        const before = values.get(k);
+        if (before === undefined) labelsOf.set(k, labels && { ...labels });
+        values.set(k, (before ?? 0) + by);
       },
       value: (labels) => values.get(labelKey(labels)) ?? 0,
+      sum(match) {
+        let total = 0;
+        for (const [k, v] of values) {
+          const l = labelsOf.get(k);
+          if (!match || Object.entries(match).every(([n, want]) => (l?.[n] ?? "") === want)) {
+            total += v;
+          }
+        }
+        return total;
+      },
     };
+  }
+
+  /**
+   * Register a family whose samples are computed at render time (process figures, aliases of
+   * other families under the names a dashboard expects). A `collect` that throws or returns no
+   * samples leaves the family out of the page rather than exporting a made-up value.
+   */
+  collector(
+    name: string,
+    help: string,
+    type: "counter" | "gauge",
+    collect: () => Iterable<Sample>,
+  ): void {
+    this.#add({
+      name,
+      help,
+      type,
+      omitWhenEmpty: true,
+      render: () => {
+        const lines: string[] = [];
+        try {
+          for (const [labels, v] of collect()) {
+            lines.push(`${name}${braces(labelKey(labels))} ${fmt(v)}`);
+          }
+        } catch {
+          return [];
+        }
+        return lines;
+      },
+    });
   }
 
   /**
@@ -182,9 +237,11 @@ export class Registry {
   render(): string {
     const out: string[] = [];
     for (const f of this.#families.values()) {
+      const samples = f.render();
+      if (samples.length === 0 && f.omitWhenEmpty) continue;
       out.push(`# HELP ${f.name} ${f.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`);
       out.push(`# TYPE ${f.name} ${f.type}`);
-      out.push(...f.render());
+      out.push(...samples);
     }
     return out.join("\n") + "\n";
   }

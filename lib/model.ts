@@ -18,6 +18,8 @@ export interface TokenIdentity {
   readonly podUid?: string;
   /** Token expiry, seconds since the epoch. */
   readonly expiresAt: number;
+  /** When the token was issued (claim `iat`), seconds since the epoch; the policy's lifetime bound. */
+  readonly issuedAt?: number;
 }
 
 /** What the cache keeps of one ServiceAccount: only what decisions need. */
@@ -31,8 +33,9 @@ export interface ServiceAccountRecord {
 
 /** The NATS permissions granted to one login. */
 export interface Permissions {
-  readonly pub: { readonly allow: readonly string[] };
-  readonly sub: { readonly allow: readonly string[] };
+  /** `deny` (from a policy file) wins over `allow`, as in NATS itself. */
+  readonly pub: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
+  readonly sub: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
   /** Reply permission: how many responses and for how long (nanoseconds, as NATS wants). */
   readonly resp: { readonly max: number; readonly ttlNs: number };
 }
@@ -62,6 +65,11 @@ export interface ServiceAccountSource extends AsyncDisposable {
   readonly freshAt?: number;
   /** Resolves after the first complete load; rejects if `signal` aborts first. */
   waitSynced(signal?: AbortSignal): Promise<void>;
+  /**
+   * Load the whole set again now (SIGHUP, `POST /resync`) instead of at the next interval. Returns
+   * at once; the new snapshot replaces the old when complete, as an interval relist does.
+   */
+  resync(): void;
   /** Stop watching and release every timer, stream and file watcher. */
   close(): Promise<void>;
 }
@@ -71,6 +79,11 @@ export interface PodRecord {
   readonly namespace: string;
   readonly name: string;
   readonly uid: string;
+  /**
+   * `metadata.deletionTimestamp` in ms since the epoch, when the Pod is being deleted (graceful
+   * termination, finalizers). The apiserver refuses its bound tokens from 60 s after that moment.
+   */
+  readonly deletingSince?: number;
 }
 
 /** Look a Pod up by namespace and name; `undefined` when it does not exist. */

@@ -17,7 +17,9 @@ import { FailureReporter } from "./apiserver_errors.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
 import type { Logger } from "./log.ts";
-import { createAuthorizer } from "./login.ts";
+import { createExplainHandler } from "./explain.ts";
+import { createLogin, type Login } from "./login.ts";
+import { type PolicySource, startPolicyFile } from "./policy_file.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
 import {
@@ -27,9 +29,13 @@ import {
   kubeconfigAccess,
   kubeconfigPaths,
 } from "./kube_access.ts";
+import { type PodSource, startPodCache } from "./pods.ts";
 import { startServiceAccountCache } from "./serviceaccounts.ts";
 import { startServiceAccountsFile } from "./serviceaccounts_file.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./service_metrics.ts";
+import { registerProcessMetrics } from "./process_metrics.ts";
+import { watchReadiness } from "./readiness_log.ts";
+import { createResync, type Resync } from "./resync.ts";
 import { createTokenVerifier } from "./tokens.ts";
 
 /** Options of {@linkcode startService}. */
@@ -44,6 +50,11 @@ export interface ServiceOptions {
   /** Version reported on the HTTP endpoints. */
   version?: string;
   /**
+   * Connect to NATS and answer callouts. `false` builds everything else (for `deno task explain`):
+   * readiness then does not wait for NATS. @default {true}
+   */
+  nats?: boolean;
+  /**
    * Key source timings (cool-down, refresh interval, first retry), for tests and benchmarks that
    * need a JWKS fault to play out in seconds. @default {the key source's defaults}
    */
@@ -57,6 +68,10 @@ export interface Service extends AsyncDisposable {
   /** True when every readiness check passes. */
   readonly ready: boolean;
   readonly metrics: ServiceMetrics;
+  /** Relist ServiceAccounts and refetch keys now (SIGHUP, `POST /resync`); rate-limited. */
+  readonly resync: Resync;
+  /** The login decision and its explanation, once keys and issuer are loaded. */
+  readonly login: Login | undefined;
   /**
    * Resolves when start-up found a problem no retry can fix after the service was built (a
    * discovered issuer or API audience that equals `JWT_AUDIENCE`); `main.ts` exits 2 on it.
@@ -83,6 +98,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const closing = new AbortController();
   const tasks: Promise<unknown>[] = [];
 
+  // First: a bad policy file stops the start (PolicyFileError names every problem).
+  const policySource: PolicySource | undefined = config.policyFile
+    ? startPolicyFile({ path: config.policyFile, defaultAccount: config.account, logger, metrics })
+    : undefined;
+
   const useApiServer = config.k8s.inCluster || config.serviceAccountsFile === undefined ||
     (config.jwt.jwksUrl === undefined && config.jwt.jwksPath === undefined) ||
     config.jwt.issuers === undefined;
@@ -95,7 +115,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       caFile: config.k8s.caFile,
       tokenFile: config.k8s.tokenFile,
     })
-    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home));
+    : await kubeconfigAccess(kubeconfigPaths(config.k8s.kubeconfig, config.k8s.home)).catch(
+      async (err) => {
+        await policySource?.close();
+        throw err;
+      },
+    );
 
   let keys: KeySource;
   try {
@@ -113,10 +138,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }
   } catch (err) {
     access?.[Symbol.dispose]();
+    await policySource?.close();
     throw err;
   }
 
   let serviceAccounts: ServiceAccountSource;
+  // Tokens bound to a Pod are refused once it is gone (K8S_WATCH_PODS); no Pods in file mode.
+  let pods: PodSource | undefined;
   try {
     if (config.serviceAccountsFile) {
       serviceAccounts = startServiceAccountsFile({
@@ -134,10 +162,20 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         logger,
         metrics,
       });
+      if (config.k8s.watchPods) {
+        pods = startPodCache({
+          access: access!,
+          ...(config.k8s.namespace ? { namespace: config.k8s.namespace } : {}),
+          relistIntervalMs: config.relistIntervalMs,
+          logger,
+          metrics,
+        });
+      }
     }
   } catch (err) {
     // Nothing else has started yet; release the key source's timers before giving up.
     await keys.close();
+    await policySource?.close();
     access?.[Symbol.dispose]();
     throw err;
   }
@@ -145,19 +183,38 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const failed = Promise.withResolvers<Error>();
   let issuers = config.jwt.issuers;
   let callout: ReturnType<typeof serveCallout> | undefined;
+  let login: Login | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
 
   const checks: ReadinessCheck[] = [
-    { name: "nats", ready: () => callout?.ready === true },
+    { name: "nats", ready: () => options.nats === false || callout?.ready === true },
     serviceAccountsCheck(serviceAccounts, config.cacheMaxStalenessMs),
+    ...(pods ? [{ name: "pods", ready: () => pods?.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
   metrics.trackStaleness(() => stalenessMs(serviceAccounts) / 1000);
-  const handler = createHttpHandler({
+  const resync = createResync(() => ({ serviceAccounts, keys }), { logger });
+  const httpHandler = createHttpHandler({
     checks,
     registry: metrics.registry,
+    resync,
     ...(options.version ? { version: options.version } : {}),
   });
+  const processMetrics = registerProcessMetrics(metrics.registry, {
+    version: options.version ?? "unknown",
+  });
+  if (processMetrics.unavailable.length > 0) {
+    logger.debug("metrics_unavailable", {
+      metrics: processMetrics.unavailable,
+      why: "/proc/self is readable only with --allow-all under Deno",
+    });
+  }
+  watchReadiness(checks, { logger, signal: closing.signal });
+  const explainHandler = config.explainEnabled ? createExplainHandler(() => login) : undefined;
+  const handler = (req: Request): Promise<Response> =>
+    explainHandler && new URL(req.url).pathname === "/explain"
+      ? explainHandler(req)
+      : httpHandler(req);
 
   tasks.push(
     (async () => {
@@ -185,20 +242,26 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         metrics,
         now,
       });
-      const authorizer = createAuthorizer({
+      login = createLogin({
         verifyToken,
         lookup: serviceAccounts.lookup,
-        isSynced: () => serviceAccounts.synced,
+        ...(pods ? { pods: pods.lookup } : {}),
+        isSynced: () => serviceAccounts.synced && (pods?.synced ?? true),
         policy: { annotationPrefix: config.annotationPrefix },
+        ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
         userJwtTtlMs: config.userJwtTtlMs,
+        defaultAccount: config.account,
         logger,
         metrics,
         now,
       });
+      const authorizer = login.authorize;
+      if (options.nats === false) return;
       const calloutHandler = await createCalloutHandler({
         accountSeed: config.signingKeySeed,
         account: config.account,
         ...(config.xkeySeed ? { xkeySeed: config.xkeySeed } : {}),
+        ...(policySource ? { accountSeeds: () => policySource.current.accountSeeds } : {}),
         authorizer,
         logger,
         metrics,
@@ -233,8 +296,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
       await nc?.drain().catch(() => nc?.close());
       await serviceAccounts.close();
+      await pods?.close();
       access?.[Symbol.dispose]();
       await keys.close();
+      await policySource?.close();
       await Promise.allSettled(tasks);
     })();
     return closed;
@@ -243,6 +308,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   return {
     handler,
     metrics,
+    resync,
+    get login() {
+      return login;
+    },
     failed: failed.promise,
     get ready() {
       return checks.every((c) => c.ready());

@@ -5,6 +5,7 @@
  * @module
  */
 import { type Counter, type Gauge, type Histogram, Registry } from "./metrics.ts";
+import { registerReferenceAliases } from "./reference_metrics.ts";
 
 /** The service's metrics. Label values: `result` ∈ allowed|denied|dropped|error, `reason` a DenyReason/DropReason. */
 export interface ServiceMetrics {
@@ -25,6 +26,18 @@ export interface ServiceMetrics {
   readonly cacheSize: Gauge;
   /** `sa_cache_synced`: 1 after the first complete list. */
   readonly cacheSynced: Gauge;
+  /** `sa_cache_relists_total{trigger}`: trigger ∈ initial|interval|resync|gone|error. */
+  readonly relists: Counter;
+  /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
+  readonly watchRestarts: Counter;
+  /** `pod_cache_size`: Pods in the Pod cache (K8S_WATCH_PODS). */
+  readonly podCacheSize: Gauge;
+  /** `pod_cache_synced`: 1 after the Pod cache's first complete list. */
+  readonly podCacheSynced: Gauge;
+  /** `pod_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
+  readonly podRelists: Counter;
+  /** `pod_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
+  readonly podWatchRestarts: Counter;
   /**
    * `sa_cache_staleness_seconds`: seconds since the ServiceAccount source last heard from the
    * apiserver (list, watch opened, event or bookmark); 0 for a file source. Read at scrape time
@@ -33,10 +46,6 @@ export interface ServiceMetrics {
   readonly cacheStaleness: Gauge;
   /** Name the function `sa_cache_staleness_seconds` reads (the service does, once it has a cache). */
   trackStaleness(probe: () => number): void;
-  /** `sa_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
-  readonly relists: Counter;
-  /** `sa_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
-  readonly watchRestarts: Counter;
   /** `sa_records_refused_total`: ServiceAccounts never stored (namespace/name not DNS-1123, no uid). */
   readonly recordsRefused: Counter;
   /** `sa_file_reloads_total{result}`: SERVICEACCOUNTS_FILE reloads, result ∈ ok|error. */
@@ -49,6 +58,10 @@ export interface ServiceMetrics {
   readonly natsConnected: Gauge;
   /** `token_verify_cache_hits_total`: logins answered from the verified-token cache. */
   readonly tokenCacheHits: Counter;
+  /** `nats_auth_policy_dropped_subjects_total`: annotation entries outside the policy's bound. */
+  readonly policyDroppedSubjects: Counter;
+  /** `policy_file_reloads_total{result}`: POLICY_FILE reloads after the first, result ∈ ok|error. */
+  readonly policyReloads: Counter;
 }
 
 /**
@@ -64,7 +77,7 @@ export interface ServiceMetrics {
  */
 export function createServiceMetrics(registry: Registry = new Registry()): ServiceMetrics {
   let stalenessProbe = (): number => 0;
-  return {
+  const metrics: ServiceMetrics = {
     registry,
     requests: registry.counter(
       "nats_auth_requests_total",
@@ -115,6 +128,16 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
       "sa_records_refused_total",
       "ServiceAccounts refused by the cache: namespace or name not DNS-1123, or no uid.",
     ),
+    podCacheSize: registry.gauge("pod_cache_size", "Pods in the Pod cache (metadata only)."),
+    podCacheSynced: registry.gauge(
+      "pod_cache_synced",
+      "1 once the Pod cache's first complete list has been loaded.",
+    ),
+    podRelists: registry.counter("pod_cache_relists_total", "Complete lists of Pods, by trigger."),
+    podWatchRestarts: registry.counter(
+      "pod_cache_watch_restarts_total",
+      "Pod watch streams restarted, by reason.",
+    ),
     fileReloads: registry.counter(
       "sa_file_reloads_total",
       "Reloads of the SERVICEACCOUNTS_FILE manifest file, by result.",
@@ -126,5 +149,15 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
       "token_verify_cache_hits_total",
       "Logins whose token was found in the verified-token cache.",
     ),
+    policyDroppedSubjects: registry.counter(
+      "nats_auth_policy_dropped_subjects_total",
+      "Annotation subjects dropped because the cluster policy does not allow them.",
+    ),
+    policyReloads: registry.counter(
+      "policy_file_reloads_total",
+      "Reloads of the POLICY_FILE cluster policy after the first load, by result.",
+    ),
   };
+  registerReferenceAliases(registry, metrics);
+  return metrics;
 }

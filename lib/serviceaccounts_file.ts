@@ -23,10 +23,10 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { basename, dirname, resolve } from "node:path";
 import { isMap, isSeq, LineCounter, parseAllDocuments } from "yaml";
 import { abortable } from "./abort.ts";
 import { isDnsLabel, isDnsSubdomain } from "./k8s_names.ts";
+import { type FileWatch, watchFile } from "./file_watch.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
@@ -298,53 +298,39 @@ export interface ServiceAccountsFileOptions {
 
 class ServiceAccountsFile implements ServiceAccountSource {
   readonly #path: string;
-  readonly #name: string;
   readonly #prefix: string;
   readonly #log: Logger;
   readonly #metrics: ServiceMetrics;
-  readonly #debounceMs: number;
   #snapshot = new Map<string, ServiceAccountRecord>();
   #synced = false;
   #closed = false;
-  #lastText: string | undefined;
-  #lastProblem: string | undefined;
   /** Settles at the first good load, or rejects at close; nobody may be waiting on it. */
   readonly #syncedDeferred = Promise.withResolvers<void>();
-  #watcher: Deno.FsWatcher | undefined;
-  #watchLoop: Promise<void> = Promise.resolve();
-  #debounce: ReturnType<typeof setTimeout> | undefined;
-  #poll: ReturnType<typeof setInterval> | undefined;
-  #running: Promise<void> | undefined;
-  #again = false;
+  readonly #watch: FileWatch;
 
   constructor(options: ServiceAccountsFileOptions) {
-    const { path, annotationPrefix, logger, metrics, debounceMs = 100, pollIntervalMs = 30_000 } =
-      options;
-    if (!(debounceMs >= 0)) throw new RangeError(`debounceMs must be >= 0, got ${debounceMs}`);
-    if (!(pollIntervalMs >= 0)) {
-      throw new RangeError(`pollIntervalMs must be >= 0, got ${pollIntervalMs}`);
-    }
+    const { path, annotationPrefix, logger, metrics, debounceMs, pollIntervalMs } = options;
     this.#syncedDeferred.promise.catch(() => {});
     this.#path = path;
-    this.#name = basename(resolve(path));
     this.#prefix = annotationPrefix;
     this.#log = logger;
     this.#metrics = metrics;
-    this.#debounceMs = debounceMs;
     metrics.cacheSynced.set(0);
     metrics.cacheSize.set(0);
-
-    // Watch the directory, not the file: editors and ConfigMap updates replace the file by rename,
-    // which would leave a watch on the old inode silent.
-    try {
-      const watcher = Deno.watchFs(dirname(resolve(path)), { recursive: false });
-      this.#watcher = watcher;
-      this.#watchLoop = this.#follow(watcher);
-    } catch (err) {
-      logger.warn("serviceaccounts_file_watch_failed", { path, error: err });
-    }
-    if (pollIntervalMs > 0) this.#poll = setInterval(() => void this.#reload(), pollIntervalMs);
-    void this.#reload();
+    this.#watch = watchFile(path, {
+      onText: (text) => this.#load(text),
+      onReadError: (problem) => {
+        this.#metrics.fileReloads.inc({ result: "error" });
+        this.#log.error("serviceaccounts_file_unreadable", {
+          path: this.#path,
+          error: problem,
+          kept: this.#snapshot.size,
+        });
+      },
+      onWatchError: (error) => logger.warn("serviceaccounts_file_watch_failed", { path, error }),
+      ...(debounceMs !== undefined ? { debounceMs } : {}),
+      ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}),
+    });
   }
 
   readonly lookup = (namespace: string, name: string): ServiceAccountRecord | undefined =>
@@ -364,14 +350,14 @@ class ServiceAccountsFile implements ServiceAccountSource {
     return abortable(this.#syncedDeferred.promise, signal);
   }
 
+  resync(): void {
+    void this.#watch.reload();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#debounce);
-    clearInterval(this.#poll);
-    this.#watcher?.close();
-    await this.#watchLoop;
-    await this.#running;
+    await this.#watch.close();
     this.#syncedDeferred.reject(new Error("ServiceAccounts file source is closed"));
   }
 
@@ -379,77 +365,11 @@ class ServiceAccountsFile implements ServiceAccountSource {
     return this.close();
   }
 
-  async #follow(watcher: Deno.FsWatcher): Promise<void> {
-    try {
-      for await (const event of watcher) {
-        // Our file, or Kubernetes' `..data` symlink swap when the file is a mounted ConfigMap.
-        const relevant = event.paths.some((p) => {
-          const b = basename(p);
-          return b === this.#name || b.startsWith("..");
-        });
-        if (relevant) this.#schedule();
-      }
-    } catch (err) {
-      if (!this.#closed) {
-        this.#log.warn("serviceaccounts_file_watch_failed", { path: this.#path, error: err });
-      }
-    }
-  }
-
-  #schedule(): void {
-    if (this.#closed) return;
-    clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => {
-      this.#debounce = undefined;
-      void this.#reload();
-    }, this.#debounceMs);
-  }
-
-  /** Run loads one at a time; a request during a load runs once more afterwards. */
-  #reload(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    if (this.#running) {
-      this.#again = true;
-      return this.#running;
-    }
-    this.#running = (async () => {
-      do {
-        this.#again = false;
-        await this.#loadOnce();
-      } while (this.#again && !this.#closed);
-    })().finally(() => {
-      this.#running = undefined;
-    });
-    return this.#running;
-  }
-
-  async #loadOnce(): Promise<void> {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(this.#path);
-    } catch (err) {
-      if (this.#closed) return;
-      const missing = err instanceof Deno.errors.NotFound;
-      const problem = missing ? "file not found" : `cannot read: ${err}`;
-      if (problem !== this.#lastProblem) {
-        this.#lastProblem = problem;
-        this.#lastText = undefined;
-        this.#metrics.fileReloads.inc({ result: "error" });
-        this.#log.error("serviceaccounts_file_unreadable", {
-          path: this.#path,
-          error: problem,
-          kept: this.#snapshot.size,
-        });
-      }
-      return;
-    }
-    if (this.#closed || text === this.#lastText) return;
-    this.#lastText = text;
+  #load(text: string): void {
     let parsed: ParsedServiceAccounts;
     try {
       parsed = parseServiceAccounts(text, { path: this.#path, annotationPrefix: this.#prefix });
     } catch (err) {
-      this.#lastProblem = err instanceof Error ? err.message : String(err);
       this.#metrics.fileReloads.inc({ result: "error" });
       this.#log.error("serviceaccounts_file_invalid", {
         path: this.#path,
@@ -460,7 +380,6 @@ class ServiceAccountsFile implements ServiceAccountSource {
       });
       return;
     }
-    this.#lastProblem = undefined;
     const next = new Map<string, ServiceAccountRecord>();
     for (const r of parsed.records) next.set(`${r.namespace}/${r.name}`, r);
     this.#snapshot = next;

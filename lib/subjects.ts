@@ -65,6 +65,31 @@ export function isValidSubject(subject: string): boolean {
 }
 
 /**
+ * Why a **subscribe** permission entry is not valid, or `undefined` when it is. As in NATS
+ * permissions and the Go reference, a subscribe entry may name a queue group after one space:
+ * `orders.> workers` allows subscribing to `orders.>` in queue group `workers` only. Both parts
+ * follow {@linkcode subjectProblem} (the queue may use wildcards, as NATS allows). Publish entries
+ * have no queue: use {@linkcode subjectProblem} for them, which refuses any space.
+ *
+ * @example
+ * ```ts
+ * import { subscribeEntryProblem } from "./subjects.ts";
+ * console.assert(subscribeEntryProblem("orders.> workers") === undefined);
+ * console.assert(subscribeEntryProblem("orders.>  workers") !== undefined);
+ * ```
+ */
+export function subscribeEntryProblem(entry: string): string | undefined {
+  const parts = entry.split(" ");
+  if (parts.length === 1) return subjectProblem(entry);
+  if (parts.length > 2) return 'has more than one space (expected "subject queue")';
+  const [subject = "", queue = ""] = parts;
+  const bad = subjectProblem(subject);
+  if (bad) return bad;
+  const badQueue = subjectProblem(queue);
+  return badQueue ? `has a queue group that ${badQueue}` : undefined;
+}
+
+/**
  * The private inbox prefix of one ServiceAccount: `_INBOX_<namespace>_<name>`, with the dots of
  * the name replaced by `_`. ServiceAccount names may contain dots, and without the replacement SA
  * `foo`'s `_INBOX_ns_foo.>` would also cover SA `foo.bar`'s inbox. Kubernetes names never contain

@@ -623,5 +623,6 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
     ...(podName !== undefined ? { podName } : {}),
     ...(podUid !== undefined ? { podUid } : {}),
     expiresAt: expSec,
+    ...(iat !== undefined ? { issuedAt: iat } : {}),
   });
 }

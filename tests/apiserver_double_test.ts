@@ -16,6 +16,8 @@ interface Peer {
   add(ns: string, name: string, annotations: Record<string, string>): Promise<void>;
   annotate(ns: string, name: string, annotations: Record<string, string>): Promise<void>;
   remove(ns: string, name: string): Promise<void>;
+  /** Make every resourceVersion so far too old to watch from. */
+  expire(): Promise<void>;
 }
 
 /** The shape of a JSON value: keys and types, values dropped. */
@@ -82,9 +84,11 @@ async function observe(peer: Peer) {
     object: cacheView(e.object as { metadata?: Record<string, unknown> }),
   }));
 
-  // A resourceVersion far older than anything either keeps.
+  // A resourceVersion the server no longer keeps: the real apiserver after a restart (its watch
+  // cache starts anew), the double after dropping its history.
+  await peer.expire();
   const expired = await peer.get(
-    "/api/v1/serviceaccounts?watch=true&allowWatchBookmarks=true&timeoutSeconds=5&resourceVersion=1",
+    `/api/v1/serviceaccounts?watch=true&allowWatchBookmarks=true&timeoutSeconds=5&resourceVersion=${list.metadata.resourceVersion}`,
   );
   const expiredEvents = expired.status === 200 ? await readEvents(expired, 1) : [];
   if (expired.status !== 200) await expired.body?.cancel();
@@ -124,6 +128,7 @@ Deno.test("the apiserver double answers the service's calls as the real kube-api
     },
     annotate: (ns, name, annotations) => kube.annotateServiceAccount(ns, name, annotations),
     remove: (ns, name) => kube.deleteServiceAccount(ns, name),
+    expire: () => kube.restart(),
   };
   await using double = await TestApiServer.start({ jwks: { keys: [] }, issuer: kube.issuer });
   const fake: Peer = {
@@ -139,6 +144,10 @@ Deno.test("the apiserver double answers the service's calls as the real kube-api
     },
     remove: (ns, name) => {
       double.deleteServiceAccount(ns, name);
+      return Promise.resolve();
+    },
+    expire: () => {
+      double.compactHistory();
       return Promise.resolve();
     },
   };

@@ -24,6 +24,7 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
         "--denials=2",
         "--storm-clients=3",
         "--cache-sas=20",
+        "--cache-pods=30",
         "--decision-ms=50",
         "--warmup=2",
         `--out=${out}`,
@@ -69,11 +70,14 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
 
     assert.equal(result.cache.serviceAccounts, 20);
     assert.ok(result.cache.rssAfterSyncMiB > 0);
+    assert.equal(result.cache.podWatch?.pods, 30);
+    assert.ok(result.cache.podWatch.rssAfterSyncMiB > 0);
 
     const table = new TextDecoder().decode(stdout);
     assert.match(table, /\| callout, returning token \| 1 \| 4 \| 0 \|/);
     assert.match(table, /reconnect storm: 3 clients/);
     assert.match(table, /ServiceAccount cache: 20 ServiceAccounts/);
+    assert.match(table, /Pod watch \(K8S_WATCH_PODS\): 30 Pods/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

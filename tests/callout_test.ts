@@ -186,10 +186,21 @@ Deno.test("an allowed login is answered with a response for that user_nkey and s
 
   assert.equal(metrics.requests.value({ result: "allowed", reason: "" }), 1);
   assert.equal(metrics.requestDuration.count({ result: "allowed" }), 1);
-  const lines = rec.records();
-  assert.equal(lines.length, 1, "exactly one line per decision");
+  const all = rec.records();
+  const lines = all.filter((l) => l.level !== "debug");
+  assert.equal(lines.length, 1, "exactly one line per decision above debug");
   const line = lines[0]!;
   assert.equal(line.event, "login_allowed");
+  // At debug, one more line says what was granted.
+  const granted = all.filter((l) => l.event === "login_granted");
+  assert.equal(granted.length, 1);
+  assert.equal(granted[0]!.level, "debug");
+  assert.equal(granted[0]!.account, "APP");
+  assert.deepEqual(granted[0]!.pub, ["app.>"]);
+  assert.deepEqual(granted[0]!.sub, ["app.>", "_INBOX.>"]);
+  assert.equal(granted[0]!.resp_max, 1);
+  assert.equal(granted[0]!.resp_ttl_ms, 60_000);
+  assert.equal(granted[0]!.expires_at, NOW_S + 3600);
   assert.equal(line.level, "info");
   assert.equal(line.server, "test-server");
   assert.equal(line.client_host, "10.1.2.3");

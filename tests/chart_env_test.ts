@@ -62,7 +62,7 @@ Deno.test("the service starts ready from exactly the env and files the chart ren
     };
     const kubeconfigDir = stack.env.KUBECONFIG!.slice(0, stack.env.KUBECONFIG!.lastIndexOf("/"));
     const child = new Deno.Command(Deno.execPath(), {
-      args: [...await imagePermissionArgs([root, kubeconfigDir]), "main.ts"],
+      args: await imagePermissionArgs([root, kubeconfigDir]), // ends with the entry, main.ts
       cwd: ROOT,
       env: { ...runEnv, PATH: Deno.env.get("PATH") ?? "" },
       clearEnv: true,
@@ -79,9 +79,15 @@ Deno.test("the service starts ready from exactly the env and files the chart ren
         what: "login through the chart-configured service",
       });
       await nc.close();
-    } finally {
-      child.kill("SIGTERM");
+    } catch (err) {
+      const { stdout, stderr } = await output;
+      throw new Error(
+        `${(err as Error).message}\n${new TextDecoder().decode(stdout).slice(-2000)}${
+          new TextDecoder().decode(stderr).slice(-2000)
+        }`,
+      );
     }
+    child.kill("SIGTERM");
     const { code, stdout } = await output;
     assert.equal(code, 0, new TextDecoder().decode(stdout).slice(-2000));
   } finally {

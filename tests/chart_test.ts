@@ -134,11 +134,17 @@ Deno.test("only the pod's own projected API token is mounted, read-only, in the 
   assert.deepStrictEqual(field(sources[0], "serviceAccountToken", "path"), "token");
 });
 
-Deno.test("RBAC lists and watches ServiceAccounts cluster-wide and allows nothing else", async () => {
+Deno.test("RBAC lists and watches ServiceAccounts and Pods cluster-wide and allows nothing else", async () => {
   const docs = await renderChart(REQUIRED);
   assert.deepStrictEqual(field(findOne(docs, "ClusterRole", FULL), "rules"), [
     { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["list", "watch"] },
+    { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
   ]);
+  const noPods = await renderChart({ ...REQUIRED, config: { watchPods: false } });
+  assert.deepStrictEqual(field(findOne(noPods, "ClusterRole", FULL), "rules"), [
+    { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["list", "watch"] },
+  ]);
+  assert.deepStrictEqual(deploymentEnv(noPods).K8S_WATCH_PODS, "false");
   const binding = findOne(docs, "ClusterRoleBinding", FULL);
   assert.deepStrictEqual(field(binding, "roleRef"), {
     apiGroup: "rbac.authorization.k8s.io",
@@ -162,6 +168,7 @@ Deno.test("K8S_NAMESPACE set: a Role and RoleBinding in that namespace and no Cl
   assert.deepStrictEqual(field(role, "metadata", "namespace"), "apps");
   assert.deepStrictEqual(field(role, "rules"), [
     { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["list", "watch"] },
+    { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
   ]);
   const binding = findOne(docs, "RoleBinding", FULL);
   assert.deepStrictEqual(field(binding, "metadata", "namespace"), "apps");

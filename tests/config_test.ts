@@ -102,6 +102,7 @@ Deno.test("config: defaults match the reference, in cluster", () => {
     apiServerUrl: "https://kubernetes.default.svc",
     caFile: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
     tokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    watchPods: true,
   });
   assert.equal(config.annotationPrefix, "nats.io/");
   assert.equal(config.relistIntervalMs, 15 * 60_000);
@@ -507,6 +508,7 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     k8s_in_cluster: true,
     k8s_namespace: "(all)",
     k8s_api_server_url: "https://kubernetes.default.svc",
+    k8s_watch_pods: true,
     annotation_prefix: "nats.io/",
     relist_interval: "15m",
     cache_max_staleness: "off",
@@ -609,4 +611,20 @@ Deno.test("config: an nkey seed where a public value belongs is refused, never e
   assert.equal(load({ NATS_TOKEN: fresh.userSeed }).nats.token, fresh.userSeed);
   // Public keys stay fine.
   assert.equal(load({ NATS_ACCOUNT: fresh.accountPublic }).account, fresh.accountPublic);
+});
+
+Deno.test("config: K8S_WATCH_PODS turns the Pod watch off, takes Go booleans, refuses anything else", () => {
+  assert.equal(load({}).k8s.watchPods, true);
+  assert.equal(load({ K8S_WATCH_PODS: "false" }).k8s.watchPods, false);
+  assert.equal(load({ K8S_WATCH_PODS: "0" }).k8s.watchPods, false);
+  assert.equal(load({ K8S_WATCH_PODS: "True" }).k8s.watchPods, true);
+  assert.throws(
+    () => load({ K8S_WATCH_PODS: "no" }),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.problems.includes('K8S_WATCH_PODS: "no" is not a boolean (true or false)'),
+  );
+  // File mode has no apiserver, so no Pod watch, whatever the variable says.
+  const file = load({ SERVICEACCOUNTS_FILE: "/sa.yaml" });
+  assert.equal(describeConfig(file).k8s_watch_pods, false);
 });

@@ -152,3 +152,38 @@ Deno.test("http: the handler works behind a real Deno.serve", async () => {
   assert.equal(ready.status, 200);
   await ready.body?.cancel();
 });
+
+Deno.test("http: POST /resync starts a resync (202), a too-early one is 429 with Retry-After", async () => {
+  const calls: string[] = [];
+  let allow = true;
+  const handler = createHttpHandler({
+    checks: [],
+    registry: new Registry(),
+    resync: (trigger) => {
+      calls.push(trigger);
+      return allow ? { started: true } : { started: false, retryAfterMs: 4200 };
+    },
+  });
+  let res = await handler(get("/resync", "POST"));
+  assert.equal(res.status, 202);
+  assert.deepEqual(await res.json(), { status: "resync started" });
+  allow = false;
+  res = await handler(get("/resync", "POST"));
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get("retry-after"), "5");
+  assert.deepEqual(await res.json(), { error: "resync too soon", retry_after_ms: 4200 });
+  assert.deepEqual(calls, ["http", "http"]);
+
+  res = await handler(get("/resync"));
+  assert.equal(res.status, 405, "GET must not trigger it");
+  assert.equal(res.headers.get("allow"), "POST");
+  await res.body?.cancel();
+  assert.equal(calls.length, 2);
+});
+
+Deno.test("http: without a resync action /resync is 404", async () => {
+  const handler = createHttpHandler({ checks: [], registry: new Registry() });
+  const res = await handler(get("/resync", "POST"));
+  assert.equal(res.status, 404);
+  await res.body?.cancel();
+});

@@ -9,7 +9,8 @@ import { startService } from "../lib/service.ts";
 import { KubeApiServer } from "./support/kube_apiserver.ts";
 import { type AccessMode, KubeStack } from "./support/kube_stack.ts";
 import { publishRefused } from "./support/permissions.ts";
-import { tolerateClientResets } from "./support/nats_server.ts";
+import { NatsServer, tolerateClientResets } from "./support/nats_server.ts";
+import { createTestCertificates } from "./support/test_apiserver.ts";
 import { waitFor } from "./support/wait.ts";
 
 tolerateClientResets();
@@ -147,12 +148,13 @@ Deno.test("real apiserver, in-cluster: JWT_AUDIENCE equal to the apiserver's own
   assert.equal(stack.service.ready, false);
 });
 
-Deno.test("real apiserver: failures to reach it are named once per cause at warn (TLS, RBAC, refused)", async () => {
+Deno.test("real apiserver: failures to reach it are named once per cause at warn (TLS, RBAC)", async () => {
   await using kube = await KubeApiServer.start();
+  await using nats = await NatsServer.start({ config: {} });
   // 1. TLS: a kubeconfig whose CA is not the cluster's.
-  const otherCa = await KubeApiServer.start();
-  const wrongCa = await kube.writeKubeconfig("wrong-ca", {}, {});
-  const text = (await Deno.readTextFile(wrongCa)).replace(kube.caFile, otherCa.caFile);
+  const other = await createTestCertificates(await Deno.makeTempDir({ dir: kube.dir }));
+  const wrongCa = await kube.writeKubeconfig("wrong-ca", { token: kube.adminToken });
+  const text = (await Deno.readTextFile(wrongCa)).replace(kube.caFile, other.caFile);
   await Deno.writeTextFile(wrongCa, text);
   // 2. RBAC: a ServiceAccount token without the chart's ClusterRole.
   await kube.createNamespace("nats-system");
@@ -160,7 +162,6 @@ Deno.test("real apiserver: failures to reach it are named once per cause at warn
   const noRbac = await kube.writeKubeconfig("no-rbac", {
     token: await kube.token("nats-system", "no-rbac", { audiences: [] }),
   });
-  await otherCa[Symbol.asyncDispose]();
   for (
     const [kubeconfig, cause, pattern] of [
       [wrongCa, "tls", /certificate|UnknownIssuer/i],
@@ -175,7 +176,7 @@ Deno.test("real apiserver: failures to reach it are named once per cause at warn
       config: loadConfig({
         K8S_IN_CLUSTER: "false",
         KUBECONFIG: kubeconfig,
-        NATS_URL: "nats://127.0.0.1:1",
+        NATS_URL: nats.url,
         NATS_ACCOUNT: "APP",
         NATS_SIGNING_KEY_FILE: seedFile,
         JWT_ISSUER: kube.issuer,

@@ -89,7 +89,7 @@ Deno.test("an allowed login is named after the ServiceAccount and expires with t
   assert.ok(result.ok);
   assert.equal(result.user.name, "system:serviceaccount:team-a:orders");
   assert.equal(result.user.expiresAt, NOW / 1000 + 300);
-  assert.deepEqual(result.user.permissions.pub.allow, ["team-a.>"]);
+  assert.deepEqual(result.user.permissions.pub.allow, ["team-a", "team-a.>"]);
   assert.equal(metrics.cacheHits.value(), 1);
 });
 
@@ -145,4 +145,28 @@ Deno.test("ignored annotation entries are warned once per ServiceAccount version
   records.set("team-a/orders", { ...record, annotations: { ...record.annotations } });
   await authorize(request({ auth_token: "t" }));
   assert.equal(lines.filter((l) => l.event === "annotation_subjects_ignored").length, 2);
+});
+
+Deno.test("a grant carries, for the debug line, each dropped annotation entry and why", async () => {
+  const record: ServiceAccountRecord = {
+    namespace: "team-a",
+    name: "orders",
+    uid: "uid-1",
+    annotations: { "nats.io/allowed-pub-subjects": "ok.>, bad..x, _INBOX.x" },
+  };
+  const { authorize } = setup({ records: [record] });
+  const result = await authorize(request({ auth_token: "t" }));
+  assert.ok(result.ok);
+  assert.deepEqual(result.grantFields, {
+    dropped: [
+      {
+        annotation: "pub",
+        subject: "bad..x",
+        why: "invalid",
+        detail: "subject has an empty token",
+      },
+      { annotation: "pub", subject: "_INBOX.x", why: "internal", detail: "NATS-managed subject" },
+    ],
+  });
+  assert.ok(result.user.permissions.pub.allow.includes("ok.>"));
 });

@@ -61,7 +61,7 @@ Deno.test("bad configuration: exit status 2 and one message naming every problem
   }
 });
 
-Deno.test("the process becomes ready, serves a login, and stops cleanly on SIGTERM", async () => {
+Deno.test("the process logs ready, serves a login, resyncs on SIGHUP, and stops cleanly on SIGTERM", async () => {
   await using stack = await Stack.start({ captureLogs: false });
   await stack.service.close(); // only the process under test answers
   const port = freePort();
@@ -92,6 +92,31 @@ Deno.test("the process becomes ready, serves a login, and stops cleanly on SIGTE
 
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     assert.match(metrics, /nats_auth_requests_total\{reason="",result="allowed"\} 1/);
+    await waitFor(() => text.includes('"event":"ready"'), { what: "the ready log line" });
+
+    // Prometheus conventions under the start task's least-privilege flags.
+    assert.match(
+      metrics,
+      /^nats_k8s_oidc_callout_build_info\{deno="[^"]+",typescript="[^"]+",v8="[^"]+",version="0\.1\.0"\} 1$/m,
+    );
+    assert.match(metrics, /^process_cpu_seconds_total \d/m);
+    assert.match(metrics, /^process_resident_memory_bytes [1-9]\d*$/m);
+    assert.match(metrics, /^process_start_time_seconds [1-9]/m);
+    assert.doesNotMatch(metrics, /process_open_fds/, "left out, not 0, without /proc access");
+    assert.match(metrics, /^nats_auth_requests_success 1$/m, "the Go reference's name");
+
+    // SIGHUP relists ServiceAccounts and refetches keys now; POST /resync does the same, and
+    // refuses a second resync within 5 s.
+    child.kill("SIGHUP");
+    await waitFor(async () => {
+      const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return /^sa_cache_relists_total\{trigger="resync"\} 1$/m.test(m) &&
+        text.includes('"event":"resync_keys_refetched","trigger":"SIGHUP"');
+    }, { what: "the SIGHUP resync" });
+    const res = await fetch(`http://127.0.0.1:${port}/resync`, { method: "POST" });
+    assert.equal(res.status, 429);
+    assert.ok(Number(res.headers.get("retry-after")) >= 1);
+    await res.body?.cancel();
   } finally {
     child.kill("SIGTERM");
   }
@@ -101,6 +126,7 @@ Deno.test("the process becomes ready, serves a login, and stops cleanly on SIGTE
   assert.equal(status.code, 0, text);
   assert.match(text, /"event":"shutting_down","signal":"SIGTERM"/);
   assert.match(text, /"event":"stopped"/);
+  assert.match(text, /"event":"not_ready","failing":\["stopping"\]/);
   assert.ok(!text.includes(stack.serviceUser.password), "the NATS password is never logged");
 });
 

@@ -21,6 +21,7 @@ function source(state: { synced: boolean; freshAt?: number }): ServiceAccountSou
       return state.freshAt;
     },
     waitSynced: () => Promise.resolve(),
+    resync: () => {},
     close: () => Promise.resolve(),
     [Symbol.asyncDispose]: () => Promise.resolve(),
   } as ServiceAccountSource;

@@ -141,6 +141,7 @@ Deno.test("a valid RS256 ServiceAccount token yields namespace, name, uid, pod a
     podName: "worker-7d9f",
     podUid: "pod-uid",
     expiresAt: T0 / 1000 + 3600,
+    issuedAt: T0 / 1000,
   });
 });
 

@@ -175,6 +175,7 @@ is left to `extraEnv`, which comes last.
 {{- $env = append $env (dict "name" "NATS_TLS_KEY_FILE" "value" "/etc/nats/tls/client/tls.key") }}
 {{- end }}
 {{- with .Values.config.watchNamespace }}{{ $env = append $env (dict "name" "K8S_NAMESPACE" "value" .) }}{{ end }}
+{{- if eq (toString .Values.config.watchPods) "false" }}{{ $env = append $env (dict "name" "K8S_WATCH_PODS" "value" "false") }}{{ end }}
 {{- with .Values.config.annotationPrefix }}{{ $env = append $env (dict "name" "SA_ANNOTATION_PREFIX" "value" .) }}{{ end }}
 {{- with .Values.config.cacheCleanupInterval }}{{ $env = append $env (dict "name" "CACHE_CLEANUP_INTERVAL" "value" .) }}{{ end }}
 {{- with .Values.config.userJwtTtl }}{{ $env = append $env (dict "name" "NATS_USER_JWT_TTL" "value" .) }}{{ end }}

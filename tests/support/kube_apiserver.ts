@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { createTestCertificates } from "./test_apiserver.ts";
+import { createTestCertificates, issueCertificate } from "./test_apiserver.ts";
 import { freePort } from "./http_probe.ts";
 import { waitFor } from "./wait.ts";
 
@@ -379,10 +379,11 @@ export class KubeApiServer implements AsyncDisposable {
   /**
    * Create objects of the kinds a Helm chart renders for RBAC and identity (ServiceAccount, Role,
    * RoleBinding, ClusterRole, ClusterRoleBinding, Namespace, Secret, ConfigMap), in order.
+   * Namespaced objects without a namespace go to `namespace` (as `kubectl apply -n` does).
    */
-  async apply(objects: readonly KubeObject[]): Promise<void> {
+  async apply(objects: readonly KubeObject[], namespace = "default"): Promise<void> {
     for (const obj of objects) {
-      const ns = obj.metadata.namespace;
+      const ns = obj.metadata.namespace ?? namespace;
       const path = ({
         Namespace: "/api/v1/namespaces",
         ServiceAccount: `/api/v1/namespaces/${ns}/serviceaccounts`,
@@ -439,50 +440,20 @@ export class KubeApiServer implements AsyncDisposable {
     return path;
   }
 
-  async #clientCert(): Promise<{ certFile: string; keyFile: string }> {
-    const keyFile = `${this.dir}/admin-client.key`;
-    const certFile = `${this.dir}/admin-client.crt`;
-    const csr = `${this.dir}/admin-client.csr`;
-    const ext = `${this.dir}/admin-client.ext`;
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    await run("openssl", [
-      "req",
-      ...ec,
-      "-subj",
-      "/O=system:masters/CN=admin",
-      "-keyout",
-      keyFile,
-      "-out",
-      csr,
-    ], "create a client certificate");
-    await Deno.writeTextFile(
-      ext,
-      "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
-    );
-    await run("openssl", [
-      "x509",
-      "-req",
-      "-in",
-      csr,
-      "-CA",
-      this.caFile,
-      "-CAkey",
-      `${this.dir}/ca.key`,
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      ext,
-      "-out",
-      certFile,
-    ], "sign a client certificate");
-    return { certFile, keyFile };
+  #clientCert(): Promise<{ certFile: string; keyFile: string }> {
+    return issueCertificate(this.dir, "admin-client", {
+      subject: "/O=system:masters/CN=admin",
+      extensions:
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    });
   }
 
   /** Run the real kubectl (same binary) with the admin's kubeconfig; resolves to stdout. */
   async kubectl(args: readonly string[]): Promise<string> {
     const kubeconfig = `${this.dir}/admin.kubeconfig`;
-    await Deno.stat(kubeconfig).catch(() => this.writeKubeconfig("admin", {}));
+    await Deno.stat(kubeconfig).catch(() =>
+      this.writeKubeconfig("admin", { token: this.adminToken })
+    );
     return await run(
       this.#bin,
       ["kubectl", `--kubeconfig=${kubeconfig}`, ...args],
@@ -496,7 +467,9 @@ export class KubeApiServer implements AsyncDisposable {
    */
   async proxy(): Promise<{ url: string } & AsyncDisposable> {
     const kubeconfig = `${this.dir}/admin.kubeconfig`;
-    await Deno.stat(kubeconfig).catch(() => this.writeKubeconfig("admin", {}));
+    await Deno.stat(kubeconfig).catch(() =>
+      this.writeKubeconfig("admin", { token: this.adminToken })
+    );
     const port = freePort();
     const child = new Deno.Command(this.#bin, {
       args: [

@@ -99,7 +99,7 @@ export class KubeStack implements AsyncDisposable {
     const dir = await KeyDir.create();
     try {
       await kube.createNamespace(SERVICE_NAMESPACE);
-      if (options.rbac !== false) await kube.apply(await chartRbac());
+      if (options.rbac !== false) await kube.apply(await chartRbac(), SERVICE_NAMESPACE);
       const account = accountKey();
       const { config, service: serviceUser, system: systemUser } = authCalloutConfig({
         issuer: account.publicKey,

@@ -62,6 +62,14 @@ export interface OperatorStackOptions {
    * plain `--token`) is treated as if it presented it. @default {false}
    */
   defaultSentinel?: boolean;
+  /**
+   * A second target account `TEAM` (allowed by AUTH) for a cluster policy to place namespaces in,
+   * signed with its own key or with a signing key of its own; its seed goes to a file whose path
+   * the `policy` callback receives. @default {none}
+   */
+  teamAccount?: "account" | "signing_key";
+  /** Cluster policy text, given TEAM's public key and seed file; passed as `POLICY_FILE`. */
+  policy?: (team: { key: string; seedFile: string }) => string;
 }
 
 const decoder = new TextDecoder();
@@ -91,6 +99,8 @@ export class OperatorStack implements AsyncDisposable {
   readonly targetAccount: string;
   /** Public key of the AUTH account (the one with the `authorization` block). */
   readonly authAccount: string;
+  /** Public key of the TEAM account, when started with `teamAccount`. */
+  readonly teamAccount: string | undefined;
   /** The deny-all bearer user of AUTH that every client presents in `jwt`. */
   readonly sentinelJwt: string;
   /** Parsed JSON log lines of the service. */
@@ -107,6 +117,7 @@ export class OperatorStack implements AsyncDisposable {
     service: Service;
     targetAccount: string;
     authAccount: string;
+    teamAccount: string | undefined;
     sentinelJwt: string;
     logs: Record<string, unknown>[];
     systemCreds: Uint8Array;
@@ -118,6 +129,7 @@ export class OperatorStack implements AsyncDisposable {
     this.service = init.service;
     this.targetAccount = init.targetAccount;
     this.authAccount = init.authAccount;
+    this.teamAccount = init.teamAccount;
     this.sentinelJwt = init.sentinelJwt;
     this.logs = init.logs;
     this.#systemCreds = init.systemCreds;
@@ -137,6 +149,8 @@ export class OperatorStack implements AsyncDisposable {
     const sk = signer === "account" ? undefined : createAccount();
     const serviceUser = createUser();
     const xkey = options.xkey ? curveKey() : undefined;
+    const team = options.teamAccount ? createAccount() : undefined;
+    const teamSk = options.teamAccount === "signing_key" ? createAccount() : undefined;
 
     const signed = { signer: operator };
     const targetSigningKeys = !sk ? {} : signer === "scoped_signing_key"
@@ -151,7 +165,11 @@ export class OperatorStack implements AsyncDisposable {
       : { signing_keys: [sk.getPublicKey()] };
     const authorization: Partial<ExternalAuthorization> = {
       auth_users: [serviceUser.getPublicKey()],
-      ...(app ? { allowed_accounts: [app.getPublicKey()] } : {}),
+      ...(app || team
+        ? {
+          allowed_accounts: [app, team].filter((k) => k !== undefined).map((k) => k.getPublicKey()),
+        }
+        : {}),
       ...(xkey ? { xkey: xkey.publicKey } : {}),
     };
     const authSigningKeys = signer === "shared_signing_key" || !app ? targetSigningKeys : {};
@@ -169,6 +187,14 @@ export class OperatorStack implements AsyncDisposable {
         "APP",
         app,
         { limits: UNLIMITED, ...targetSigningKeys },
+        signed,
+      );
+    }
+    if (team) {
+      accounts[team.getPublicKey()] = await encodeAccount(
+        "TEAM",
+        team,
+        { limits: UNLIMITED, ...(teamSk ? { signing_keys: [teamSk.getPublicKey()] } : {}) },
         signed,
       );
     }
@@ -217,9 +243,22 @@ export class OperatorStack implements AsyncDisposable {
       NATS_SIGNING_KEY_FILE: await dir.write("signing.nk", seedOf(sk ?? targetKp)),
       ...(xkey ? { NATS_XKEY_SEED_FILE: await dir.write("xkey.nk", xkey.seed) } : {}),
     };
+    if (options.policy) {
+      const seedFile = await dir.write("team.nk", team ? seedOf(teamSk ?? team) : "");
+      const key = team?.getPublicKey() ?? "";
+      env.POLICY_FILE = await dir.write("policy.yaml", options.policy({ key, seedFile }));
+    }
     const logs: Record<string, unknown>[] = [];
     const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
-    const service = await startService({ config: loadConfig(env), logger });
+    let service: Service;
+    try {
+      service = await startService({ config: loadConfig(env), logger });
+    } catch (err) {
+      await nats.stop();
+      await api.stop();
+      await dir[Symbol.asyncDispose]();
+      throw err;
+    }
     await waitFor(() => service.ready, { timeoutMs: 15_000, what: "service ready" });
     return new OperatorStack({
       nats,
@@ -227,6 +266,7 @@ export class OperatorStack implements AsyncDisposable {
       service,
       targetAccount: targetKp.getPublicKey(),
       authAccount: auth.getPublicKey(),
+      teamAccount: team?.getPublicKey(),
       sentinelJwt,
       logs,
       systemCreds,
@@ -241,14 +281,19 @@ export class OperatorStack implements AsyncDisposable {
     this.#uids.set(`${namespace}/${name}`, uid);
   }
 
-  /** A projected token for a ServiceAccount made with {@linkcode addServiceAccount}. */
+  /**
+   * A projected token for a ServiceAccount made with {@linkcode addServiceAccount}, bound to the Pod
+   * `<name>-pod` (created in the test apiserver if missing), as the kubelet's are.
+   */
   token(namespace: string, name: string): Promise<string> {
+    const podName = `${name}-pod`;
     return mintServiceAccountToken({
       key: this.#signingKey,
       issuer: ISSUER,
       namespace,
       serviceAccount: name,
       uid: this.#uids.get(`${namespace}/${name}`) ?? crypto.randomUUID(),
+      pod: { name: podName, uid: this.api.upsertPod(namespace, podName).uid },
     });
   }
 

@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../../lib/config.ts";
 import { createLogger, type Logger } from "../../lib/log.ts";
 import { type Service, startService } from "../../lib/service.ts";
-import { authCalloutConfig, type ConfigUser, NatsServer } from "./nats_server.ts";
+import { authCalloutConfig, type ConfigUser, type NatsConfig, NatsServer } from "./nats_server.ts";
 import { accountKey, curveKey, KeyDir, type TestKey } from "./nkeys.ts";
 import {
   generateSigningKey,
@@ -36,6 +36,12 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** Collect the service's log lines in {@linkcode Stack.logs}. @default {true} */
   captureLogs?: boolean;
+  /** Accounts besides AUTH and SYS (see `authCalloutConfig`). @default {{ APP: {} }} */
+  accounts?: NatsConfig;
+  /** Extra top-level nats-server config (jetstream, websocket, mqtt…). @default {{}} */
+  serverConfig?: NatsConfig;
+  /** A cluster policy (YAML text): written next to the keys and passed as `POLICY_FILE`. */
+  policy?: string;
   /** Shorter key source timings, so JWKS faults play out in seconds. @default {the defaults} */
   jwksTimings?: { cooldownMs?: number; refreshIntervalMs?: number; retryMs?: number };
 }
@@ -93,6 +99,8 @@ export class Stack implements AsyncDisposable {
       issuer: account.publicKey,
       timeoutSeconds: options.timeoutSeconds ?? 10,
       ...(serverXkey ? { xkey: serverXkey.publicKey } : {}),
+      ...(options.accounts ? { accounts: options.accounts } : {}),
+      ...(options.serverConfig ? { extra: options.serverConfig } : {}),
     });
     const nats = await NatsServer.start({ config });
     const env: Record<string, string> = {
@@ -107,6 +115,9 @@ export class Stack implements AsyncDisposable {
       ...(serviceXkey
         ? { NATS_XKEY_SEED_FILE: await dir.write("xkey.seed", serviceXkey.seed) }
         : {}),
+      ...(options.policy !== undefined
+        ? { POLICY_FILE: await dir.write("policy.yaml", options.policy) }
+        : {}),
       ...options.env,
     };
     const logs: Record<string, unknown>[] = [];
@@ -114,11 +125,19 @@ export class Stack implements AsyncDisposable {
       level: "debug",
       write: options.captureLogs === false ? () => {} : (line) => logs.push(JSON.parse(line)),
     });
-    const service = await startService({
-      config: loadConfig(env),
-      logger,
-      ...(options.jwksTimings ? { jwksTimings: options.jwksTimings } : {}),
-    });
+    let service: Service;
+    try {
+      service = await startService({
+        config: loadConfig(env),
+        logger,
+        ...(options.jwksTimings ? { jwksTimings: options.jwksTimings } : {}),
+      });
+    } catch (err) {
+      await nats.stop();
+      await api.stop();
+      await dir[Symbol.asyncDispose]();
+      throw err;
+    }
     await waitFor(() => service.ready, { timeoutMs: 15_000, what: "service ready" });
     return new Stack({
       nats,
@@ -132,6 +151,14 @@ export class Stack implements AsyncDisposable {
       logs,
       dir,
     });
+  }
+
+  /** Replace the policy file's content (the service follows it). */
+  async writePolicy(text: string): Promise<void> {
+    const path = this.env.POLICY_FILE;
+    if (path === undefined) throw new Error("the stack was started without a policy");
+    await Deno.writeTextFile(`${path}.tmp`, text);
+    await Deno.rename(`${path}.tmp`, path);
   }
 
   /** Create a ServiceAccount in the test apiserver; returns its uid. */
@@ -149,13 +176,22 @@ export class Stack implements AsyncDisposable {
     return uid;
   }
 
-  /** Mint a token for a ServiceAccount made with {@linkcode addServiceAccount} (its uid), signed by the cluster key. */
+  /**
+   * Mint a token for a ServiceAccount made with {@linkcode addServiceAccount} (its uid), signed by
+   * the cluster key. Like the kubelet's, it is bound to a Pod: unless `overrides.pod` says otherwise,
+   * the Pod `<name>-pod` is created in the test apiserver if missing and named in the token.
+   */
   token(
     namespace: string,
     name: string,
     overrides: Partial<ServiceAccountTokenOptions> = {},
   ): Promise<string> {
     const uid = this.#uids.get(`${namespace}/${name}`) ?? crypto.randomUUID();
+    let pod = overrides.pod;
+    if (pod === undefined) {
+      const podName = `${name}-pod`;
+      pod = { name: podName, uid: this.api.upsertPod(namespace, podName).uid };
+    }
     return mintServiceAccountToken({
       key: this.signingKey,
       issuer: ISSUER,
@@ -163,6 +199,7 @@ export class Stack implements AsyncDisposable {
       serviceAccount: name,
       uid,
       ...overrides,
+      pod,
     });
   }
 

@@ -1,7 +1,8 @@
 /**
- * An in-process Kubernetes apiserver double for ServiceAccounts. There is no kube-apiserver on the
- * build machine, so this speaks the real REST list/watch protocol closely enough that the unmodified
- * `@kubernetes/client-node` works against it as against a cluster:
+ * An in-process Kubernetes apiserver double for ServiceAccounts and Pods. It speaks the real REST
+ * list/watch protocol closely enough that the unmodified `@kubernetes/client-node` works against it
+ * as against a cluster; the real kube-apiserver is the suite's apiserver, this double stays for the
+ * faults that one cannot produce on demand:
  *
  * - `GET /api/v1/serviceaccounts`, `GET /api/v1/namespaces/{ns}/serviceaccounts[/{name}]`: a v1
  *   `ServiceAccountList` (items without `kind`/`apiVersion`, as real lists), `limit` + `continue`
@@ -16,6 +17,11 @@
  * - One global, monotonically increasing resourceVersion; each object has its own
  *   `metadata.resourceVersion`, `uid` and `creationTimestamp`; `DELETED` events carry the deletion's
  *   resourceVersion.
+ * - The same for Pods (`/api/v1/pods`, `/api/v1/namespaces/{ns}/pods`), metadata only. An `Accept`
+ *   of `application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` (lists) or
+ *   `…as=PartialObjectMetadata…` (watches) answers `PartialObjectMetadataList`/`PartialObjectMetadata`
+ *   like the real apiserver, for either kind; without it, objects carry their own kind (and Pods a
+ *   token `spec`).
  * - `GET /openid/v1/jwks` and `/.well-known/openid-configuration`, `GET /version`; `401` when a bearer
  *   token is required and missing or wrong.
  *
@@ -64,7 +70,15 @@ export interface Fault {
   on?: FaultTarget;
 }
 
-/** Metadata of a stored ServiceAccount, as returned by the control API. */
+/** The kinds the double serves, by their collection name. */
+export type Resource = "serviceaccounts" | "pods";
+
+const KINDS: Readonly<Record<Resource, string>> = {
+  serviceaccounts: "ServiceAccount",
+  pods: "Pod",
+};
+
+/** Metadata of a stored ServiceAccount or Pod, as returned by the control API. */
 export interface StoredMeta {
   readonly namespace: string;
   readonly name: string;
@@ -74,12 +88,15 @@ export interface StoredMeta {
 
 /** One stored object version; immutable so history entries can share it. */
 interface Stored {
+  readonly resource: Resource;
   readonly namespace: string;
   readonly name: string;
   readonly uid: string;
   readonly rv: number;
   readonly created: string;
   readonly annotations: Readonly<Record<string, string>> | undefined;
+  /** `metadata.deletionTimestamp` (a Pod in graceful termination or held by a finalizer). */
+  readonly deletionTimestamp?: string;
 }
 
 type EventType = "ADDED" | "MODIFIED" | "DELETED";
@@ -90,6 +107,8 @@ interface HistoryEvent {
 }
 
 interface Watcher {
+  readonly resource: Resource;
+  readonly metadataOnly: boolean;
   readonly namespace: string | undefined;
   readonly bookmarks: boolean;
   readonly controller: ReadableStreamDefaultController<Uint8Array>;
@@ -139,7 +158,7 @@ function statusResponse(code: number, message: string, reason?: string): Respons
   return json(status(code, reason ?? REASONS[code] ?? "Unknown", message), code);
 }
 
-function objectJson(s: Stored, withKind: boolean): Record<string, unknown> {
+function objectJson(s: Stored, withKind: boolean, metadataOnly = false): Record<string, unknown> {
   const metadata: Record<string, unknown> = {
     name: s.name,
     namespace: s.namespace,
@@ -148,7 +167,18 @@ function objectJson(s: Stored, withKind: boolean): Record<string, unknown> {
     creationTimestamp: s.created,
   };
   if (s.annotations) metadata.annotations = s.annotations;
-  return withKind ? { kind: "ServiceAccount", apiVersion: "v1", metadata } : { metadata };
+  if (s.deletionTimestamp) metadata.deletionTimestamp = s.deletionTimestamp;
+  if (metadataOnly) {
+    return withKind ? { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata } : {
+      metadata,
+    };
+  }
+  const spec = s.resource === "pods"
+    ? { spec: { serviceAccountName: "default", containers: [{ name: "app", image: "app" }] } }
+    : {};
+  return withKind
+    ? { kind: KINDS[s.resource], apiVersion: "v1", metadata, ...spec }
+    : { metadata, ...spec };
 }
 
 function keyOf(namespace: string, name: string): string {
@@ -195,41 +225,55 @@ async function openssl(args: string[]): Promise<void> {
  * certificate that is both CA and server.
  */
 export async function createTestCertificates(dir: string): Promise<TestCertificates> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   const caFile = `${dir}/ca.crt`;
-  const caKey = `${dir}/ca.key`;
-  const certFile = `${dir}/tls.crt`;
-  const keyFile = `${dir}/tls.key`;
-  const csr = `${dir}/tls.csr`;
-  const ext = `${dir}/tls.ext`;
   await openssl([
     "req",
     "-x509",
-    ...ec,
+    ...EC_KEY,
     "-days",
     "1",
     "-subj",
     "/CN=test-apiserver-ca",
     "-keyout",
-    caKey,
+    `${dir}/ca.key`,
     "-out",
     caFile,
   ]);
-  await openssl(["req", ...ec, "-subj", "/CN=127.0.0.1", "-keyout", keyFile, "-out", csr]);
-  await Deno.writeTextFile(
-    ext,
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n" +
+  const { certFile, keyFile } = await issueCertificate(dir, "tls", {
+    subject: "/CN=127.0.0.1",
+    extensions: "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n" +
       "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-  );
+  });
+  return { caFile, certFile, keyFile };
+}
+
+const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/**
+ * Issue a certificate (P-256, one day) signed by the CA that {@linkcode createTestCertificates}
+ * wrote into `dir`: `<dir>/<name>.crt` and its key `<dir>/<name>.key`. `extensions` is an openssl
+ * extension file's text (e.g. `extendedKeyUsage=clientAuth` for a client certificate).
+ */
+export async function issueCertificate(
+  dir: string,
+  name: string,
+  options: { subject: string; extensions: string },
+): Promise<{ certFile: string; keyFile: string }> {
+  const certFile = `${dir}/${name}.crt`;
+  const keyFile = `${dir}/${name}.key`;
+  const csr = `${dir}/${name}.csr`;
+  const ext = `${dir}/${name}.ext`;
+  await openssl(["req", ...EC_KEY, "-subj", options.subject, "-keyout", keyFile, "-out", csr]);
+  await Deno.writeTextFile(ext, options.extensions);
   await openssl([
     "x509",
     "-req",
     "-in",
     csr,
     "-CA",
-    caFile,
+    `${dir}/ca.crt`,
     "-CAkey",
-    caKey,
+    `${dir}/ca.key`,
     "-CAcreateserial",
     "-days",
     "1",
@@ -238,7 +282,7 @@ export async function createTestCertificates(dir: string): Promise<TestCertifica
     "-out",
     certFile,
   ]);
-  return { caFile, certFile, keyFile };
+  return { certFile, keyFile };
 }
 
 /**
@@ -263,12 +307,17 @@ export class TestApiServer implements AsyncDisposable {
   listCalls = 0;
   /** Watch requests received (including refused ones). */
   watchCalls = 0;
+  /** List and watch requests that asked for `PartialObjectMetadata` (see the module doc). */
+  metadataRequests = 0;
 
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #options: TestApiServerOptions;
   readonly #historyLimit: number;
-  readonly #objects = new Map<string, Stored>();
-  #sortedKeys: string[] | undefined;
+  readonly #stores: Readonly<Record<Resource, Map<string, Stored>>> = {
+    serviceaccounts: new Map(),
+    pods: new Map(),
+  };
+  readonly #sortedKeys: Partial<Record<Resource, string[]>> = {};
   #rv = 0;
   /** Events with resourceVersion > #historyStart are all in #history, oldest first. */
   #history: HistoryEvent[] = [];
@@ -328,7 +377,12 @@ export class TestApiServer implements AsyncDisposable {
 
   /** ServiceAccounts stored. */
   get size(): number {
-    return this.#objects.size;
+    return this.#stores.serviceaccounts.size;
+  }
+
+  /** Pods stored. */
+  get podCount(): number {
+    return this.#stores.pods.size;
   }
 
   /** Replace the key set served at `/openid/v1/jwks`. */
@@ -350,10 +404,56 @@ export class TestApiServer implements AsyncDisposable {
     name: string,
     options: { annotations?: Record<string, string>; uid?: string } = {},
   ): StoredMeta {
+    return this.#upsert("serviceaccounts", namespace, name, options);
+  }
+
+  /** Delete the ServiceAccount (DELETED event). Returns false when it did not exist. */
+  deleteServiceAccount(namespace: string, name: string): boolean {
+    return this.#delete("serviceaccounts", namespace, name);
+  }
+
+  /**
+   * Create the Pod (ADDED) or update it (MODIFIED); a different `uid` for an existing name is a
+   * delete and re-create, like a StatefulSet Pod coming back under its name.
+   */
+  upsertPod(
+    namespace: string,
+    name: string,
+    options: { annotations?: Record<string, string>; uid?: string } = {},
+  ): StoredMeta {
+    return this.#upsert("pods", namespace, name, options);
+  }
+
+  /**
+   * Start a Pod's graceful deletion: it stays, with `metadata.deletionTimestamp` = `at` (MODIFIED),
+   * as while its kubelet stops it or a finalizer holds it. Returns false when it did not exist.
+   */
+  markPodDeleting(namespace: string, name: string, at: Date = new Date()): boolean {
+    const objects = this.#stores.pods;
+    const prev = objects.get(keyOf(namespace, name));
+    if (!prev) return false;
+    const stored: Stored = { ...prev, rv: ++this.#rv, deletionTimestamp: k8sTime(at.getTime()) };
+    objects.set(keyOf(namespace, name), stored);
+    this.#record({ type: "MODIFIED", obj: stored });
+    return true;
+  }
+
+  /** Delete the Pod (DELETED event). Returns false when it did not exist. */
+  deletePod(namespace: string, name: string): boolean {
+    return this.#delete("pods", namespace, name);
+  }
+
+  #upsert(
+    resource: Resource,
+    namespace: string,
+    name: string,
+    options: { annotations?: Record<string, string>; uid?: string },
+  ): StoredMeta {
+    const objects = this.#stores[resource];
     const key = keyOf(namespace, name);
-    let prev = this.#objects.get(key);
+    let prev = objects.get(key);
     if (prev && options.uid !== undefined && options.uid !== prev.uid) {
-      this.deleteServiceAccount(namespace, name);
+      this.#delete(resource, namespace, name);
       prev = undefined;
     }
     const rv = ++this.#rv;
@@ -361,6 +461,7 @@ export class TestApiServer implements AsyncDisposable {
       ? (Object.keys(options.annotations).length ? { ...options.annotations } : undefined)
       : prev?.annotations;
     const stored: Stored = {
+      resource,
       namespace,
       name,
       uid: prev?.uid ?? options.uid ?? crypto.randomUUID(),
@@ -368,44 +469,53 @@ export class TestApiServer implements AsyncDisposable {
       created: prev?.created ?? k8sTime(Date.now()),
       annotations,
     };
-    if (!prev) this.#sortedKeys = undefined;
-    this.#objects.set(key, stored);
+    if (!prev) delete this.#sortedKeys[resource];
+    objects.set(key, stored);
     this.#record({ type: prev ? "MODIFIED" : "ADDED", obj: stored });
     return { namespace, name, uid: stored.uid, resourceVersion: String(rv) };
   }
 
-  /** Delete the ServiceAccount (DELETED event). Returns false when it did not exist. */
-  deleteServiceAccount(namespace: string, name: string): boolean {
+  #delete(resource: Resource, namespace: string, name: string): boolean {
+    const objects = this.#stores[resource];
     const key = keyOf(namespace, name);
-    const prev = this.#objects.get(key);
+    const prev = objects.get(key);
     if (!prev) return false;
-    this.#objects.delete(key);
-    this.#sortedKeys = undefined;
+    objects.delete(key);
+    delete this.#sortedKeys[resource];
     this.#record({ type: "DELETED", obj: { ...prev, rv: ++this.#rv } });
     return true;
   }
 
   /**
-   * Create `n` ServiceAccounts quickly (`sa-<i>` spread over `namespaces` namespaces named
-   * `<prefix>-<j>`), each an ADDED event like a real create. Objects share their timestamp and
-   * annotations to keep memory low for 100k-object benchmarks.
+   * Create `n` ServiceAccounts (or, with `resource: "pods"`, Pods) quickly (`sa-<i>`/`pod-<i>`
+   * spread over `namespaces` namespaces named `<prefix>-<j>`), each an ADDED event like a real
+   * create. Objects share their timestamp and annotations to keep memory low for 100k-object
+   * benchmarks.
    */
   bulkLoad(
     n: number,
-    options: { namespaces?: number; prefix?: string; annotations?: Record<string, string> } = {},
+    options: {
+      namespaces?: number;
+      prefix?: string;
+      annotations?: Record<string, string>;
+      resource?: Resource;
+    } = {},
   ): void {
-    const { namespaces = 100, prefix = "bulk" } = options;
+    const { namespaces = 100, prefix = "bulk", resource = "serviceaccounts" } = options;
+    const objects = this.#stores[resource];
+    const namePrefix = resource === "pods" ? "pod" : "sa";
     const annotations = options.annotations && Object.keys(options.annotations).length
       ? Object.freeze({ ...options.annotations })
       : undefined;
     const created = k8sTime(Date.now());
-    const start = this.#objects.size;
+    const start = objects.size;
     for (let i = 0; i < n; i++) {
       const namespace = `${prefix}-${(start + i) % namespaces}`;
-      const name = `sa-${start + i}`;
+      const name = `${namePrefix}-${start + i}`;
       const key = keyOf(namespace, name);
-      const prev = this.#objects.get(key);
+      const prev = objects.get(key);
       const stored: Stored = {
+        resource,
         namespace,
         name,
         uid: prev?.uid ?? crypto.randomUUID(),
@@ -413,10 +523,10 @@ export class TestApiServer implements AsyncDisposable {
         created: prev?.created ?? created,
         annotations,
       };
-      this.#objects.set(key, stored);
+      objects.set(key, stored);
       this.#record({ type: prev ? "MODIFIED" : "ADDED", obj: stored });
     }
-    this.#sortedKeys = undefined;
+    delete this.#sortedKeys[resource];
   }
 
   /** Close every open watch stream abruptly, mid-stream (no terminating chunk). */
@@ -435,7 +545,7 @@ export class TestApiServer implements AsyncDisposable {
   /** Send a BOOKMARK with the current resourceVersion to every watch that allowed bookmarks. */
   sendBookmarks(): void {
     for (const w of this.#watchers) {
-      if (w.bookmarks) this.#send(w, this.#bookmark());
+      if (w.bookmarks) this.#send(w, this.#bookmark(w));
     }
   }
 
@@ -484,25 +594,28 @@ export class TestApiServer implements AsyncDisposable {
       this.#history = this.#history.slice(drop);
     }
     if (this.#watchers.size === 0) return;
-    const line = this.#eventLine(event);
     for (const w of this.#watchers) {
-      if (w.namespace === undefined || w.namespace === event.obj.namespace) this.#send(w, line);
+      if (w.resource !== event.obj.resource) continue;
+      if (w.namespace === undefined || w.namespace === event.obj.namespace) {
+        this.#send(w, this.#eventLine(event, w.metadataOnly));
+      }
     }
   }
 
-  #eventLine(event: HistoryEvent): Uint8Array {
+  #eventLine(event: HistoryEvent, metadataOnly: boolean): Uint8Array {
     return encoder.encode(
-      JSON.stringify({ type: event.type, object: objectJson(event.obj, true) }) + "\n",
+      JSON.stringify({ type: event.type, object: objectJson(event.obj, true, metadataOnly) }) +
+        "\n",
     );
   }
 
-  #bookmark(): Uint8Array {
+  #bookmark(w: Watcher): Uint8Array {
     return encoder.encode(
       JSON.stringify({
         type: "BOOKMARK",
         object: {
-          kind: "ServiceAccount",
-          apiVersion: "v1",
+          kind: w.metadataOnly ? "PartialObjectMetadata" : KINDS[w.resource],
+          apiVersion: w.metadataOnly ? "meta.k8s.io/v1" : "v1",
           metadata: { resourceVersion: String(this.#rv) },
         },
       }) + "\n",
@@ -531,9 +644,8 @@ export class TestApiServer implements AsyncDisposable {
     }
   }
 
-  #sorted(): string[] {
-    if (!this.#sortedKeys) this.#sortedKeys = [...this.#objects.keys()].sort();
-    return this.#sortedKeys;
+  #sorted(resource: Resource): string[] {
+    return this.#sortedKeys[resource] ??= [...this.#stores[resource].keys()].sort();
   }
 
   #faulted(target: Exclude<FaultTarget, "all">): Response | undefined {
@@ -570,25 +682,39 @@ export class TestApiServer implements AsyncDisposable {
     if (path === "/version") {
       return json({ major: "1", minor: "34", gitVersion: "v1.34.0-test", platform: "linux/amd64" });
     }
-    const m = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?serviceaccounts(?:\/([^/]+))?$/.exec(path);
+    const m = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?(serviceaccounts|pods)(?:\/([^/]+))?$/.exec(
+      path,
+    );
     if (!m) return statusResponse(404, "the server could not find the requested resource");
     if (req.method !== "GET") return statusResponse(405, "the server does not allow this method");
     const namespace = m[1] !== undefined ? decodeURIComponent(m[1]) : undefined;
-    const name = m[2] !== undefined ? decodeURIComponent(m[2]) : undefined;
+    const resource = m[2] as Resource;
+    const name = m[3] !== undefined ? decodeURIComponent(m[3]) : undefined;
     if (name !== undefined) {
       if (namespace === undefined) return statusResponse(404, "not found");
       const fault = this.#faulted("list");
       if (fault) return fault;
-      const obj = this.#objects.get(keyOf(namespace, name));
-      if (!obj) return statusResponse(404, `serviceaccounts "${name}" not found`);
+      const obj = this.#stores[resource].get(keyOf(namespace, name));
+      if (!obj) return statusResponse(404, `${resource} "${name}" not found`);
       return json(objectJson(obj, true));
     }
     const watch = url.searchParams.get("watch");
-    if (watch === "true" || watch === "1") return this.#watch(url, namespace);
-    return this.#list(url, namespace);
+    const accept = req.headers.get("accept") ?? "";
+    const metadataOnly = /;\s*as=PartialObjectMetadata(List)?\s*;\s*g=meta\.k8s\.io\s*;\s*v=v1/
+      .test(accept);
+    if (metadataOnly) this.metadataRequests++;
+    if (watch === "true" || watch === "1") {
+      return this.#watch(url, resource, namespace, metadataOnly);
+    }
+    return this.#list(url, resource, namespace, metadataOnly);
   }
 
-  #list(url: URL, namespace: string | undefined): Response {
+  #list(
+    url: URL,
+    resource: Resource,
+    namespace: string | undefined,
+    metadataOnly: boolean,
+  ): Response {
     this.listCalls++;
     const fault = this.#faulted("list");
     if (fault) return fault;
@@ -597,7 +723,8 @@ export class TestApiServer implements AsyncDisposable {
     if (!Number.isInteger(limit) || limit < 0) return statusResponse(400, "invalid limit");
     const cont = url.searchParams.get("continue");
     let listRv = this.#rv;
-    const keys = this.#sorted();
+    const keys = this.#sorted(resource);
+    const objects = this.#stores[resource];
     const prefix = namespace !== undefined ? `${namespace}/` : "";
     let from = lowerBound(keys, prefix);
     if (cont) {
@@ -625,7 +752,7 @@ export class TestApiServer implements AsyncDisposable {
     const stop = limit > 0 ? Math.min(end, from + limit) : end;
     const items: Record<string, unknown>[] = [];
     for (let i = from; i < stop; i++) {
-      items.push(objectJson(this.#objects.get(keys[i]!)!, false));
+      items.push(objectJson(objects.get(keys[i]!)!, metadataOnly, metadataOnly));
     }
     const metadata: Record<string, unknown> = { resourceVersion: String(listRv) };
     if (stop < end) {
@@ -634,10 +761,19 @@ export class TestApiServer implements AsyncDisposable {
       );
       metadata.remainingItemCount = end - stop;
     }
-    return json({ kind: "ServiceAccountList", apiVersion: "v1", metadata, items });
+    return json(
+      metadataOnly
+        ? { kind: "PartialObjectMetadataList", apiVersion: "meta.k8s.io/v1", metadata, items }
+        : { kind: `${KINDS[resource]}List`, apiVersion: "v1", metadata, items },
+    );
   }
 
-  #watch(url: URL, namespace: string | undefined): Response {
+  #watch(
+    url: URL,
+    resource: Resource,
+    namespace: string | undefined,
+    metadataOnly: boolean,
+  ): Response {
     this.watchCalls++;
     const fault = this.#faulted("watch");
     if (fault) return fault;
@@ -673,20 +809,29 @@ export class TestApiServer implements AsyncDisposable {
           controller.close();
           return;
         }
-        const w: Watcher = { namespace, bookmarks, controller, timer: undefined, closed: false };
+        const w: Watcher = {
+          resource,
+          metadataOnly,
+          namespace,
+          bookmarks,
+          controller,
+          timer: undefined,
+          closed: false,
+        };
         watcher = w;
         if (fromStart) {
-          for (const key of this.#sorted()) {
-            const obj = this.#objects.get(key)!;
+          const objects = this.#stores[resource];
+          for (const key of this.#sorted(resource)) {
+            const obj = objects.get(key)!;
             if (namespace === undefined || obj.namespace === namespace) {
-              controller.enqueue(this.#eventLine({ type: "ADDED", obj }));
+              controller.enqueue(this.#eventLine({ type: "ADDED", obj }, metadataOnly));
             }
           }
         } else {
           for (const ev of this.#history) {
-            if (ev.obj.rv <= since) continue;
+            if (ev.obj.rv <= since || ev.obj.resource !== resource) continue;
             if (namespace === undefined || ev.obj.namespace === namespace) {
-              controller.enqueue(this.#eventLine(ev));
+              controller.enqueue(this.#eventLine(ev, metadataOnly));
             }
           }
         }

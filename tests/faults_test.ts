@@ -215,11 +215,8 @@ async function failingChecks(service: { handler: (r: Request) => Promise<Respons
 }
 
 Deno.test("fault (real apiserver): an outage under load loses no valid login; readiness names the staleness; a replica started during it is ready within seconds of the return", async () => {
-  // Client-certificate access: on this branch the chart's RBAC objects render without a namespace,
-  // so the in-cluster mode's RBAC cannot be applied; access mode is not what is under test here.
+  // In-cluster, as the chart deploys it (its RBAC, the service's own token and the cluster CA).
   await using stack = await KubeStack.start({
-    mode: "kubeconfig-client-cert",
-    rbac: false,
     env: { CACHE_MAX_STALENESS: "10s" },
   });
   const valid: string[] = [];
@@ -267,7 +264,7 @@ Deno.test("fault (real apiserver): an outage under load loses no valid login; re
       timeoutMs: 30_000,
       what: "20 s of outage",
     });
-    assert.deepEqual(await failingChecks(second), ["nats", "serviceaccounts", "keys"]);
+    assert.deepEqual(await failingChecks(second), ["nats", "serviceaccounts", "pods", "keys"]);
     const restarting = Date.now();
     await stack.kube.restart();
     const returned = Date.now();

@@ -6,7 +6,9 @@
  *
  * Flags (all optional): `--logins=2000` per concurrency level, `--concurrency=1,16,64`,
  * `--fresh=1000` first-seen-token logins, `--denials=1000`, `--storm-clients=1000`,
- * `--cache-sas=100000`, `--cache-pods=100000`, `--decision-ms=3000`, `--warmup=300`, `--skip=storm,cache,decision`,
+ * `--cache-sas=100000`, `--cache-pods=100000`, `--decision-ms=3000`, `--warmup=300`,
+ * `--rolling-rounds=2`, `--revocation-clients=100`,
+ * `--skip=storm,cache,decision,rolling,revocation`,
  * `--out=bench/results/latest.json`.
  *
  * @module
@@ -19,6 +21,8 @@ import { BenchFixture, plainTokenConfig, randomToken } from "./fixture.ts";
 import { assertAllowed, createDecisionPipeline, decisionsPerSecond } from "./inprocess.ts";
 import { type LoginRun, percentile, runLogins } from "./login_client.ts";
 import { findNatsServerPid, readProcStats } from "./proc.ts";
+import { type RevocationResult, runRevocation } from "./revocation.ts";
+import { type RollingResult, runRollingRestart } from "./rolling.ts";
 import { runStorm, type StormResult } from "./storm.ts";
 
 /** Options of {@linkcode runBench}; the CLI flags map onto these. */
@@ -42,7 +46,11 @@ export interface BenchOptions {
   /** Logins before measuring (JIT, connections, caches). @default {300} */
   warmup?: number;
   /** Sections to leave out. @default {[]} */
-  skip?: readonly ("storm" | "cache" | "decision")[];
+  skip?: readonly ("storm" | "cache" | "decision" | "rolling" | "revocation")[];
+  /** Connections revoked one by one in the revocation-latency run. @default {100} */
+  revocationClients?: number;
+  /** Rolling restarts of both replicas in the lost-logins run. @default {2} */
+  rollingRounds?: number;
   /** Progress messages. @default {ignore} */
   progress?: (message: string) => void;
 }
@@ -99,6 +107,10 @@ export interface BenchResult {
   };
   readonly storm: StormResult | null;
   readonly cache: CacheScaleResult | null;
+  /** Lost logins in a rolling restart (two replicas, one starting during an apiserver outage). */
+  readonly rolling: RollingResult | null;
+  /** Live revocation: ServiceAccount deleted → its connection closed. */
+  readonly revocation: RevocationResult | null;
 }
 
 function round(value: number, digits = 2): number {
@@ -291,6 +303,16 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     });
   }
 
+  let rolling: RollingResult | null = null;
+  if (!skip.includes("rolling") && (options.rollingRounds ?? 2) > 0) {
+    rolling = await runRollingRestart({ rounds: options.rollingRounds ?? 2, progress });
+  }
+
+  let revocation: RevocationResult | null = null;
+  if (!skip.includes("revocation") && (options.revocationClients ?? 100) > 0) {
+    revocation = await runRevocation({ clients: options.revocationClients ?? 100, progress });
+  }
+
   return {
     meta,
     decision,
@@ -302,6 +324,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     },
     storm: storm && roundAll(storm),
     cache: cache && roundAll({ ...cache, podWatch: cache.podWatch && roundAll(cache.podWatch) }),
+    rolling: rolling && roundAll(rolling),
+    revocation: revocation && roundAll(revocation),
   };
 }
 
@@ -424,6 +448,31 @@ export function renderTable(r: BenchResult): string {
       );
     }
   }
+  if (r.rolling) {
+    const g = r.rolling;
+    lines.push(
+      "",
+      `| rolling restart: 2 replicas, ${g.rounds} rounds, one start during a ${
+        fmt(g.outageSeconds)
+      } s apiserver outage | |`,
+      "|---|---:|",
+      `| valid logins attempted / succeeded | ${fmt(g.attempts)} / ${fmt(g.ok)} |`,
+      `| lost logins: refused / failed otherwise | ${g.refused} / ${g.otherFailures} |`,
+      `| duration | ${fmt(g.seconds)} s |`,
+    );
+  }
+  if (r.revocation) {
+    const v = r.revocation;
+    lines.push(
+      "",
+      `| live revocation: ${v.clients} connections, each ServiceAccount deleted in turn | |`,
+      "|---|---:|",
+      `| deletion → connection closed, p50 / p90 / p99 / max | ${fmt(v.p50Ms)} / ${
+        fmt(v.p90Ms)
+      } / ${fmt(v.p99Ms)} / ${fmt(v.maxMs)} ms |`,
+      `| connections closed / still open after 10 s | ${v.revoked} / ${v.notRevoked} |`,
+    );
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -441,6 +490,8 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
       "decision-ms": { type: "string" },
       warmup: { type: "string" },
       skip: { type: "string" },
+      "rolling-rounds": { type: "string" },
+      "revocation-clients": { type: "string" },
       out: { type: "string" },
     },
     strict: true,
@@ -465,6 +516,8 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
   set("cachePods", int("cache-pods", values["cache-pods"]));
   set("decisionMs", int("decision-ms", values["decision-ms"]));
   set("warmup", int("warmup", values.warmup));
+  set("rollingRounds", int("rolling-rounds", values["rolling-rounds"]));
+  set("revocationClients", int("revocation-clients", values["revocation-clients"]));
   if (values.concurrency !== undefined) {
     set(
       "concurrency",
@@ -476,7 +529,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
     );
   }
   if (values.skip !== undefined) {
-    const known = ["storm", "cache", "decision"] as const;
+    const known = ["storm", "cache", "decision", "rolling", "revocation"] as const;
     const skip = values.skip.split(",").map((s) => s.trim()).filter((s) => s !== "");
     for (const s of skip) {
       if (!(known as readonly string[]).includes(s)) {

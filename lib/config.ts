@@ -34,6 +34,17 @@ export interface Config {
     };
     /** `NATS_QUEUE_GROUP`: the reference's queue group ("q", NATS micro's default). @default {"q"} */
     readonly queueGroup: string;
+    /**
+     * Live revocation's system-account connection (same servers and TLS as the main one): one of
+     * `NATS_SYSTEM_CREDS_FILE`, `NATS_SYSTEM_TOKEN`, or `NATS_SYSTEM_USER` + `NATS_SYSTEM_PASSWORD`.
+     * Unset: live revocation is off.
+     */
+    readonly system?: {
+      readonly credsFile?: string;
+      readonly token?: string;
+      readonly user?: string;
+      readonly password?: string;
+    };
   };
   /**
    * `NATS_ACCOUNT` (required): the account logged-in clients are placed in — its name in config
@@ -48,8 +59,11 @@ export interface Config {
   readonly xkeySeedFile?: string;
   /** The `SX…` curve seed read from xkeySeedFile. */
   readonly xkeySeed?: string;
-  /** `NATS_USER_JWT_TTL`: longest life of an issued user JWT (10s–24h). @default {300000} */
-  readonly userJwtTtlMs: number;
+  /**
+   * `NATS_USER_JWT_TTL`: optional cap on the life of an issued user JWT (10s–24h). Unset, a user JWT
+   * lives as long as the token it was issued for. @default {undefined}
+   */
+  readonly userJwtTtlMs?: number;
   /** ServiceAccount token verification. */
   readonly jwt: {
     /** `JWKS_URL`; undefined (with no jwksPath) means the apiserver's `/openid/v1/jwks`. */
@@ -138,6 +152,10 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "NATS_TLS_CERT_FILE",
   "NATS_TLS_KEY_FILE",
   "NATS_QUEUE_GROUP",
+  "NATS_SYSTEM_CREDS_FILE",
+  "NATS_SYSTEM_TOKEN",
+  "NATS_SYSTEM_USER",
+  "NATS_SYSTEM_PASSWORD",
   "NATS_ACCOUNT",
   "NATS_SIGNING_KEY_FILE",
   "NATS_XKEY_SEED_FILE",
@@ -319,6 +337,30 @@ export function loadConfig(
     (/[*>]/.test(queueGroup) ? "contains a wildcard" : undefined);
   if (queueBad) problem(`NATS_QUEUE_GROUP: ${show(queueGroup)} ${queueBad}`);
 
+  // Live revocation's system-account connection.
+  const systemCreds = get("NATS_SYSTEM_CREDS_FILE");
+  const systemToken = get("NATS_SYSTEM_TOKEN");
+  const systemUser = get("NATS_SYSTEM_USER");
+  const systemPassword = get("NATS_SYSTEM_PASSWORD");
+  const systemKinds = [systemCreds, systemToken, systemUser].filter((v) => v !== undefined).length;
+  if (systemKinds > 1) {
+    problem(
+      "NATS_SYSTEM_CREDS_FILE, NATS_SYSTEM_TOKEN and NATS_SYSTEM_USER: set only one way for the " +
+        "system-account connection to authenticate",
+    );
+  }
+  if (systemPassword !== undefined && systemUser === undefined) {
+    problem("NATS_SYSTEM_USER: required when NATS_SYSTEM_PASSWORD is set");
+  }
+  const system = systemKinds === 0 ? undefined : {
+    ...(systemCreds !== undefined ? { credsFile: systemCreds } : {}),
+    ...(systemToken !== undefined ? { token: systemToken } : {}),
+    ...(systemUser !== undefined ? { user: systemUser } : {}),
+    ...(systemUser !== undefined && systemPassword !== undefined
+      ? { password: systemPassword }
+      : {}),
+  };
+
   const account = get("NATS_ACCOUNT") ?? "";
   if (account === "") {
     problem('NATS_ACCOUNT: required (the account clients are placed in, e.g. "APP")');
@@ -346,10 +388,9 @@ export function loadConfig(
     ? undefined
     : readSeed("NATS_XKEY_SEED_FILE", xkeySeedFile, "X", readTextFile, problem);
 
-  const userJwtTtlMs = durationVar(get, problem, "NATS_USER_JWT_TTL", 5 * 60 * SECOND, {
-    min: 10 * SECOND,
-    max: 24 * HOUR,
-  });
+  const userJwtTtlMs = get("NATS_USER_JWT_TTL") === undefined
+    ? undefined
+    : durationVar(get, problem, "NATS_USER_JWT_TTL", 0, { min: 10 * SECOND, max: 24 * HOUR });
 
   // Kubernetes.
   let inCluster = true;
@@ -462,13 +503,14 @@ export function loadConfig(
       ...(token !== undefined ? { token } : {}),
       ...(tls !== undefined ? { tls } : {}),
       queueGroup,
+      ...(system !== undefined ? { system } : {}),
     },
     account,
     signingKeyFile,
     signingKeySeed,
     ...(xkeySeedFile !== undefined ? { xkeySeedFile } : {}),
     ...(xkeySeed !== undefined ? { xkeySeed } : {}),
-    userJwtTtlMs,
+    ...(userJwtTtlMs !== undefined ? { userJwtTtlMs } : {}),
     jwt: {
       ...(jwksUrl !== undefined ? { jwksUrl } : {}),
       ...(jwksPath !== undefined ? { jwksPath } : {}),
@@ -532,12 +574,21 @@ export function describeConfig(config: Config): Record<string, unknown> {
       }
       : {}),
     nats_queue_group: nats.queueGroup,
+    live_revocation: nats.system === undefined
+      ? "off (no NATS_SYSTEM_* credentials)"
+      : nats.system.credsFile !== undefined
+      ? `system user credentials file ${nats.system.credsFile}`
+      : nats.system.user !== undefined
+      ? `system user ${nats.system.user} with password`
+      : "system user by shared secret",
     account: config.account,
     signing_key_file: config.signingKeyFile,
     signing_key_public: publicKeyOf(config.signingKeySeed),
     ...(config.xkeySeedFile !== undefined ? { xkey_file: config.xkeySeedFile } : {}),
     ...(config.xkeySeed !== undefined ? { xkey_public: publicKeyOf(config.xkeySeed) } : {}),
-    user_jwt_ttl: formatDuration(config.userJwtTtlMs),
+    user_jwt_ttl: config.userJwtTtlMs !== undefined
+      ? formatDuration(config.userJwtTtlMs)
+      : "(token lifetime)",
     ...(jwt.jwksPath !== undefined ? { jwks_path: jwt.jwksPath } : {
       jwks_url: jwt.jwksUrl !== undefined ? redactUrl(jwt.jwksUrl) : "(apiserver /openid/v1/jwks)",
     }),

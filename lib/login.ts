@@ -9,6 +9,7 @@ import type { Authorizer, AuthorizeResult, CalloutRequest } from "./callout.ts";
 import { AuthError, type DenyReason } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type {
+  Permissions,
   PodLookup,
   ServiceAccountLookup,
   ServiceAccountRecord,
@@ -51,8 +52,11 @@ export interface AuthorizerOptions {
   clusterPolicy?: () => ClusterPolicy | undefined;
   /** `NATS_ACCOUNT`, shown by explain when the policy names no account. */
   defaultAccount?: string;
-  /** Longest life of a user JWT; a shorter-lived token shortens it further. */
-  userJwtTtlMs: number;
+  /**
+   * Optional cap on the life of a user JWT. Unset, a user JWT expires with its token (DESIGN D6:
+   * connections live as long as their token; live revocation ends them earlier when needed).
+   */
+  userJwtTtlMs?: number;
   logger: Logger;
   metrics: ServiceMetrics;
   /** Clock in milliseconds. @default {() => Date.now()} */
@@ -273,9 +277,12 @@ export function createLogin(options: AuthorizerOptions): Login {
         metrics.policyDroppedSubjects.inc(undefined, outsidePolicy.length);
       }
     }
-    const until = now() + userJwtTtlMs;
+    // Without a token (explain), the kubelet's default token lifetime stands in for its expiry.
+    const tokenExpiresMs = identity ? identity.expiresAt * 1000 : now() + 3_600_000;
     const expiresAt = Math.floor(
-      (identity ? Math.min(until, identity.expiresAt * 1000) : until) / 1000,
+      (userJwtTtlMs === undefined
+        ? tokenExpiresMs
+        : Math.min(now() + userJwtTtlMs, tokenExpiresMs)) / 1000,
     );
     const account = resolved?.settings.account;
     return {
@@ -360,7 +367,13 @@ export function createLogin(options: AuthorizerOptions): Login {
     };
   }
 
-  return { authorize, explain };
+  const grantOf = (sa: ServiceAccountRecord): { permissions: Permissions; account?: string } => {
+    const { permissions, resolved } = policyFor(sa);
+    const account = resolved?.settings.account;
+    return account !== undefined ? { permissions, account } : { permissions };
+  };
+
+  return { authorize, explain, grantOf };
 }
 
 /** What to explain: a token (the whole login), or a ServiceAccount by name (token checks skipped). */
@@ -397,6 +410,12 @@ export interface Explanation {
 export interface Login {
   readonly authorize: Authorizer;
   explain(input: ExplainInput): Promise<Explanation>;
+  /**
+   * What a login of `sa` would be granted now by the policy and its annotations (token and
+   * connection checks aside): live revocation compares it with what a connection was granted.
+   * Synchronous and memoized per ServiceAccount and policy version.
+   */
+  grantOf(sa: ServiceAccountRecord): { permissions: Permissions; account?: string };
 }
 
 /** The evaluation behind both: the result, and what the policy derived when it got that far. */

@@ -11,10 +11,13 @@
 import {
   connect,
   credsAuthenticator,
+  errors,
   type Msg,
   type NatsConnection,
   type Status,
+  type Subscription,
 } from "@nats-io/transport-node";
+import { abortable, delay } from "./abort.ts";
 import type { CalloutHandler } from "./callout.ts";
 import { type Logger, redactUrl } from "./log.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
@@ -56,13 +59,17 @@ export interface NatsConnectOptions {
   /**
    * Server URLs. Credentials in a URL (`nats://user:pass@host:4222`, or `nats://token@host` for a
    * token) are used for the connection — nats.js itself ignores them — and never logged.
-   * Precedence when several are given: `credsFile`, `token`, URL token, URL user/password.
+   * Precedence when several are given: `credsFile`, `token`, `user`/`pass`, URL token, URL
+   * user/password.
    */
   servers: readonly string[];
   /** A `.creds` file (user JWT + seed), re-read on every (re)connect so rotation needs no restart. */
   credsFile?: string;
   /** Token authentication. */
   token?: string;
+  /** User and password authentication (after `credsFile` and `token`, before URL credentials). */
+  user?: string;
+  pass?: string;
   /** TLS files; giving any enables TLS. */
   tls?: NatsTlsOptions;
   /** Connection name shown in the server's connz. */
@@ -73,6 +80,10 @@ export interface NatsConnectOptions {
   backoff?: BackoffOptions;
   /** Source of randomness for jitter, in [0, 1). @default {Math.random} */
   random?: () => number;
+  /** Stops retrying the first connection (the promise rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Give up one dial (TCP, TLS and the NATS handshake) after this long. @default {5000} */
+  dialTimeoutMs?: number;
 }
 
 interface UrlCredentials {
@@ -201,9 +212,88 @@ function tlsOptions(tls: NatsTlsOptions): { caFile?: string; certFile?: string; 
 }
 
 /**
- * Connect the service to NATS and keep it connected: waits for the first connection (retrying),
- * then reconnects forever — also after authentication errors, which an operator may be fixing
- * right now. Status changes are logged (URLs redacted) and mirrored in `metrics.natsConnected`.
+ * Why the service's NATS connection cannot be made: `authentication_refused` (the server said
+ * `Authorization Violation`: wrong credentials), `unreachable` (refused, timed out, no such host),
+ * `tls` (a TLS setting or certificate does not match the server's), `protocol` (anything else the
+ * server or client objected to).
+ */
+export type NatsConnectCause = "authentication_refused" | "unreachable" | "tls" | "protocol";
+
+const TLS_PROBLEM = /\btls\b|ssl|certificate|self[- ]signed|cert_|eproto|handshake|altnames/i;
+
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    if (e instanceof Error) {
+      parts.push(e.name, e.message);
+      if ("code" in e) parts.push(String(e.code));
+      e = e.cause;
+    } else {
+      parts.push(String(e));
+      break;
+    }
+  }
+  return parts.join(" ");
+}
+
+/**
+ * Name the cause of a failed connection attempt from the error nats.js gives (see
+ * {@linkcode NatsConnectCause}). Exported for tests; the connection logs it.
+ *
+ * @example
+ * ```ts
+ * import { classifyConnectError } from "./nats.ts";
+ * const refused = new Error("connection refused", { cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }) });
+ * console.assert(classifyConnectError(refused) === "unreachable");
+ * ```
+ */
+export function classifyConnectError(err: unknown): NatsConnectCause {
+  if (
+    err instanceof errors.AuthorizationError || err instanceof errors.UserAuthenticationExpiredError
+  ) return "authentication_refused";
+  const text = errorText(err);
+  if (/authorization violation|authentication/i.test(text)) return "authentication_refused";
+  if (TLS_PROBLEM.test(text)) return "tls";
+  if (
+    err instanceof errors.TimeoutError ||
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|connection refused|timeout|closed/i
+      .test(text)
+  ) return "unreachable";
+  return "protocol";
+}
+
+/**
+ * Whether a TCP connection to `hostport` opens within `timeoutMs`: after a failed reconnect dial
+ * with no error from the server, this tells an unreachable server from a TLS/handshake failure.
+ */
+async function tcpReachable(hostport: string, timeoutMs: number): Promise<boolean> {
+  let url: URL;
+  try {
+    url = new URL(/^[a-z]+:\/\//i.test(hostport) ? hostport : `nats://${hostport}`);
+  } catch {
+    return false;
+  }
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || 4222);
+  const timeout = AbortSignal.timeout(timeoutMs);
+  try {
+    const conn = await abortable(Deno.connect({ hostname, port }), timeout);
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Connect the service to NATS and keep it connected: retries the first connection until it
+ * succeeds or `signal` aborts (then rejects with the signal's reason at once, whatever the dial is
+ * doing), then lets nats.js reconnect forever — also after authentication errors, which an
+ * operator may be fixing right now. Why it cannot connect is logged once per change of cause
+ * (`nats_connect_failed` with `cause` and `attempts`: warn when unreachable, error when the
+ * credentials or TLS are refused), first connection and reconnects alike. Status changes are
+ * logged (URLs redacted) and mirrored in `metrics.natsConnected`.
  *
  * @example
  * ```ts ignore
@@ -220,8 +310,20 @@ function tlsOptions(tls: NatsTlsOptions): { caFile?: string; certFile?: string; 
  * ```
  */
 export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
-  const { credsFile, token, tls, name, logger, metrics, backoff = {}, random = Math.random } =
-    options;
+  const {
+    credsFile,
+    token,
+    user,
+    pass,
+    tls,
+    name,
+    logger,
+    metrics,
+    backoff = {},
+    random = Math.random,
+    signal,
+    dialTimeoutMs = 5000,
+  } = options;
   if (options.servers.length === 0) throw new TypeError("servers must not be empty");
   const { servers, credentials } = liftUrlCredentials(options.servers);
   const backoffState = createReconnectBackoff({ ...backoff, random });
@@ -231,21 +333,41 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     ? { authenticator: credsAuthenticator(() => Deno.readFileSync(credsFile)) }
     : token
     ? { token }
+    : user !== undefined
+    ? { user, pass: pass ?? "" }
     : credentials.token
     ? { token: credentials.token }
     : credentials.user !== undefined
     ? { user: credentials.user, pass: credentials.pass ?? "" }
     : {};
 
+  // One cause is logged per change, with the dials made so far; a connection resets it.
+  let cause: NatsConnectCause | undefined;
+  const failed = (next: NatsConnectCause, err: unknown, server?: string): void => {
+    if (next === cause) return;
+    cause = next;
+    const fields = {
+      cause: next,
+      attempts: backoffState.dials,
+      servers: shown,
+      ...(server !== undefined ? { server: redactUrl(server) } : {}),
+      ...(err !== undefined ? { error: err } : {}),
+    };
+    if (next === "unreachable") logger.warn("nats_connect_failed", fields);
+    else logger.error("nats_connect_failed", fields);
+  };
+
   metrics.natsConnected.set(0);
   logger.info("nats_connecting", { servers: shown });
-  const nc = await connect({
+  const dialOptions = {
     servers,
     name,
     ...auth,
     ...(tls ? { tls: tlsOptions(tls) } : {}),
+    timeout: dialTimeoutMs,
     maxReconnectAttempts: -1,
-    waitOnFirstConnect: true,
+    // The first connection is retried here (each failure names its cause); nats.js then reconnects.
+    waitOnFirstConnect: false,
     ignoreAuthErrorAbort: true,
     reconnectDelayHandler: backoffState.delay,
     // Called once right before each dial (initial connect and reconnects); null keeps nats.js's
@@ -254,18 +376,85 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
       backoffState.dialed();
       return null;
     },
-  });
+  };
+  let nc: NatsConnection;
+  for (;;) {
+    signal?.throwIfAborted();
+    const attempt = connect(dialOptions);
+    try {
+      nc = await abortable(attempt, signal);
+      break;
+    } catch (err) {
+      if (signal?.aborted) {
+        // The dial may still succeed later; close that connection instead of leaking it.
+        attempt.then((late) => late.close(), () => {});
+        throw signal.reason;
+      }
+      failed(classifyConnectError(err), err);
+      await delay(backoffState.delay(), signal);
+    }
+  }
   metrics.natsConnected.set(1);
+  logger.info("nats_connected", {
+    server: redactUrl(nc.getServer()),
+    servers: shown,
+    attempts: backoffState.dials,
+  });
   backoffState.reset();
-  logger.info("nats_connected", { server: redactUrl(nc.getServer()), servers: shown });
+  cause = undefined;
 
+  // While reconnecting, nats.js reports a server's refusal as an `error` status but swallows
+  // transport failures; a `reconnecting` status that follows one without such an error means the
+  // previous dial failed below the NATS protocol, and a TCP probe tells unreachable from TLS.
+  let dialing = false;
+  let serverRefused = false;
+  let connections = 1;
   void (async () => {
     for await (const status of nc.status()) {
-      logStatus(status, logger);
-      if (status.type === "disconnect") metrics.natsConnected.set(0);
-      if (status.type === "reconnect") {
-        metrics.natsConnected.set(1);
-        backoffState.reset();
+      switch (status.type) {
+        case "disconnect":
+          metrics.natsConnected.set(0);
+          dialing = false;
+          logger.warn("nats_disconnected", { server: redactUrl(status.server) });
+          break;
+        case "reconnecting": {
+          if (dialing && !serverRefused) {
+            const server = nc.getServer();
+            const outage = connections;
+            void tcpReachable(server, 1000).then((reachable) => {
+              if (outage !== connections) return; // connected meanwhile
+              if (!reachable) failed("unreachable", undefined, server);
+              else failed(tls ? "tls" : "protocol", undefined, server);
+            });
+          }
+          dialing = true;
+          serverRefused = false;
+          logger.debug("nats_reconnecting", { attempts: backoffState.dials });
+          break;
+        }
+        case "reconnect":
+          metrics.natsConnected.set(1);
+          logger.info("nats_reconnected", {
+            server: redactUrl(status.server),
+            attempts: backoffState.dials,
+          });
+          backoffState.reset();
+          cause = undefined;
+          dialing = false;
+          connections++;
+          break;
+        case "error": {
+          const c = classifyConnectError(status.error);
+          if (c === "authentication_refused") {
+            serverRefused = true;
+            failed(c, status.error);
+          } else {
+            logger.error("nats_error", { error: status.error });
+          }
+          break;
+        }
+        default:
+          logStatus(status, logger);
       }
     }
   })();
@@ -279,18 +468,6 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
 
 function logStatus(status: Status, logger: Logger): void {
   switch (status.type) {
-    case "disconnect":
-      logger.warn("nats_disconnected", { server: redactUrl(status.server) });
-      break;
-    case "reconnect":
-      logger.info("nats_reconnected", { server: redactUrl(status.server) });
-      break;
-    case "reconnecting":
-      logger.debug("nats_reconnecting");
-      break;
-    case "error":
-      logger.error("nats_error", { error: status.error });
-      break;
     case "ldm":
       logger.warn("nats_lame_duck", { server: redactUrl(status.server) });
       break;
@@ -318,27 +495,56 @@ export interface ServeCalloutOptions {
   /** Queue group shared by all replicas, so exactly one answers each request. */
   queue: string;
   logger: Logger;
+  /**
+   * Names of the conditions that keep this replica from deciding right now (ServiceAccounts not
+   * synced, keys missing, …); empty when it can decide. The replica is a member of the queue
+   * group exactly while this is empty (DESIGN D5). Must be cheap; a throw counts as `["error"]`.
+   * @default {() => []}
+   */
+  canDecide?: () => readonly string[];
+  /** How often {@linkcode ServeCalloutOptions.canDecide} is asked. @default {200} */
+  checkIntervalMs?: number;
+  /** Longest wait in {@linkcode CalloutService.stop} for the drain and the requests in flight. @default {500} */
+  stopTimeoutMs?: number;
 }
 
 /** A running callout subscription. */
 export interface CalloutService extends AsyncDisposable {
-  /** True while the connection is up and the subscription is registered with the server. */
+  /**
+   * True while this replica is a member of the queue group: the connection is up and the server
+   * has processed our subscription.
+   */
   readonly ready: boolean;
+  /** True while subscribed (or subscribing) to the queue group, whatever the connection state. */
+  readonly member: boolean;
   /** Requests being handled right now. */
   readonly inFlight: number;
-  /** Stop taking requests (drain the subscription) and wait for the ones in flight. */
+  /** Stop taking requests (drain the subscription) and wait for the ones in flight, boundedly. */
   stop(): Promise<void>;
 }
 
 /**
- * Serve callout requests from `nc` with `handler`. Each request is handled on its own (a slow
- * authorizer does not hold up the next login); an error in one never stops the subscription.
- * `ready` turns false on disconnect and true again once the server has our subscription back.
+ * Serve callout requests from `nc` with `handler`, as a member of the queue group only while the
+ * replica can decide. A replica that cannot decide (cache not synced, no keys) must not take its
+ * share of the logins and refuse them: it stays out of the group, so nats-server gives every
+ * request to a replica that can, and when none can the request goes unanswered (the client sees
+ * `Authorization Violation` after the server's auth timeout and retries). `canDecide` is asked
+ * every `checkIntervalMs`: the replica joins (`callout_joined`) when it returns no failing check
+ * and leaves (`callout_left`, naming them) when it does; leaving drains the subscription, so
+ * requests already delivered are still answered.
+ *
+ * Each request is handled on its own (a slow authorizer does not hold up the next login); an error
+ * in one never stops the subscription. `ready` turns false on disconnect and true again once the
+ * server has our subscription back.
  *
  * @example
  * ```ts ignore
  * import { serveCallout } from "./nats.ts";
- * await using service = serveCallout(nc, handler, { queue: "auth-callout", logger });
+ * await using service = serveCallout(nc, handler, {
+ *   queue: "auth-callout",
+ *   logger,
+ *   canDecide: () => (cache.synced ? [] : ["serviceaccounts"]),
+ * });
  * ```
  */
 export function serveCallout(
@@ -346,11 +552,21 @@ export function serveCallout(
   handler: CalloutHandler,
   options: ServeCalloutOptions,
 ): CalloutService {
-  const { subject = AUTH_CALLOUT_SUBJECT, queue, logger } = options;
+  const {
+    subject = AUTH_CALLOUT_SUBJECT,
+    queue,
+    logger,
+    canDecide = () => [],
+    checkIntervalMs = 200,
+    stopTimeoutMs = 500,
+  } = options;
   if (!queue) throw new TypeError("queue must name the queue group");
-  let connected = false;
+  let sub: Subscription | undefined;
+  let confirmed = false;
   let stopped = false;
-  let subscriptionOk = true;
+  let broken = false;
+  let leaving: Promise<void> | undefined;
+  let waitingFor = "";
   const inFlight = new Set<Promise<void>>();
 
   const handle = async (msg: Msg): Promise<void> => {
@@ -362,58 +578,112 @@ export function serveCallout(
     }
   };
 
-  const sub = nc.subscribe(subject, {
-    queue,
-    callback: (err, msg) => {
-      if (err) {
-        logger.error("callout_subscription_error", { error: err });
-        return;
-      }
-      const p = handle(msg);
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
-    },
-  });
-  void sub.closed.then((err) => {
-    subscriptionOk = false;
-    if (err) logger.error("callout_subscription_closed", { subject, queue, error: err });
-  });
-
   // A flush round trip proves the server has processed our SUB. `epoch` ignores a round trip that
-  // straddles a disconnect.
+  // straddles a disconnect or a leave.
   let epoch = 0;
   const confirm = () => {
-    const mine = epoch;
+    const mine = ++epoch;
     nc.flush().then(() => {
-      if (mine === epoch && !nc.isClosed()) connected = true;
+      if (mine === epoch && sub !== undefined && !nc.isClosed()) confirmed = true;
     }, () => {});
   };
-  confirm();
+
+  const join = (): void => {
+    const s = nc.subscribe(subject, {
+      queue,
+      callback: (err, msg) => {
+        if (err) {
+          logger.error("callout_subscription_error", { error: err });
+          return;
+        }
+        const p = handle(msg);
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+      },
+    });
+    sub = s;
+    void s.closed.then((err) => {
+      if (!err) return;
+      // The server refused the subscription (e.g. no permission): rejoining would fail the same way.
+      broken = true;
+      if (sub === s) sub = undefined;
+      confirmed = false;
+      logger.error("callout_subscription_closed", { subject, queue, error: err });
+    });
+    confirm();
+  };
+
+  const leave = async (s: Subscription): Promise<void> => {
+    sub = undefined;
+    confirmed = false;
+    epoch++;
+    if (!s.isClosed() && !nc.isClosed()) {
+      await s.drain().catch((err) => logger.warn("callout_drain_failed", { error: err }));
+    }
+  };
+
+  const failingNow = (): readonly string[] => {
+    try {
+      return canDecide();
+    } catch {
+      return ["error"];
+    }
+  };
+
+  const tick = (): void => {
+    if (stopped || broken || leaving || nc.isClosed()) return;
+    const failing = failingNow();
+    if (failing.length === 0 && sub === undefined) {
+      join();
+      waitingFor = "";
+      logger.info("callout_joined", { subject, queue });
+    } else if (failing.length > 0 && sub !== undefined) {
+      logger.warn("callout_left", { subject, queue, failing: [...failing] });
+      waitingFor = failing.join(",");
+      leaving = leave(sub).finally(() => (leaving = undefined));
+    } else if (failing.length > 0 && failing.join(",") !== waitingFor) {
+      waitingFor = failing.join(",");
+      logger.info("callout_waiting", { subject, queue, failing: [...failing] });
+    }
+  };
+  tick();
+  const timer = setInterval(tick, checkIntervalMs);
 
   const status = nc.status();
   void (async () => {
     for await (const s of status) {
       if (s.type === "disconnect" || s.type === "close") {
         epoch++;
-        connected = false;
+        confirmed = false;
       }
-      if (s.type === "reconnect") confirm();
+      if (s.type === "reconnect" && sub !== undefined) confirm();
     }
   })();
 
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    clearInterval(timer);
     if ("stop" in status && typeof status.stop === "function") status.stop();
-    if (!sub.isClosed() && !nc.isClosed()) {
-      await sub.drain().catch((err) => logger.warn("callout_drain_failed", { error: err }));
-    }
-    await Promise.allSettled([...inFlight]);
+    // A drain needs the server; while disconnected it would wait for the reconnect. Shutdown must
+    // not: after stopTimeoutMs the requests still in flight are abandoned (their clients retry).
+    const done = (async () => {
+      await leaving;
+      if (sub !== undefined) await leave(sub);
+      await Promise.allSettled([...inFlight]);
+    })();
+    const timeout = new AbortController();
+    await Promise.race([done, delay(stopTimeoutMs, timeout.signal)]);
+    timeout.abort();
+    if (sub !== undefined && !sub.isClosed()) sub.unsubscribe();
   };
 
   return {
     get ready() {
-      return connected && subscriptionOk && !stopped && !nc.isClosed();
+      return sub !== undefined && confirmed && !stopped && !broken && !nc.isClosed();
+    },
+    get member() {
+      return sub !== undefined;
     },
     get inFlight() {
       return inFlight.size;
@@ -445,7 +715,8 @@ export function guardSocketResets(logger: Logger): Disposable {
     const err: unknown = event.error;
     if (err instanceof Error && "code" in err && RECOVERABLE_SOCKET_ERRORS.has(String(err.code))) {
       event.preventDefault();
-      logger.warn("socket_error_absorbed", { error: err });
+      // Debug only: the connection itself names the cause of a failure (nats_connect_failed).
+      logger.debug("socket_error_absorbed", { error: err });
     }
   };
   globalThis.addEventListener("error", onError);

@@ -22,6 +22,8 @@ import { createLogin, type Login } from "./login.ts";
 import { type PolicySource, startPolicyFile } from "./policy_file.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
+import { rememberApprovals, type Revocation, startRevocation } from "./revocation.ts";
+import type { NatsConnection } from "@nats-io/transport-node";
 import {
   type ApiAccess,
   inClusterAccess,
@@ -185,6 +187,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let callout: ReturnType<typeof serveCallout> | undefined;
   let login: Login | undefined;
   let nc: Awaited<ReturnType<typeof connectNats>> | undefined;
+  let revocation: Revocation | undefined;
+  let systemNc: NatsConnection | undefined;
 
   const checks: ReadinessCheck[] = [
     { name: "nats", ready: () => options.nats === false || callout?.ready === true },
@@ -249,14 +253,34 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         isSynced: () => serviceAccounts.synced && (pods?.synced ?? true),
         policy: { annotationPrefix: config.annotationPrefix },
         ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
-        userJwtTtlMs: config.userJwtTtlMs,
+        ...(config.userJwtTtlMs !== undefined ? { userJwtTtlMs: config.userJwtTtlMs } : {}),
         defaultAccount: config.account,
         logger,
         metrics,
         now,
       });
-      const authorizer = login.authorize;
       if (options.nats === false) return;
+      // Live revocation (DESIGN D6), when a system-account user is configured.
+      if (config.nats.system !== undefined) {
+        const grantOf = login.grantOf;
+        revocation = startRevocation({
+          system: connectSystem(config, logger, metrics, closing.signal, (c) => (systemNc = c)),
+          lookups: () => ({
+            serviceAccount: serviceAccounts.lookup,
+            permissionsOf: (sa) => grantOf(sa).permissions,
+            ...(policySource ? { accountOf: (sa) => grantOf(sa).account } : {}),
+            ...(pods ? { pod: pods.lookup } : {}),
+          }),
+          canDecide: () => failingChecks(checks.filter((c) => c.name !== "nats")).length === 0,
+          keys,
+          logger,
+          metrics,
+          now,
+        });
+      }
+      const authorizer = revocation
+        ? rememberApprovals(login.authorize, revocation)
+        : login.authorize;
       const calloutHandler = await createCalloutHandler({
         accountSeed: config.signingKeySeed,
         account: config.account,
@@ -276,16 +300,21 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         name: "nats-k8s-oidc-callout",
         logger,
         metrics,
+        signal: closing.signal,
       });
       if (closing.signal.aborted) {
         await nc.close();
         return;
       }
-      callout = serveCallout(nc, calloutHandler, { queue: config.nats.queueGroup, logger });
-      logger.info("callout_subscribed", { queue: config.nats.queueGroup });
+      // Member of the queue group only while every other readiness check passes (DESIGN D5).
+      callout = serveCallout(nc, calloutHandler, {
+        queue: config.nats.queueGroup,
+        logger,
+        canDecide: () => failingChecks(checks.filter((c) => c.name !== "nats")),
+      });
     })().catch((err) => {
       if (err instanceof StartupError) failed.resolve(err);
-      else logger.error("startup_failed", { error: err });
+      else if (!closing.signal.aborted) logger.error("startup_failed", { error: err });
     }),
   );
 
@@ -293,8 +322,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const close = (): Promise<void> => {
     closed ??= (async () => {
       closing.abort();
-      await callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }));
-      await nc?.drain().catch(() => nc?.close());
+      // In parallel, each bounded: the whole shutdown stays under a second even when the servers
+      // are gone (a drain would wait for them).
+      await Promise.all([
+        callout?.stop().catch((err) => logger.warn("callout_stop_failed", { error: err })),
+        revocation?.close(),
+      ]);
+      await Promise.all([systemNc && drainBriefly(systemNc), nc && drainBriefly(nc)]);
       await serviceAccounts.close();
       await pods?.close();
       access?.[Symbol.dispose]();
@@ -319,6 +353,57 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * Connect live revocation's system-account user: the same servers and TLS as the main connection,
+ * its own credentials. Retries in the background like the main connection (`onConnected` gets the
+ * connection for shutdown); a rejected promise only means shutdown came first.
+ */
+function connectSystem(
+  config: Config,
+  logger: Logger,
+  metrics: ServiceMetrics,
+  signal: AbortSignal,
+  onConnected: (nc: NatsConnection) => void,
+): Promise<NatsConnection> {
+  const system = config.nats.system ?? {};
+  const connecting = connectNats({
+    servers: config.nats.servers,
+    ...(system.credsFile !== undefined ? { credsFile: system.credsFile } : {}),
+    ...(system.token !== undefined ? { token: system.token } : {}),
+    ...(system.user !== undefined ? { user: system.user, pass: system.password ?? "" } : {}),
+    ...(config.nats.tls ? { tls: config.nats.tls } : {}),
+    name: "nats-k8s-oidc-callout-revocation",
+    logger: logger.child({ connection: "system" }),
+    // Its own gauge would overwrite the main connection's nats_connected.
+    metrics: { ...metrics, natsConnected: createServiceMetrics().natsConnected },
+    signal,
+  });
+  void connecting.then(onConnected, () => {});
+  return connecting;
+}
+
+/**
+ * Drain `nc`, but close it instead when the drain has not finished after `ms` (a drain waits for
+ * the server, which may be gone): shutdown must not wait for a reconnect.
+ */
+async function drainBriefly(nc: NatsConnection, ms = 300): Promise<void> {
+  const timeout = new AbortController();
+  await Promise.race([nc.drain().catch(() => {}), delay(ms, timeout.signal)]);
+  timeout.abort();
+  if (!nc.isClosed()) await nc.close().catch(() => {});
+}
+
+/** Names of the checks that do not pass now; a throw counts as not passing. */
+function failingChecks(checks: readonly ReadinessCheck[]): string[] {
+  return checks.filter((c) => {
+    try {
+      return c.ready() !== true;
+    } catch {
+      return true;
+    }
+  }).map((c) => c.name);
 }
 
 /** A configuration problem found during start-up that no retry can fix. */

@@ -58,6 +58,10 @@ export interface ServiceMetrics {
   readonly natsConnected: Gauge;
   /** `token_verify_cache_hits_total`: logins answered from the verified-token cache. */
   readonly tokenCacheHits: Counter;
+  /** `nats_auth_live_connections`: approved connections remembered for live revocation. */
+  readonly liveConnections: Gauge;
+  /** `nats_auth_kicks_total{reason}`: connections closed by live revocation, reason a KickReason. */
+  readonly kicks: Counter;
   /** `nats_auth_policy_dropped_subjects_total`: annotation entries outside the policy's bound. */
   readonly policyDroppedSubjects: Counter;
   /** `policy_file_reloads_total{result}`: POLICY_FILE reloads after the first, result ∈ ok|error. */
@@ -148,6 +152,14 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     tokenCacheHits: registry.counter(
       "token_verify_cache_hits_total",
       "Logins whose token was found in the verified-token cache.",
+    ),
+    liveConnections: registry.gauge(
+      "nats_auth_live_connections",
+      "Approved connections remembered for live revocation (0 when revocation is off).",
+    ),
+    kicks: registry.counter(
+      "nats_auth_kicks_total",
+      "Connections closed by live revocation, by reason.",
     ),
     policyDroppedSubjects: registry.counter(
       "nats_auth_policy_dropped_subjects_total",

@@ -27,6 +27,8 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
         "--cache-pods=30",
         "--decision-ms=50",
         "--warmup=2",
+        "--rolling-rounds=1",
+        "--revocation-clients=3",
         `--out=${out}`,
       ],
       cwd: ROOT.pathname,
@@ -40,7 +42,17 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
     const result = JSON.parse(await Deno.readTextFile(out)) as BenchResult;
     assert.deepEqual(
       Object.keys(result).sort(),
-      ["cache", "decision", "logins", "meta", "ratio", "service", "storm"],
+      [
+        "cache",
+        "decision",
+        "logins",
+        "meta",
+        "ratio",
+        "revocation",
+        "rolling",
+        "service",
+        "storm",
+      ],
     );
     assert.ok(result.decision && result.storm && result.cache, "no section was skipped");
     assert.ok(result.decision.seenTokenPerSecond > 0);
@@ -72,6 +84,12 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
     assert.ok(result.cache.rssAfterSyncMiB > 0);
     assert.equal(result.cache.podWatch?.pods, 30);
     assert.ok(result.cache.podWatch.rssAfterSyncMiB > 0);
+
+    assert.ok(result.rolling && result.rolling.ok > 0, "the rolling restart logged in");
+    assert.equal(result.rolling.refused + result.rolling.otherFailures, 0, "no login lost");
+
+    assert.ok(result.revocation, "the revocation run ran");
+    assert.equal(result.revocation.revoked, 3, "every deleted ServiceAccount's connection closed");
 
     const table = new TextDecoder().decode(stdout);
     assert.match(table, /\| callout, returning token \| 1 \| 4 \| 0 \|/);

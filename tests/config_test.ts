@@ -94,7 +94,7 @@ Deno.test("config: defaults match the reference, in cluster", () => {
   assert.equal(config.signingKeyFile, "/keys/signing.nk");
   assert.equal(config.signingKeySeed, keys.accountSeed);
   assert.equal(config.xkeySeed, undefined);
-  assert.equal(config.userJwtTtlMs, 5 * 60_000);
+  assert.equal(config.userJwtTtlMs, undefined, "no cap: user JWTs live as long as their token");
   assert.equal(config.jwt.issuers, undefined, "in-cluster issuer is discovered");
   assert.deepEqual(config.jwt, { audience: "nats", allowApiAudience: false });
   assert.deepEqual(config.k8s, {
@@ -234,6 +234,12 @@ Deno.test("config: each malformed value is a problem naming its variable, not a 
     [{ NATS_URL: "ws://nats:8080" }, "NATS_URL", /unsupported scheme "ws"/],
     [{ NATS_URL: "nats://host:99999" }, "NATS_URL", /not a URL/],
     [{ NATS_QUEUE_GROUP: "a b" }, "NATS_QUEUE_GROUP", /whitespace/],
+    [{ NATS_SYSTEM_PASSWORD: "p" }, "NATS_SYSTEM_USER", /required when NATS_SYSTEM_PASSWORD/],
+    [
+      { NATS_SYSTEM_TOKEN: "t", NATS_SYSTEM_USER: "sys" },
+      "NATS_SYSTEM_CREDS_FILE, NATS_SYSTEM_TOKEN and NATS_SYSTEM_USER",
+      /set only one/,
+    ],
     [{ NATS_QUEUE_GROUP: "q.>" }, "NATS_QUEUE_GROUP", /wildcard/],
     [{ NATS_ACCOUNT: "MY APP" }, "NATS_ACCOUNT", /whitespace/],
     [{ JWKS_URL: "not a url" }, "JWKS_URL", /not a URL/],
@@ -498,10 +504,11 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     nats_auth: "user_credentials_file",
     nats_user_file: "/etc/nats/auth.creds",
     nats_queue_group: "q",
+    live_revocation: "off (no NATS_SYSTEM_* credentials)",
     account: "APP",
     signing_key_file: "/keys/signing.nk",
     signing_key_public: keys.accountPublic,
-    user_jwt_ttl: "5m",
+    user_jwt_ttl: "(token lifetime)",
     jwks_url: "(apiserver /openid/v1/jwks)",
     jwt_issuer: "(discover from apiserver)",
     jwt_audience: "nats",
@@ -513,6 +520,22 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     relist_interval: "15m",
     cache_max_staleness: "off",
   });
+});
+
+Deno.test("live revocation's system connection: off by default, on with NATS_SYSTEM_* credentials", () => {
+  assert.equal(load({}).nats.system, undefined);
+  assert.deepEqual(load({ NATS_SYSTEM_USER: "sys", NATS_SYSTEM_PASSWORD: "pw" }).nats.system, {
+    user: "sys",
+    password: "pw",
+  });
+  assert.deepEqual(load({ NATS_SYSTEM_TOKEN: "tok" }).nats.system, { token: "tok" });
+  const creds = load({ NATS_SYSTEM_CREDS_FILE: "/etc/nats/sys.creds" });
+  assert.deepEqual(creds.nats.system, { credsFile: "/etc/nats/sys.creds" });
+  const shown = JSON.stringify(
+    describeConfig(load({ NATS_SYSTEM_USER: "sys", NATS_SYSTEM_PASSWORD: "hunter2" })),
+  );
+  assert.ok(!shown.includes("hunter2"), "the system password is never shown");
+  assert.match(shown, /system user sys with password/);
 });
 
 Deno.test("in-cluster apiserver address comes from KUBERNETES_SERVICE_HOST/PORT; token and CA paths can be moved", () => {

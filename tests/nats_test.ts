@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { CalloutHandler } from "../lib/callout.ts";
 import {
+  classifyConnectError,
   connectNats,
   createReconnectBackoff,
   guardSocketResets,
@@ -269,7 +270,7 @@ Deno.test("stop() drains the subscription: no more answers and not ready", async
 
 Deno.test("guardSocketResets absorbs a late ECONNRESET and logs it; other errors still surface", () => {
   const lines: string[] = [];
-  const logger = createLogger({ level: "warn", write: (l) => lines.push(l) });
+  const logger = createLogger({ level: "debug", write: (l) => lines.push(l) });
   const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
   {
     using _guard = guardSocketResets(logger);
@@ -285,4 +286,26 @@ Deno.test("guardSocketResets absorbs a late ECONNRESET and logs it; other errors
   const after = new ErrorEvent("error", { error: reset, cancelable: true });
   globalThis.dispatchEvent(after);
   assert.equal(after.defaultPrevented, false, "removed on dispose");
+});
+
+Deno.test("classifyConnectError names the cause from nats.js's errors", async () => {
+  const { errors } = await import("@nats-io/transport-node");
+  const withCode = (message: string, code: string) =>
+    new Error("connection refused", { cause: Object.assign(new Error(message), { code }) });
+  assert.equal(
+    classifyConnectError(new errors.AuthorizationError("Authorization Violation")),
+    "authentication_refused",
+  );
+  assert.equal(
+    classifyConnectError(withCode("connect ECONNREFUSED", "ECONNREFUSED")),
+    "unreachable",
+  );
+  assert.equal(classifyConnectError(withCode("getaddrinfo ENOTFOUND", "ENOTFOUND")), "unreachable");
+  assert.equal(classifyConnectError(new errors.TimeoutError()), "unreachable");
+  assert.equal(
+    classifyConnectError(new Error("self-signed certificate in certificate chain")),
+    "tls",
+  );
+  assert.equal(classifyConnectError(new Error("tls is not available on this server")), "tls");
+  assert.equal(classifyConnectError(new Error("something else")), "protocol");
 });

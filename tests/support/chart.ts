@@ -24,7 +24,12 @@ export interface RenderOptions {
   showOnly?: string[];
   /** Pass `--skip-schema-validation` (to reach the templates' own `required` checks). @default {false} */
   skipSchemaValidation?: boolean;
+  /** Kubernetes version to render for (`helm template` assumes v1.20 otherwise). @default {KUBE_VERSION} */
+  kubeVersion?: string;
 }
+
+/** The Kubernetes version charts are rendered for: the real apiserver of the suite (DESIGN D2). */
+export const KUBE_VERSION = "1.37.2";
 
 /** `helm` exited non-zero; `stderr` carries its message (schema or template error). */
 export class HelmError extends Error {
@@ -44,7 +49,7 @@ export class HelmError extends Error {
 export const CHART_DIR: string = new URL("../../chart", import.meta.url).pathname;
 
 const HELM_INSTALL_HINT = "install it with `go install helm.sh/helm/v3/cmd/helm@v3.22.0` " +
-  "(then put $HOME/go/bin on PATH) or set HELM=/path/to/helm; `bash .ci/run` does this";
+  "(it lands in $(go env GOPATH)/bin, which is not on PATH by itself) or set HELM=/path/to/helm; `bash .ci/run` does this";
 
 /**
  * Find the helm binary: `$HELM`, then `helm` on `PATH`, then `$HOME/go/bin/helm` (where `go install`
@@ -102,11 +107,20 @@ export async function renderChart(
     valuesFiles = [],
     showOnly = [],
     skipSchemaValidation = false,
+    kubeVersion = KUBE_VERSION,
   } = options;
   const file = await Deno.makeTempFile({ prefix: "chart-values-", suffix: ".json" });
   try {
     await Deno.writeTextFile(file, JSON.stringify(values));
-    const args = ["template", releaseName, chartDir, "--namespace", namespace];
+    const args = [
+      "template",
+      releaseName,
+      chartDir,
+      "--namespace",
+      namespace,
+      "--kube-version",
+      kubeVersion,
+    ];
     for (const f of valuesFiles) args.push("-f", f);
     args.push("-f", file);
     for (const t of showOnly) args.push("--show-only", t);
@@ -193,9 +207,9 @@ export function deploymentEnv(
 }
 
 /**
- * The files the container sees from Secret volumes, by absolute path: a `subPath` mount is one
- * file; a directory mount holds the volume's `items` (or every key). Volumes that are not Secrets
- * (the projected API token, emptyDirs) are left out. Throws when a Secret cannot be resolved.
+ * The files the container sees from Secret volumes (and the Secret sources of projected volumes),
+ * by absolute path: a `subPath` mount is one file; a directory mount holds the volume's `items` (or
+ * every key). Other sources (the API token, ConfigMaps, emptyDirs) are left out. Throws when a Secret cannot be resolved.
  */
 export function deploymentFiles(
   docs: readonly Manifest[],
@@ -211,26 +225,36 @@ export function deploymentFiles(
   for (const mount of asArray(field(container(docs), "volumeMounts"))) {
     if (!isRecord(mount)) continue;
     const volume = volumes.get(String(mount.name));
-    const secret = volume === undefined ? undefined : field(volume, "secret");
-    if (!isRecord(secret)) continue;
-    const name = String(secret.secretName);
-    const content = secrets[name];
-    if (content === undefined) {
-      throw new Error(`volume ${String(mount.name)}: Secret ${name} is neither rendered nor given`);
+    if (volume === undefined) continue;
+    // A `secret` volume is one Secret; a `projected` volume may combine several (name, not secretName).
+    const sources: { name: string; items: unknown }[] = [];
+    const secret = field(volume, "secret");
+    if (isRecord(secret)) sources.push({ name: String(secret.secretName), items: secret.items });
+    for (const source of asArray(field(volume, "projected", "sources"))) {
+      const s = field(source, "secret");
+      if (isRecord(s)) sources.push({ name: String(s.name), items: s.items });
     }
     const mountPath = String(mount.mountPath);
-    const items = asArray(secret.items).filter(isRecord).map((i) => ({
-      key: String(i.key),
-      path: String(i.path),
-    }));
-    const entries = items.length > 0
-      ? items
-      : Object.keys(content).map((key) => ({ key, path: key }));
-    for (const { key, path } of entries) {
-      if (typeof mount.subPath === "string" && mount.subPath !== path) continue;
-      const value = content[key];
-      if (value === undefined) throw new Error(`Secret ${name} has no key ${key}`);
-      files.set(typeof mount.subPath === "string" ? mountPath : `${mountPath}/${path}`, value);
+    for (const { name, items: rawItems } of sources) {
+      const content = secrets[name];
+      if (content === undefined) {
+        throw new Error(
+          `volume ${String(mount.name)}: Secret ${name} is neither rendered nor given`,
+        );
+      }
+      const items = asArray(rawItems).filter(isRecord).map((i) => ({
+        key: String(i.key),
+        path: String(i.path),
+      }));
+      const entries = items.length > 0
+        ? items
+        : Object.keys(content).map((key) => ({ key, path: key }));
+      for (const { key, path } of entries) {
+        if (typeof mount.subPath === "string" && mount.subPath !== path) continue;
+        const value = content[key];
+        if (value === undefined) throw new Error(`Secret ${name} has no key ${key}`);
+        files.set(typeof mount.subPath === "string" ? mountPath : `${mountPath}/${path}`, value);
+      }
     }
   }
   return files;

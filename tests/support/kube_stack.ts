@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { type Service, startService } from "../../lib/service.ts";
-import { findAll, type Manifest, renderChart } from "./chart.ts";
+import { field, findAll, type Manifest, renderChart } from "./chart.ts";
 import { KubeApiServer, type KubeApiServerOptions, type KubeObject } from "./kube_apiserver.ts";
 import { authCalloutConfig, type ConfigUser, NatsServer } from "./nats_server.ts";
 import { accountKey, KeyDir, type TestKey } from "./nkeys.ts";
@@ -51,7 +51,11 @@ export async function chartRbac(values: object = {}): Promise<KubeObject[]> {
     ...values,
   }, { namespace: SERVICE_NAMESPACE });
   const kinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
-  return kinds.flatMap((k) => findAll(docs, k)) as KubeObject[];
+  // Hooks (the `helm test` ServiceAccount) are not part of an install.
+  const installed = docs.filter((d) =>
+    field(d, "metadata", "annotations", "helm.sh/hook") === undefined
+  );
+  return kinds.flatMap((k) => findAll(installed, k)) as KubeObject[];
 }
 
 /** A running stack against the real apiserver; dispose to stop everything. */

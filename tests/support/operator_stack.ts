@@ -62,6 +62,8 @@ export interface OperatorStackOptions {
    * plain `--token`) is treated as if it presented it. @default {false}
    */
   defaultSentinel?: boolean;
+  /** Turn live revocation on with a creds file of a system-account user. @default {false} */
+  revocation?: boolean;
   /**
    * A second target account `TEAM` (allowed by AUTH) for a cluster policy to place namespaces in,
    * signed with its own key or with a signing key of its own; its seed goes to a file whose path
@@ -242,6 +244,9 @@ export class OperatorStack implements AsyncDisposable {
       NATS_ACCOUNT: targetKp.getPublicKey(),
       NATS_SIGNING_KEY_FILE: await dir.write("signing.nk", seedOf(sk ?? targetKp)),
       ...(xkey ? { NATS_XKEY_SEED_FILE: await dir.write("xkey.nk", xkey.seed) } : {}),
+      ...(options.revocation
+        ? { NATS_SYSTEM_CREDS_FILE: await dir.write("sys.creds", decoder.decode(systemCreds)) }
+        : {}),
     };
     if (options.policy) {
       const seedFile = await dir.write("team.nk", team ? seedOf(teamSk ?? team) : "");

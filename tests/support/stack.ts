@@ -36,6 +36,8 @@ export interface StackOptions {
   env?: Record<string, string>;
   /** Collect the service's log lines in {@linkcode Stack.logs}. @default {true} */
   captureLogs?: boolean;
+  /** Turn live revocation on (the system user's credentials in `NATS_SYSTEM_*`). @default {false} */
+  revocation?: boolean;
   /** Accounts besides AUTH and SYS (see `authCalloutConfig`). @default {{ APP: {} }} */
   accounts?: NatsConfig;
   /** Extra top-level nats-server config (jetstream, websocket, mqtt…). @default {{}} */
@@ -112,6 +114,9 @@ export class Stack implements AsyncDisposable {
       NATS_ACCOUNT: "APP",
       NATS_SIGNING_KEY_FILE: await dir.write("account.seed", account.seed),
       LOG_LEVEL: "debug",
+      ...(options.revocation
+        ? { NATS_SYSTEM_USER: systemUser.user, NATS_SYSTEM_PASSWORD: systemUser.password }
+        : {}),
       ...(serviceXkey
         ? { NATS_XKEY_SEED_FILE: await dir.write("xkey.seed", serviceXkey.seed) }
         : {}),

@@ -178,7 +178,7 @@ Deno.test("a token in NATS_URL appears nowhere in stdout or stderr, at debug lev
       `nats://${stack.serviceUser.user}:${stack.serviceUser.password}@127.0.0.1:${stack.nats.port}`,
     PORT: String(freePort()),
     LOG_LEVEL: "debug",
-  }, (text) => text.includes('"callout_subscribed"'));
+  }, (text) => text.includes('"nats_connected"') && text.includes('"sa_cache_synced"'));
   assert.match(userPass, /"event":"nats_connected"/);
   assert.ok(!userPass.includes(stack.serviceUser.password), userPass);
 });

@@ -252,8 +252,16 @@ Deno.test("fault (real apiserver): an outage under load loses no valid login; a 
   const load = startLoad((t) => stack.connect(t), valid, canaries);
   try {
     await waitFor(() => bounded.ready, { timeoutMs: 20_000, what: "bounded replica ready" });
-    await stack.kube.stop();
+    // A quiet watch hears nothing for up to ~2 min (bookmarks), more than this test's 10 s bound:
+    // make a change, so the bounded replica is fresh when the outage starts.
+    await stack.addServiceAccount("team-a", "tick");
+    await waitFor(async () => {
+      const b = await (await bounded.handler(new Request("http://x/readyz"))).json();
+      return b.status === "ready" && b.checks.serviceaccounts.staleness_seconds < 2;
+    }, { what: "bounded replica fresh" });
+    // The outage starts when the apiserver is told to stop (its graceful shutdown takes seconds).
     const outageStarted = Date.now();
+    await stack.kube.stop();
     second = await startService({
       config: loadConfig({ ...stack.env, NATS_URL: idle.url }),
       logger: quiet,
@@ -261,16 +269,23 @@ Deno.test("fault (real apiserver): an outage under load loses no valid login; a 
     // Past CACHE_MAX_STALENESS the bounded replica's readiness fails and says why.
     await waitFor(() => !bounded.ready, { timeoutMs: 30_000, what: "stale → not ready" });
     staleAfterMs = Date.now() - outageStarted;
+    assert.ok(
+      staleAfterMs >= 7_000,
+      `not ready ${staleAfterMs} ms into the outage: ${
+        JSON.stringify(await (await bounded.handler(new Request("http://x/readyz"))).json())
+      }`,
+    );
     const res = await bounded.handler(new Request("http://x/readyz"));
     assert.equal(res.status, 503);
     const body = await res.json();
-    assert.deepEqual(body.failing, ["serviceaccounts"]);
+    // (Having left the queue group, its "nats" check may fail too: issue 9's membership.)
+    assert.ok(body.failing.includes("serviceaccounts"), JSON.stringify(body.failing));
     assert.match(body.checks.serviceaccounts.reason, /CACHE_MAX_STALENESS \(10s\)/);
-    assert.ok(body.checks.serviceaccounts.staleness_seconds > 10);
+    assert.ok(body.checks.serviceaccounts.staleness_seconds >= 10);
     // The unbounded replica keeps serving from its cache, and says how stale it is.
     assert.ok(stack.service.ready);
     const own = await (await stack.service.handler(new Request("http://x/readyz"))).json();
-    assert.ok(own.checks.serviceaccounts.staleness_seconds > 10);
+    assert.ok(own.checks.serviceaccounts.staleness_seconds >= 10);
     const seen = load.valid.ok;
     await waitFor(() => load.valid.ok > seen + 5, { what: "logins continue during the outage" });
     // Down for ~20 s in all, as in the issue.

@@ -105,7 +105,10 @@ interface CommonKeySourceOptions {
   metrics: ServiceMetrics;
   /**
    * Minimum time between two loads triggered by a token with an unknown `kid` (or by a token
-   * arriving while no key set is loaded). @default {30000}
+   * arriving while no key set is loaded). Short, because it is also how long a token signed by a
+   * freshly rotated key can be refused after the previous load (measured against the real
+   * apiserver: a rotation just after start was refused for 30 s with 30 s); a flood of forged
+   * `kid`s still costs the apiserver one request per cool-down. @default {5000}
    */
   cooldownMs?: number;
   /** Re-load the key set this often, so removed keys stop being trusted. @default {3600000} (1 h) */
@@ -166,7 +169,7 @@ export interface DiscoverIssuerOptions {
   access?: Pick<ApiAccess, "headers" | "client">;
 }
 
-const DEFAULT_COOLDOWN_MS = 30_000;
+const DEFAULT_COOLDOWN_MS = 5_000;
 const DEFAULT_REFRESH_INTERVAL_MS = 3_600_000;
 const DEFAULT_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 60_000;
@@ -330,6 +333,7 @@ class CachedKeySource implements KeySource {
   #inflight: Promise<void> | undefined;
   #lastAttempt = Number.NEGATIVE_INFINITY;
   #failures = 0;
+  #lastFailureCause: string | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #abort = new AbortController();
@@ -428,9 +432,13 @@ class CachedKeySource implements KeySource {
       if (rejected) this.#rejectedInvalid = err.invalid;
       metrics.jwksRefreshes.inc({ result: rejected ? "rejected" : "error" });
       if (!this.#closed) {
-        logger.warn(rejected ? "jwks_rejected" : "jwks_refresh_failed", {
+        // A failing endpoint is retried with backoff: warn when the cause changes, not per retry.
+        const cause = rejected ? "rejected" : classifyApiFailure(err);
+        const level = cause === this.#lastFailureCause ? "debug" : "warn";
+        this.#lastFailureCause = cause;
+        logger[level](rejected ? "jwks_rejected" : "jwks_refresh_failed", {
           source,
-          cause: classifyApiFailure(err),
+          cause,
           error: describe(err),
           keys_in_use: this.#current?.kids.length ?? 0,
           failures: this.#failures,
@@ -439,6 +447,7 @@ class CachedKeySource implements KeySource {
       throw new Error(`cannot load JWKS from ${source}: ${describe(err)}`, { cause: err });
     }
     this.#failures = 0;
+    this.#lastFailureCause = undefined;
     this.#rejectedInvalid = new Map();
     metrics.jwksRefreshes.inc({ result: "ok" });
     metrics.jwksKeys.set(next.kids.length);

@@ -39,6 +39,8 @@ export interface KubeStackOptions {
   waitReady?: boolean;
   /** Apply the chart's RBAC (in-cluster and kubeconfig-token modes). @default {true} */
   rbac?: boolean;
+  /** nats-server's `authorization.timeout`, in seconds. @default {10} */
+  authTimeoutSeconds?: number;
 }
 
 /**
@@ -107,7 +109,7 @@ export class KubeStack implements AsyncDisposable {
       const account = accountKey();
       const { config, service: serviceUser, system: systemUser } = authCalloutConfig({
         issuer: account.publicKey,
-        timeoutSeconds: 10,
+        timeoutSeconds: options.authTimeoutSeconds ?? 10,
       });
       const nats = await NatsServer.start({ config });
       cleanup.push({ [Symbol.asyncDispose]: () => nats.stop() });

@@ -566,3 +566,111 @@ Deno.test("fault (two replica processes): SIGTERM of a replica under load loses 
       `exit 0 after ${Math.round(stoppedMs)} ms; ${clients.canaries.refused} canaries refused`,
   );
 });
+
+/**
+ * The documented bound for a nats-server restart: both replicas are back in the queue group within
+ * this long after nats-server accepts connections again (their reconnect backoff starts at 100 ms
+ * and doubles to at most 2 s ± 20 %, then the subscription is confirmed by a round trip).
+ */
+const NATS_RECOVERY_BOUND_MS = 5_000;
+
+Deno.test("fault (two replica processes): nats-server killed with SIGKILL and restarted on the same port: logins fail only until the replicas are back, within the bound", async () => {
+  const { stack, valid, canaries, replicas: [a, b] } = await twoReplicas();
+  await using _stack = stack;
+  await using _a = a;
+  await using _b = b;
+  const clients = startClients(stack.nats.url, valid, canaries);
+  let killedAt: number, backAt: number, rejoinedAt: number;
+  try {
+    await bothServing(a, b);
+    killedAt = performance.now();
+    await stack.nats.restart({ downMs: 1000 });
+    backAt = performance.now();
+    await waitFor(async () => (await a.readyz()) === 200 && (await b.readyz()) === 200, {
+      timeoutMs: 20_000,
+      what: "both replicas back in the queue group",
+    });
+    rejoinedAt = performance.now();
+    await moreLogins(clients, 30, "logins after the restart");
+  } finally {
+    await clients.stop();
+  }
+  assert.equal(clients.canaries.accepted, 0, "canaries accepted");
+  const { total, lost, retried } = tally(clients);
+  const recoveryMs = rejoinedAt - backAt;
+  assert.ok(
+    recoveryMs <= NATS_RECOVERY_BOUND_MS,
+    `replicas back ${
+      Math.round(recoveryMs)
+    } ms after nats-server (bound ${NATS_RECOVERY_BOUND_MS})`,
+  );
+  // Once both replicas are back, no login fails, not even a first attempt.
+  const late = [...lost, ...retried].filter((l) => l.startedAt > rejoinedAt);
+  assert.deepEqual(late, [], "a login started after the recovery failed");
+  for (const r of [a, b]) {
+    assert.match(r.output, /"event":"nats_disconnected"/);
+    assert.match(r.output, /"event":"nats_reconnected"/);
+  }
+  const firstOk = clients.logins.filter((l) => l.ok && l.startedAt >= backAt)
+    .reduce((m, l) => Math.min(m, l.endedAt), Infinity);
+  report(
+    `nats-server SIGKILL, down ${Math.round(backAt - killedAt)} ms: ${total} valid logins, ` +
+      `${lost.length} lost (all started before the replicas were back), ${retried.length} needed ` +
+      `their retry; both replicas back in the group ${Math.round(recoveryMs)} ms after ` +
+      `nats-server, first login ${Math.round(firstOk - backAt)} ms after; ` +
+      `${clients.canaries.refused} canaries refused, 0 accepted`,
+  );
+});
+
+/** How long the frozen replica stays stopped. */
+const FREEZE_MS = 4_000;
+/** The documented bound: a frozen replica answers logins again within this long of SIGCONT. */
+const THAW_BOUND_MS = 3_000;
+
+Deno.test("fault (two replica processes): a replica frozen (SIGSTOP) for seconds: logins fail only during the freeze, and it serves again within the bound after SIGCONT", async () => {
+  const { stack, valid, canaries, replicas: [a, b] } = await twoReplicas();
+  await using _stack = stack;
+  await using _a = a;
+  await using _b = b;
+  const clients = startClients(stack.nats.url, valid, canaries);
+  let stoppedAt: number, contAt: number, resumedAt: number;
+  try {
+    await bothServing(a, b);
+    b.kill("SIGSTOP");
+    stoppedAt = performance.now();
+    await delay(FREEZE_MS); // the fault's duration, not a wait for a condition
+    b.kill("SIGCONT");
+    contAt = performance.now();
+    const before = await b.allowed();
+    await waitFor(async () => (await b.allowed()) > before, {
+      timeoutMs: 20_000,
+      what: "the thawed replica allows logins again",
+    });
+    resumedAt = performance.now();
+    await moreLogins(clients, 30, "logins after the freeze");
+  } finally {
+    await clients.stop();
+  }
+  assert.equal(clients.canaries.accepted, 0, "canaries accepted");
+  const { total, lost, retried } = tally(clients);
+  const thawMs = resumedAt - contAt;
+  assert.ok(thawMs <= THAW_BOUND_MS, `served again ${Math.round(thawMs)} ms after SIGCONT`);
+  // Only logins under way while the replica was frozen fail: none started after SIGCONT.
+  const late = lost.filter((l) => l.startedAt > contAt);
+  assert.deepEqual(late, [], "a login started after the freeze was lost");
+  const during = clients.logins.filter((l) =>
+    l.startedAt >= stoppedAt - AUTH_TIMEOUT_S * 1000 && l.startedAt <= contAt
+  );
+  assert.ok(lost.length <= during.length);
+  // What it received while frozen had expired by the time it woke: dropped, not answered.
+  const expired = b.logs.filter((l) =>
+    l.event === "request_dropped" && l.reason === "request_expired"
+  );
+  report(
+    `frozen replica, ${FREEZE_MS} ms: ${total} valid logins, ${lost.length} lost of ` +
+      `${during.length} under way during the freeze, ${retried.length} needed their retry ` +
+      `(${retried.filter((l) => l.startedAt > contAt).length} started after SIGCONT); serving ` +
+      `again ${Math.round(thawMs)} ms after SIGCONT; ${expired.length} requests found expired on ` +
+      `waking; ${clients.canaries.refused} canaries refused, 0 accepted`,
+  );
+});

@@ -16,7 +16,7 @@ import { delay } from "../lib/abort.ts";
 import { loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { startService } from "../lib/service.ts";
-import { NatsServer, tolerateClientResets } from "./support/nats_server.ts";
+import { type NatsConfig, NatsServer, tolerateClientResets } from "./support/nats_server.ts";
 import { generateSigningKey, mintServiceAccountToken, publicJwks } from "./support/sa_tokens.ts";
 import { ISSUER, Stack } from "./support/stack.ts";
 import { KubeStack } from "./support/kube_stack.ts";
@@ -452,8 +452,12 @@ async function moreLogins(clients: Clients, n: number, what: string): Promise<vo
  * ServiceAccounts and canaries (a deleted ServiceAccount's token, a respelled token, a token for
  * another audience).
  */
-async function twoReplicas() {
-  const stack = await KubeStack.start({ authTimeoutSeconds: AUTH_TIMEOUT_S, waitReady: false });
+async function twoReplicas(natsExtra?: NatsConfig) {
+  const stack = await KubeStack.start({
+    authTimeoutSeconds: AUTH_TIMEOUT_S,
+    waitReady: false,
+    ...(natsExtra ? { natsExtra } : {}),
+  });
   try {
     await stack.service.close(); // only the two processes answer
     const valid: string[] = [];
@@ -672,5 +676,48 @@ Deno.test("fault (two replica processes): a replica frozen (SIGSTOP) for seconds
       `(${retried.filter((l) => l.startedAt > contAt).length} started after SIGCONT); serving ` +
       `again ${Math.round(thawMs)} ms after SIGCONT; ${expired.length} requests found expired on ` +
       `waking; ${clients.canaries.refused} canaries refused, 0 accepted`,
+  );
+});
+
+Deno.test("fault (two replica processes): with ping_interval 1s and ping_max 2, nats-server drops a frozen replica within seconds; later logins all land on the other one", async () => {
+  const { stack, valid, canaries, replicas: [a, b] } = await twoReplicas({
+    ping_interval: "1s",
+    ping_max: 2,
+  });
+  await using _stack = stack;
+  await using _a = a;
+  await using _b = b;
+  // Dropped after ping_max unanswered PINGs, one per ping_interval: ~3 s; 5 s leaves a margin.
+  const dropBoundMs = 5_000;
+  const clients = startClients(stack.nats.url, valid, canaries);
+  let stoppedAt: number, contAt: number, rejoinedMs: number;
+  try {
+    await bothServing(a, b);
+    b.kill("SIGSTOP");
+    stoppedAt = performance.now();
+    await delay(dropBoundMs + 3_000); // the fault's duration, not a wait for a condition
+    b.kill("SIGCONT");
+    contAt = performance.now();
+    const before = await b.allowed();
+    await waitFor(async () => (await b.allowed()) > before, {
+      timeoutMs: 20_000,
+      what: "the thawed replica reconnects and allows logins again",
+    });
+    rejoinedMs = performance.now() - contAt;
+    await moreLogins(clients, 20, "logins after the freeze");
+  } finally {
+    await clients.stop();
+  }
+  assert.equal(clients.canaries.accepted, 0, "canaries accepted");
+  const { total, lost, retried } = tally(clients);
+  // Once nats-server has dropped the frozen replica, no attempt waits on it: not even a first one fails.
+  const late = [...lost, ...retried].filter((l) => l.startedAt > stoppedAt + dropBoundMs);
+  assert.deepEqual(late, [], "a login started after the drop bound failed");
+  assert.match(b.output, /"event":"nats_reconnected"/);
+  report(
+    `frozen replica, ping_interval 1s × ping_max 2, ${Math.round(contAt - stoppedAt)} ms: ` +
+      `${total} valid logins, ${lost.length} lost, ${retried.length} needed their retry, none ` +
+      `started more than ${dropBoundMs} ms into the freeze; back in the group ` +
+      `${Math.round(rejoinedMs)} ms after SIGCONT; ${clients.canaries.refused} canaries refused`,
   );
 });

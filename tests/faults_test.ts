@@ -9,6 +9,9 @@
  * flags) against the real apiserver, and kill, stop or continue them with real signals; nats-server
  * itself is killed with SIGKILL and restarted on the same port. Their clients retry once, as a
  * reconnecting nats.js client would; see {@linkcode startClients} for what "lost" means there.
+ * A replica's SIGKILL or SIGTERM loses no valid login; a nats-server restart and a frozen replica
+ * do lose some, so those assert a documented bound in time and print what they measured (the
+ * figures are in docs/operations.md, "Fault suite").
  */
 import assert from "node:assert/strict";
 import { connect } from "@nats-io/transport-node";

@@ -546,7 +546,7 @@ Deno.test("fault (two replica processes): SIGKILL of a replica under load loses 
   );
 });
 
-Deno.test("fault (two replica processes): SIGTERM of a replica under load loses no valid login; it drains and exits 0", async () => {
+Deno.test("fault (two replica processes): SIGTERM of a replica under load loses no valid login, not even a first attempt: it answers the logins it has, drains and exits 0", async () => {
   const { stack, valid, canaries, replicas: [a, b] } = await twoReplicas();
   await using _stack = stack;
   await using _a = a;
@@ -555,8 +555,13 @@ Deno.test("fault (two replica processes): SIGTERM of a replica under load loses 
   let stoppedMs: number;
   try {
     await bothServing(a, b);
+    // As for SIGKILL, the signal must meet logins in flight: stopped until one waits on it, the
+    // replica gets SIGTERM and runs on; it must answer what it has before it leaves.
+    a.kill("SIGSTOP");
+    await waitFor(() => clients.oldestPendingMs() > 300, { what: "a login waiting on A" });
     const before = performance.now();
     a.kill("SIGTERM");
+    a.kill("SIGCONT");
     const status = await a.status;
     stoppedMs = performance.now() - before;
     assert.equal(status.code, 0, a.output.slice(-2000));
@@ -568,6 +573,7 @@ Deno.test("fault (two replica processes): SIGTERM of a replica under load loses 
   assert.match(a.output, /"event":"shutting_down","signal":"SIGTERM"/);
   assert.match(a.output, /"event":"stopped"/);
   const { total, retried } = tally(clients);
+  assert.deepEqual(retried, [], "a login waiting on the replica at SIGTERM was not answered");
   report(
     `replica SIGTERM: ${total} valid logins, 0 lost, ${retried.length} needed their retry; ` +
       `exit 0 after ${Math.round(stoppedMs)} ms; ${clients.canaries.refused} canaries refused`,

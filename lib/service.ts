@@ -380,8 +380,8 @@ function connectSystem(
     ...(config.nats.tls ? { tls: config.nats.tls } : {}),
     name: "nats-k8s-oidc-callout-revocation",
     logger: logger.child({ connection: "system" }),
-    // Its own gauge would overwrite the main connection's nats_connected.
-    metrics: { ...metrics, natsConnected: createServiceMetrics().natsConnected },
+    // Its own gauge: the main connection's nats_connected must not be overwritten.
+    metrics: { ...metrics, natsConnected: metrics.natsSystemConnected },
     signal,
   });
   void connecting.then(onConnected, () => {});

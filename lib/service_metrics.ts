@@ -56,6 +56,11 @@ export interface ServiceMetrics {
   readonly jwksKeys: Gauge;
   /** `nats_connected`: 1 while the service's own NATS connection is up. */
   readonly natsConnected: Gauge;
+  /**
+   * `nats_system_connected`: 1 while live revocation's system-account connection is up; 0 while it
+   * is down or off (revocation then kicks nobody; the `starting` line says whether it is on).
+   */
+  readonly natsSystemConnected: Gauge;
   /** `token_verify_cache_hits_total`: logins answered from the verified-token cache. */
   readonly tokenCacheHits: Counter;
   /** `nats_auth_live_connections`: approved connections remembered for live revocation. */
@@ -149,6 +154,10 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     jwksRefreshes: registry.counter("jwks_refresh_total", "JWKS fetches, by result."),
     jwksKeys: registry.gauge("jwks_keys", "Keys in the current JWKS."),
     natsConnected: registry.gauge("nats_connected", "1 while the service's NATS connection is up."),
+    natsSystemConnected: registry.gauge(
+      "nats_system_connected",
+      "1 while live revocation's system-account connection is up (0 while it is configured but down).",
+    ),
     tokenCacheHits: registry.counter(
       "token_verify_cache_hits_total",
       "Logins whose token was found in the verified-token cache.",

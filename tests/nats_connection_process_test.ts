@@ -255,6 +255,10 @@ Deno.test("live revocation's system connection refused: named as such; the callo
   const failed = await proc.waitEvent("nats_connect_failed", (e) => e.connection === "system");
   assert.equal(failed.cause, "authentication_refused");
   await waitReady(Number(env.PORT));
+  // Revocation being down is visible to monitoring, apart from the main connection's gauge.
+  const metrics = await (await fetch(`http://127.0.0.1:${env.PORT}/metrics`)).text();
+  assert.match(metrics, /^nats_system_connected 0$/m);
+  assert.match(metrics, /^nats_connected 1$/m);
   await assertStopsFast(proc);
   assert.ok(!proc.text.includes(system.password), "no password in the log");
 });

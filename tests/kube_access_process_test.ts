@@ -8,16 +8,8 @@ import { accountKey } from "./support/nkeys.ts";
 import { generateSigningKey, publicJwks } from "./support/sa_tokens.ts";
 import { KubeApiServer } from "./support/kube_apiserver.ts";
 import { NatsServer } from "./support/nats_server.ts";
+import { spawnStartTask } from "./support/start_task.ts";
 import { waitFor } from "./support/wait.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-async function startTaskArgs(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const [deno, ...args] = String(config.tasks.start).split(/\s+/);
-  assert.equal(deno, "deno");
-  return args;
-}
 
 interface Run {
   code: number;
@@ -29,15 +21,7 @@ async function runMain(
   env: Record<string, string>,
   stopAfter?: (lines: Record<string, unknown>[]) => boolean,
 ): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: await startTaskArgs(),
-    cwd: ROOT,
-    env: { PATH: Deno.env.get("PATH") ?? "", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = await spawnStartTask(env);
   const lines: Record<string, unknown>[] = [];
   const read = async (stream: ReadableStream<Uint8Array>) => {
     let buffer = "";

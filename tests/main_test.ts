@@ -5,31 +5,12 @@ import assert from "node:assert/strict";
 import { tolerateClientResets } from "./support/nats_server.ts";
 import { Stack } from "./support/stack.ts";
 import { freePort, waitReady } from "./support/http_probe.ts";
+import { spawnStartTask } from "./support/start_task.ts";
 import { waitFor } from "./support/wait.ts";
 
 tolerateClientResets(); // refused logins while the new SA propagates reset their sockets
 
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** The `start` task's own arguments, so the test proves its least-privilege flags suffice. */
-async function startTaskArgs(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const [deno, ...args] = String(config.tasks.start).split(/\s+/);
-  assert.equal(deno, "deno");
-  return args;
-}
-
-async function spawnMain(env: Record<string, string>): Promise<Deno.ChildProcess> {
-  return new Deno.Command(Deno.execPath(), {
-    args: await startTaskArgs(),
-    cwd: ROOT,
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
+const spawnMain = spawnStartTask;
 
 Deno.test("bad configuration: exit status 2 and one message naming every problem", async () => {
   const child = await spawnMain({

@@ -11,9 +11,8 @@ import { authCalloutConfig, NatsServer } from "./support/nats_server.ts";
 import { accountKey, KeyDir } from "./support/nkeys.ts";
 import { generateSigningKey, ISSUER, publicJwks } from "./support/sa_tokens.ts";
 import { createTestCertificates } from "./support/test_apiserver.ts";
+import { spawnStartTask } from "./support/start_task.ts";
 import { waitFor } from "./support/wait.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 type Event = Record<string, unknown> & { event: string; level: string };
 
@@ -46,17 +45,7 @@ class ServiceProcess implements AsyncDisposable {
   }
 
   static async start(env: Record<string, string>): Promise<ServiceProcess> {
-    const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-    const [, ...args] = String(config.tasks.start).split(/\s+/);
-    const child = new Deno.Command(Deno.execPath(), {
-      args,
-      cwd: ROOT,
-      env: { PATH: Deno.env.get("PATH") ?? "", ...env },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = await spawnStartTask(env);
     return new ServiceProcess(child);
   }
 

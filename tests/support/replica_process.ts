@@ -8,16 +8,7 @@
  */
 import { freePort } from "./http_probe.ts";
 import { waitFor } from "./wait.ts";
-
-const ROOT = new URL("../..", import.meta.url).pathname;
-
-/** The `start` task's arguments after `deno`, so a replica runs with the deployed least privilege. */
-async function startTaskArgs(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const [deno, ...args] = String(config.tasks.start).split(/\s+/);
-  if (deno !== "deno") throw new Error(`the start task does not run deno: ${config.tasks.start}`);
-  return args;
-}
+import { spawnStartTask } from "./start_task.ts";
 
 /** A running `main.ts`; dispose to kill it (SIGKILL) and wait for its exit. */
 export class ReplicaProcess implements AsyncDisposable {
@@ -55,15 +46,7 @@ export class ReplicaProcess implements AsyncDisposable {
    */
   static async spawn(env: Record<string, string>): Promise<ReplicaProcess> {
     const port = freePort();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: await startTaskArgs(),
-      cwd: ROOT,
-      env: { PATH: Deno.env.get("PATH") ?? "", ...env, PORT: String(port) },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = await spawnStartTask({ ...env, PORT: String(port) });
     return new ReplicaProcess(child, port);
   }
 

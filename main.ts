@@ -51,11 +51,19 @@ async function main(): Promise<number> {
     logger.error("startup_failed", { error: err });
     return 2;
   }
-  const server = Deno.serve({
-    port: config.port,
-    hostname: "0.0.0.0",
-    onListen: ({ port }) => logger.info("http_listening", { port }),
-  }, service.handler);
+  let server;
+  try {
+    server = Deno.serve({
+      port: config.port,
+      hostname: "0.0.0.0",
+      onListen: ({ port }) => logger.info("http_listening", { port }),
+    }, service.handler);
+  } catch (err) {
+    // A port in use or not allowed is a configuration problem, like a bad PORT value.
+    logger.error("startup_failed", { error: `PORT ${config.port}: ${(err as Error).message}` });
+    await service.close();
+    return 2;
+  }
 
   Deno.addSignalListener("SIGHUP", () => service.resync("SIGHUP"));
   const stop = Promise.withResolvers<string>();

@@ -39,6 +39,18 @@ export class ApiError extends Error {
 }
 
 /**
+ * The credentials of a request could not be produced (a token file that is missing or empty, a
+ * kubeconfig file that cannot be read): a problem of this side, not of the network.
+ */
+export class CredentialsError extends Error {
+  /** Create the error; the message names the file, never its content. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CredentialsError";
+  }
+}
+
+/**
  * Turn a non-2xx response into an {@linkcode ApiError}, reading the Kubernetes `Status` message
  * (e.g. `serviceaccounts is forbidden: User "system:serviceaccount:nats:callout" cannot list
  * resource "serviceaccounts" in API group "" at the cluster scope`). Consumes the body.
@@ -113,7 +125,7 @@ const HINTS: Record<ApiFailureCause, string> = {
   tls:
     "the apiserver's certificate is not signed by the configured CA (K8S_CA_FILE or the kubeconfig's certificate-authority)",
   dns: "the apiserver's host name does not resolve",
-  refused: "nothing listens at the apiserver address",
+  refused: "nothing listens at the apiserver address (or at the kubeconfig's proxy-url)",
   timeout: "the apiserver did not answer in time",
   unauthorized:
     "the apiserver refused the credentials (token file missing, expired or for another cluster)",

@@ -469,10 +469,12 @@ export async function createCalloutHandler(
           logger.debug("login_granted", {
             ...base,
             ...result.fields,
-            account,
+            account: result.user.account ?? account,
             user: result.user.name,
             pub: pub.allow,
             sub: sub.allow,
+            ...(pub.deny?.length ? { pub_deny: pub.deny } : {}),
+            ...(sub.deny?.length ? { sub_deny: sub.deny } : {}),
             resp_max: resp.max,
             resp_ttl_ms: resp.ttlNs / 1e6,
             expires_at: Math.floor(result.user.expiresAt),

@@ -112,6 +112,13 @@ export interface Config {
   readonly annotationPrefix: string;
   /** `CACHE_CLEANUP_INTERVAL`: full relist interval of the cache (≥ 10s). @default {900000} */
   readonly relistIntervalMs: number;
+  /**
+   * `CACHE_MAX_STALENESS`: once the ServiceAccount cache has not heard from the apiserver (list,
+   * watch event or bookmark) for longer than this, the "serviceaccounts" readiness check fails and
+   * says why. Undefined (unset or `0`) turns the bound off. Use at least 3m on a real cluster (a
+   * quiet watch hears a bookmark only every 1–2 minutes). @default {undefined (off)}
+   */
+  readonly cacheMaxStalenessMs?: number;
   /** `SERVICEACCOUNTS_FILE`: take ServiceAccounts from this manifest instead of the apiserver. */
   readonly serviceAccountsFile?: string;
   /** `POLICY_FILE`: the cluster policy (YAML, lib/policy_file.ts); without it, today's behaviour. */
@@ -169,6 +176,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   "KUBERNETES_SERVICE_PORT",
   "SA_ANNOTATION_PREFIX",
   "CACHE_CLEANUP_INTERVAL",
+  "CACHE_MAX_STALENESS",
   "SERVICEACCOUNTS_FILE",
   "POLICY_FILE",
   "EXPLAIN_ENABLED",
@@ -253,7 +261,12 @@ export function loadConfig(
   const problem = (text: string): void => {
     problems.push(text);
   };
+  // A seed pasted where a public value belongs must not pass, nor be echoed by a later problem
+  // line or the start-up log: such a variable reads as unset from here on, and its own problems
+  // are dropped in favour of the one line saying a seed was found.
+  const seedIn = new Set(seedProblems(env, problem));
   const get = (name: string): string | undefined => {
+    if (seedIn.has(name)) return undefined;
     const value = env[name]?.trim();
     return value === undefined || value === "" ? undefined : value;
   };
@@ -281,7 +294,7 @@ export function loadConfig(
   const entries = urlRaw.split(",").map((s) => s.trim());
   for (const entry of entries) {
     const bad = serverProblem(entry);
-    if (bad) problem(`NATS_URL: ${show(redactUrl(entry))} ${bad}`);
+    if (bad) problem(`NATS_URL: ${show(maskServerEntry(entry))} ${bad}`);
     else servers.push(entry.includes("://") ? entry : `nats://${entry}`);
   }
 
@@ -419,10 +432,17 @@ export function loadConfig(
   }
   if (jwksUrlRaw !== undefined) {
     const bad = httpUrlProblem(jwksUrlRaw);
-    if (bad) problem(`JWKS_URL: ${show(redactUrl(jwksUrlRaw))} ${bad}`);
+    if (bad) problem(`JWKS_URL: ${show(maskServerEntry(jwksUrlRaw))} ${bad}`);
   }
   const jwksUrl = jwksUrlRaw;
   const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
+  // Off unless set; "0" is off too. A quiet, healthy watch on kube-apiserver v1.37 hears its first
+  // bookmark after ~120 s, then one every ~60 s: values under 3m flap on a real cluster (the 10 s
+  // minimum is for tests).
+  const maxStalenessRaw = get("CACHE_MAX_STALENESS");
+  const cacheMaxStalenessMs = maxStalenessRaw === undefined || /^0+[a-z]*$/i.test(maxStalenessRaw)
+    ? undefined
+    : durationVar(get, problem, "CACHE_MAX_STALENESS", 0, { min: 10 * SECOND });
   const issuerRaw = get("JWT_ISSUER");
   const issuers = issuerRaw === undefined ? undefined : parseIssuers(issuerRaw, problem);
   // Without an apiserver to ask (dev mode: ServiceAccounts from a file, out of cluster), the keys
@@ -466,7 +486,13 @@ export function loadConfig(
     }
   }
 
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) {
+    throw new ConfigError(
+      problems.filter((p) =>
+        ![...seedIn].some((name) => p.startsWith(`${name}:`) && !p.includes(SEED_PROBLEM))
+      ),
+    );
+  }
 
   const config: Config = {
     port,
@@ -504,6 +530,7 @@ export function loadConfig(
     },
     annotationPrefix,
     relistIntervalMs,
+    ...(cacheMaxStalenessMs !== undefined ? { cacheMaxStalenessMs } : {}),
     ...(serviceAccountsFile !== undefined ? { serviceAccountsFile } : {}),
     ...(policyFile !== undefined ? { policyFile } : {}),
     explainEnabled,
@@ -571,16 +598,63 @@ export function describeConfig(config: Config): Record<string, unknown> {
     k8s_in_cluster: k8s.inCluster,
     k8s_namespace: k8s.namespace ?? "(all)",
     ...(k8s.kubeconfig !== undefined ? { kubeconfig: k8s.kubeconfig } : {}),
-    ...(k8s.inCluster ? { k8s_api_server_url: k8s.apiServerUrl } : {}),
+    ...(k8s.inCluster
+      ? {
+        k8s_api_server_url: k8s.apiServerUrl,
+        k8s_ca_file: k8s.caFile,
+        k8s_token_file: k8s.tokenFile,
+      }
+      : {}),
     k8s_watch_pods: config.serviceAccountsFile === undefined && k8s.watchPods,
     annotation_prefix: config.annotationPrefix,
     relist_interval: formatDuration(config.relistIntervalMs),
+    cache_max_staleness: config.cacheMaxStalenessMs === undefined
+      ? "off"
+      : formatDuration(config.cacheMaxStalenessMs),
     ...(config.serviceAccountsFile !== undefined
       ? { serviceaccounts_file: config.serviceAccountsFile }
       : {}),
     ...(config.policyFile !== undefined ? { policy_file: config.policyFile } : {}),
     ...(config.explainEnabled ? { explain_endpoint: true } : {}),
   };
+}
+
+/** Variables that hold secrets by design: a seed-shaped value there is not a misplaced seed. */
+const SECRET_VARS = new Set(["NATS_TOKEN"]);
+/** An nkey seed: `S`, its role letter and 56 more base32 characters (58 in all). */
+const SEED_SHAPE = /S[A-Z2-7]{57}/;
+const SEED_PROBLEM = "holds an nkey seed";
+
+/**
+ * Report every variable whose value contains an nkey seed (`SA…`, `SU…`, `SO…`, `SX…`, …) where a
+ * public value, a name or a path is expected, and return their names. The userinfo of NATS_URL is
+ * a secret position (a token or password) and is not checked. The problem line never shows the
+ * value: a seed is a private key.
+ */
+function seedProblems(
+  env: Readonly<Record<string, string | undefined>>,
+  problem: (text: string) => void,
+): string[] {
+  const found: string[] = [];
+  for (const name of CONFIG_ENV_VARS) {
+    if (SECRET_VARS.has(name)) continue;
+    let value = env[name];
+    if (value === undefined) continue;
+    if (name === "NATS_URL") {
+      value = value.split(",").map((e) => e.slice(e.lastIndexOf("@") + 1)).join(",");
+    }
+    if (!SEED_SHAPE.test(value)) continue;
+    found.push(name);
+    problem(
+      `${name}: ${SEED_PROBLEM} (S..., a private key; value not shown); a seed belongs only in ` +
+        "a file (NATS_SIGNING_KEY_FILE, NATS_XKEY_SEED_FILE, NATS_USER_CREDS_FILE) — " +
+        (name === "NATS_ACCOUNT"
+          ? "NATS_ACCOUNT takes the account name (config mode) or its public A... key"
+          : "this variable takes a public value") +
+        "; if the seed was shared, rotate it",
+    );
+  }
+  return found;
 }
 
 function isPublicAccountKey(key: string): boolean {
@@ -597,6 +671,18 @@ function publicKeyOf(seed: string): string {
   } catch {
     return "(invalid)";
   }
+}
+
+/**
+ * A NATS_URL entry for a problem line: a malformed entry may hold a token anywhere before its last
+ * `@` (with or without a scheme, with whitespace), so all of that is masked, not only what
+ * `redactUrl` recognizes as a URL's userinfo.
+ */
+function maskServerEntry(entry: string): string {
+  const at = entry.lastIndexOf("@");
+  if (at < 0) return entry;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(entry)?.[0] ?? "";
+  return `${scheme}***@${entry.slice(at + 1)}`;
 }
 
 /** Why one NATS_URL entry cannot be used, or undefined. Never echoes the entry. */
@@ -762,10 +848,12 @@ function parseIssuers(raw: string, problem: (text: string) => void): string[] | 
   const issuers: string[] = [];
   const entries = raw.split(",").map((e) => e.trim());
   let ok = true;
+  const reported = new Set<string>();
   for (const entry of entries) {
     const bad = issuerProblem(entry);
     if (bad) {
-      problem(`JWT_ISSUER: ${show(entry)} ${bad}`);
+      if (!reported.has(entry)) problem(`JWT_ISSUER: ${show(redactUrl(entry))} ${bad}`);
+      reported.add(entry);
       ok = false;
     } else if (issuers.includes(entry)) {
       problem(`JWT_ISSUER: ${show(entry)} is listed twice`);
@@ -785,9 +873,13 @@ function issuerProblem(entry: string): string | undefined {
   } catch {
     return "contains a ':' but is not a URL";
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return "is not an http(s) URL";
   if (url.username || url.password) return "must not carry credentials";
-  if (url.search || url.hash || entry.includes("?") || entry.includes("#")) {
+  // Kubernetes takes any URL (spiffe://…, urn:…); an http(s) one is also an OpenID issuer, which
+  // has no query or fragment (OpenID Connect Discovery 1.0 §3).
+  if (
+    (url.protocol === "https:" || url.protocol === "http:") &&
+    (url.search || url.hash || entry.includes("?") || entry.includes("#"))
+  ) {
     return "must not have a query or fragment";
   }
   return undefined;

@@ -20,6 +20,7 @@ export type DenyReason =
   | "unknown_key"
   | "claims_invalid"
   | "jwks_unavailable"
+  | "jwks_key_invalid"
   | "serviceaccount_not_found"
   | "serviceaccount_uid_mismatch"
   | "pod_not_found"

@@ -22,6 +22,11 @@ export interface ReadinessCheck {
   readonly name: string;
   /** Whether the condition holds now. Must be cheap; a throw counts as not ready. */
   ready(): boolean;
+  /**
+   * Facts an operator needs next to the verdict (e.g. how stale a cache is, and why a check
+   * fails), shown under `checks.<name>` in the `/readyz` body. Must be cheap; a throw omits them.
+   */
+  details?(): Readonly<Record<string, unknown>> | undefined;
 }
 
 /** Options of {@linkcode createHttpHandler}. */
@@ -56,6 +61,22 @@ function passes(check: ReadinessCheck): boolean {
   } catch {
     return false;
   }
+}
+
+function detailsOf(
+  checks: readonly ReadinessCheck[],
+): Record<string, Readonly<Record<string, unknown>>> | undefined {
+  let out: Record<string, Readonly<Record<string, unknown>>> | undefined;
+  for (const check of checks) {
+    if (!check.details) continue;
+    try {
+      const d = check.details();
+      if (d) (out ??= {})[check.name] = d;
+    } catch {
+      // Details are a courtesy; the verdict stands without them.
+    }
+  }
+  return out;
 }
 
 /**
@@ -109,9 +130,11 @@ export function createHttpHandler(
         return json(200, health, head);
       case "/readyz": {
         const failing = checks.filter((c) => !passes(c)).map((c) => c.name);
+        const details = detailsOf(checks);
+        const extra = details ? { checks: details } : {};
         return failing.length === 0
-          ? json(200, { status: "ready" }, head)
-          : json(503, { status: "not ready", failing }, head);
+          ? json(200, { status: "ready", ...extra }, head)
+          : json(503, { status: "not ready", failing, ...extra }, head);
       }
       default: {
         let text: string;

@@ -3,16 +3,36 @@
  * ConfigMap mount) or the apiserver's `/openid/v1/jwks` over HTTPS. Both keep the last good key set in
  * memory, re-load it on a timer and when a token names a `kid` they do not know (rate limited, so a
  * flood of forged `kid`s cannot turn into a flood of fetches), and never trade a good key set for a
- * failed or empty load.
+ * failed, empty or broken load.
  *
- * jose's `createRemoteJWKSet` has the right cool-down semantics but reads `Date.now()` directly,
- * forgets why a fetch failed and cannot tell when the key set changed; the small cache below keeps
- * the same behaviour on top of jose's `createLocalJWKSet`, with an injected clock, metrics, logs and
- * a `generation` the token cache keys on.
+ * Every key of a new set is imported before the set is used. A set with no importable key, or one
+ * that has broken keys and keeps none of the keys in use, is rejected as a whole (logged as
+ * `jwks_rejected`, counted as `jwks_refresh_total{result="rejected"}`) and the last good set stays:
+ * an endpoint serving garbage must not turn every valid login into `unknown_key`. A set that is
+ * good apart from some broken keys is used without them; a token naming one of those is refused as
+ * `jwks_key_invalid`, a key problem, not `internal_error`.
+ *
+ * Why not jose's `createRemoteJWKSet` (evaluated for issue 12; a `customFetch` could add the cluster
+ * CA client and the rotating bearer token): its `reload()` swaps in whatever JSON arrives as soon as
+ * it has the shape of a key set, and keys are imported only when a token needs them, so it cannot
+ * refuse a set with no importable key and keep the last good one (defect 1 of issue 10, exactly);
+ * it reads `Date.now()` directly (no injected clock for the cool-down tests); it measures the
+ * cool-down from the last *successful* fetch, so while the endpoint fails every unknown `kid`
+ * triggers a fetch; and it offers no signal when the set's content changes, which the verified-token
+ * cache needs (`generation`) to stop trusting a removed key at once, nor a hook for metrics and
+ * logs. The small cache below keeps jose's cool-down semantics on top of jose's
+ * `createLocalJWKSet` and `importJWK`, with those four things added.
  *
  * @module
  */
-import { createLocalJWKSet, errors, type JWK, type JWTVerifyGetKey, type LocalJWKSet } from "jose";
+import {
+  createLocalJWKSet,
+  errors,
+  importJWK,
+  type JWK,
+  type JWTVerifyGetKey,
+  type LocalJWKSet,
+} from "jose";
 import { apiErrorFromResponse, classifyApiFailure } from "./apiserver_errors.ts";
 import type { ApiAccess } from "./kube_access.ts";
 import { type Logger, redactUrl } from "./log.ts";
@@ -58,6 +78,22 @@ export class KeysUnavailableError extends Error {
   }
 }
 
+/**
+ * Thrown by {@linkcode KeySource.getKey} for a token whose `kid` names a key the endpoint publishes
+ * but that cannot be used (it does not import, or is too weak). The token verifier turns it into
+ * the `jwks_key_invalid` denial: a problem of the key set, not of the service.
+ */
+export class KeyInvalidError extends Error {
+  /** Stable code, in the style of jose's error codes. */
+  readonly code = "ERR_JWKS_KEY_INVALID";
+
+  /** Create the error; `message` names the kid and why its key is unusable. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "KeyInvalidError";
+  }
+}
+
 /** Reads a text file; injected so tests can count and fail reads. */
 export type ReadTextFile = (path: string) => Promise<string>;
 
@@ -69,14 +105,17 @@ interface CommonKeySourceOptions {
   metrics: ServiceMetrics;
   /**
    * Minimum time between two loads triggered by a token with an unknown `kid` (or by a token
-   * arriving while no key set is loaded). @default {30000}
+   * arriving while no key set is loaded). Short, because it is also how long a token signed by a
+   * freshly rotated key can be refused after the previous load (measured against the real
+   * apiserver: a rotation just after start was refused for 30 s with 30 s); a flood of forged
+   * `kid`s still costs the apiserver one request per cool-down. @default {5000}
    */
   cooldownMs?: number;
   /** Re-load the key set this often, so removed keys stop being trusted. @default {3600000} (1 h) */
   refreshIntervalMs?: number;
   /**
    * After a failed load, retry after this long, doubling on each further failure up to the smaller
-   * of 60 s and `refreshIntervalMs`. @default {1000}
+   * of 60 s (2 s while no key set has ever loaded) and `refreshIntervalMs`. @default {1000}
    */
   retryMs?: number;
   /** Clock in milliseconds, for the cool-down. @default {Date.now} */
@@ -130,10 +169,11 @@ export interface DiscoverIssuerOptions {
   access?: Pick<ApiAccess, "headers" | "client">;
 }
 
-const DEFAULT_COOLDOWN_MS = 30_000;
+const DEFAULT_COOLDOWN_MS = 5_000;
 const DEFAULT_REFRESH_INTERVAL_MS = 3_600_000;
 const DEFAULT_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 60_000;
+const FIRST_LOAD_MAX_RETRY_MS = 2_000;
 const DEFAULT_TIMEOUT_MS = 5_000;
 
 function denoReadTextFile(path: string): Promise<string> {
@@ -168,14 +208,70 @@ function describe(err: unknown): string {
 /** Key types that can verify an allowed token algorithm; others (e.g. `oct`) are ignored. */
 const SIGNING_KEY_TYPES = new Set(["RSA", "EC", "OKP"]);
 
+/** The algorithm a key is checked with when its JWK names none. */
+const DEFAULT_ALG: Readonly<Record<string, string>> = {
+  RSA: "RS256",
+  "EC:P-256": "ES256",
+  "EC:P-384": "ES384",
+  "EC:P-521": "ES512",
+  "OKP:Ed25519": "EdDSA",
+};
+
+/** Smallest RSA modulus jose verifies with (shorter ones fail at verification time). */
+const MIN_RSA_BITS = 2048;
+
 interface LoadedSet {
   readonly resolve: LocalJWKSet;
   readonly fingerprint: string;
   readonly kids: readonly string[];
+  /** kid → why its key was left out of the set. */
+  readonly invalid: ReadonlyMap<string, string>;
 }
 
-/** Turn raw JSON into a usable key set, or throw saying why it is not one. */
-function toKeySet(json: unknown): LoadedSet {
+/** A load that produced a key set we refuse to use; the previous set stays. */
+class KeySetRejected extends Error {
+  /** kid → why its key cannot be used, for the keys of the rejected set that are broken. */
+  readonly invalid: ReadonlyMap<string, string>;
+  constructor(message: string, invalid: ReadonlyMap<string, string>) {
+    super(message);
+    this.name = "KeySetRejected";
+    this.invalid = invalid;
+  }
+}
+
+function kidOf(key: JWK): string {
+  return typeof key.kid === "string" ? key.kid : "(no kid)";
+}
+
+/** Import `key` the way a token would use it; resolves to why it cannot be used, or undefined. */
+async function keyProblem(key: JWK): Promise<string | undefined> {
+  const alg = typeof key.alg === "string"
+    ? key.alg
+    : DEFAULT_ALG[key.kty === "RSA" ? "RSA" : `${key.kty}:${String(key.crv)}`];
+  if (alg === undefined) return `unsupported key type ${key.kty} ${String(key.crv ?? "")}`.trim();
+  let imported: unknown;
+  try {
+    imported = await importJWK(key, alg);
+  } catch (err) {
+    return `does not import as ${alg}: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (!(imported instanceof CryptoKey) || imported.type !== "public") {
+    return "is not a public key";
+  }
+  const bits = (imported.algorithm as { modulusLength?: number }).modulusLength;
+  if (bits !== undefined && bits < MIN_RSA_BITS) {
+    return `RSA modulus is ${bits} bits, fewer than the ${MIN_RSA_BITS} required`;
+  }
+  return undefined;
+}
+
+/**
+ * Turn raw JSON into a usable key set, or throw saying why it is not one. Keys are imported here,
+ * not when a token first names them. `previous` is the set in use: a new set with broken keys that
+ * keeps none of its keys is refused rather than trusted (the endpoint is more likely broken than
+ * rotated).
+ */
+async function toKeySet(json: unknown, previous: LoadedSet | undefined): Promise<LoadedSet> {
   const all = typeof json === "object" && json !== null
     ? (json as { keys?: unknown }).keys
     : undefined;
@@ -186,17 +282,33 @@ function toKeySet(json: unknown): LoadedSet {
     typeof k === "object" && k !== null && SIGNING_KEY_TYPES.has((k as JWK).kty ?? "")
   );
   if (keys.length === 0) throw new Error("JSON Web Key Set has no RSA, EC or OKP keys");
+  const usable: JWK[] = [];
+  const invalid = new Map<string, string>();
+  for (const key of keys) {
+    const problem = await keyProblem(key);
+    if (problem === undefined) usable.push(key);
+    else invalid.set(kidOf(key), problem);
+  }
+  const brokenList = () =>
+    [...invalid].slice(0, 5).map(([kid, why]) => `kid ${JSON.stringify(kid)} ${why}`).join("; ");
+  if (usable.length === 0) {
+    throw new KeySetRejected(`no usable key in the set: ${brokenList()}`, invalid);
+  }
+  const kids = usable.map(kidOf);
+  if (invalid.size > 0 && previous && !previous.kids.some((kid) => kids.includes(kid))) {
+    throw new KeySetRejected(
+      `the set drops every key in use (${previous.kids.join(", ")}) while ${invalid.size} of ` +
+        `its keys are broken: ${brokenList()}`,
+      invalid,
+    );
+  }
   let resolve: LocalJWKSet;
   try {
-    resolve = createLocalJWKSet({ keys });
+    resolve = createLocalJWKSet({ keys: usable });
   } catch (cause) {
     throw new Error("JSON Web Key Set is malformed", { cause });
   }
-  return {
-    resolve,
-    fingerprint: JSON.stringify(keys),
-    kids: keys.map((k) => typeof k.kid === "string" ? k.kid : "(no kid)"),
-  };
+  return { resolve, fingerprint: JSON.stringify(keys), kids, invalid };
 }
 
 interface CacheSettings {
@@ -215,10 +327,13 @@ interface CacheSettings {
 class CachedKeySource implements KeySource {
   readonly #s: CacheSettings;
   #current: LoadedSet | undefined;
+  /** Broken keys of the last rejected set (cleared by the next accepted one). */
+  #rejectedInvalid: ReadonlyMap<string, string> = new Map();
   #generation = 0;
   #inflight: Promise<void> | undefined;
   #lastAttempt = Number.NEGATIVE_INFINITY;
   #failures = 0;
+  #lastFailureCause: string | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #abort = new AbortController();
@@ -248,10 +363,25 @@ class CachedKeySource implements KeySource {
       if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
       const before = this.#current;
       await this.#refreshIfCool();
-      if (this.#current === before) throw err;
-      return await this.#current.resolve(header, token);
+      if (this.#current === before) throw this.#explain(err, header.kid);
+      try {
+        return await this.#current.resolve(header, token);
+      } catch (again) {
+        throw again instanceof errors.JWKSNoMatchingKey ? this.#explain(again, header.kid) : again;
+      }
     }
   };
+
+  /** A no-match for a kid the endpoint publishes with a broken key is that key's fault. */
+  #explain(err: Error, kid: unknown): Error {
+    const why = typeof kid === "string"
+      ? this.#current?.invalid.get(kid) ?? this.#rejectedInvalid.get(kid)
+      : undefined;
+    if (why === undefined) return err;
+    return new KeyInvalidError(`key ${JSON.stringify(kid)} from ${this.#s.source} ${why}`, {
+      cause: err,
+    });
+  }
 
   refresh(): Promise<void> {
     if (this.#closed) return Promise.reject(new Error(`key source ${this.#s.source} is closed`));
@@ -295,14 +425,20 @@ class CachedKeySource implements KeySource {
     const { source, logger, metrics } = this.#s;
     let next: LoadedSet;
     try {
-      next = toKeySet(await this.#s.load(this.#abort.signal));
+      next = await toKeySet(await this.#s.load(this.#abort.signal), this.#current);
     } catch (err) {
       this.#failures++;
-      metrics.jwksRefreshes.inc({ result: "error" });
+      const rejected = err instanceof KeySetRejected;
+      if (rejected) this.#rejectedInvalid = err.invalid;
+      metrics.jwksRefreshes.inc({ result: rejected ? "rejected" : "error" });
       if (!this.#closed) {
-        logger.warn("jwks_refresh_failed", {
+        // A failing endpoint is retried with backoff: warn when the cause changes, not per retry.
+        const cause = rejected ? "rejected" : classifyApiFailure(err);
+        const level = cause === this.#lastFailureCause ? "debug" : "warn";
+        this.#lastFailureCause = cause;
+        logger[level](rejected ? "jwks_rejected" : "jwks_refresh_failed", {
           source,
-          cause: classifyApiFailure(err),
+          cause,
           error: describe(err),
           keys_in_use: this.#current?.kids.length ?? 0,
           failures: this.#failures,
@@ -311,8 +447,17 @@ class CachedKeySource implements KeySource {
       throw new Error(`cannot load JWKS from ${source}: ${describe(err)}`, { cause: err });
     }
     this.#failures = 0;
+    this.#lastFailureCause = undefined;
+    this.#rejectedInvalid = new Map();
     metrics.jwksRefreshes.inc({ result: "ok" });
     metrics.jwksKeys.set(next.kids.length);
+    if (next.invalid.size > 0 && this.#current?.fingerprint !== next.fingerprint) {
+      logger.warn("jwks_keys_ignored", {
+        source,
+        keys: next.kids.length,
+        ignored: [...next.invalid].map(([kid, why]) => ({ kid, why })),
+      });
+    }
     if (this.#current?.fingerprint === next.fingerprint) {
       logger.debug("jwks_unchanged", { source, keys: next.kids.length });
       return;
@@ -330,9 +475,12 @@ class CachedKeySource implements KeySource {
   #schedule(): void {
     if (this.#closed) return;
     const { refreshIntervalMs, retryMs } = this.#s;
-    const delay = this.#failures === 0
-      ? refreshIntervalMs
-      : Math.min(retryMs * 2 ** (this.#failures - 1), MAX_RETRY_MS, refreshIntervalMs);
+    const delay = this.#failures === 0 ? refreshIntervalMs : Math.min(
+      retryMs * 2 ** (this.#failures - 1),
+      // Nothing to serve yet: retry on a short cap, so keys are back seconds after the endpoint.
+      this.#current ? MAX_RETRY_MS : FIRST_LOAD_MAX_RETRY_MS,
+      refreshIntervalMs,
+    );
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.refresh().catch(() => {}).finally(() => this.#schedule());

@@ -17,6 +17,7 @@
  * @module
  */
 import type { KubeConfig } from "@kubernetes/client-node";
+import { CredentialsError } from "./apiserver_errors.ts";
 import {
   KubeconfigError,
   kubeconfigPaths,
@@ -28,14 +29,25 @@ import {
 export interface ApiAccess extends Disposable {
   /** Base URL, without a trailing slash (`https://10.96.0.1:443`). */
   readonly server: string;
+  /** How it was configured, for the start-up log (`in-cluster`, `kubeconfig context "prod"`). */
+  readonly via?: string;
   /** Headers for one request (`authorization` included when there is a credential). */
   headers(): Promise<Headers>;
   /** TLS client for `https` servers (cluster CA, client certificate); `undefined` for plain http. */
   readonly client: Deno.HttpClient | undefined;
 }
 
-/** The Kubernetes service names by which a pod reaches its apiserver (the in-cluster JWKS default). */
-const IN_CLUSTER_HOSTS = /^kubernetes(\.default(\.svc(\.[a-z0-9.-]+)?)?)?$/;
+/**
+ * The Kubernetes service names by which a pod reaches its apiserver (`kubernetes.default.svc` is
+ * the Go reference's JWKS default), with the default cluster domain only: a name under any other
+ * suffix could be a public domain, and a pod's token must not go there.
+ */
+const IN_CLUSTER_HOSTS = new Set([
+  "kubernetes",
+  "kubernetes.default",
+  "kubernetes.default.svc",
+  "kubernetes.default.svc.cluster.local",
+]);
 
 /**
  * Whether `url` is on the apiserver that `access` reaches, so the apiserver's credentials and CA may
@@ -66,7 +78,7 @@ export function isApiServerUrl(
     return false;
   }
   if (target.origin === server.origin) return true;
-  return inCluster && target.protocol === "https:" && IN_CLUSTER_HOSTS.test(target.hostname);
+  return inCluster && target.protocol === "https:" && IN_CLUSTER_HOSTS.has(target.hostname);
 }
 
 /** Options of {@linkcode inClusterAccess}. */
@@ -118,12 +130,19 @@ export function inClusterAccess(options: InClusterAccessOptions): ApiAccess {
   }
   return {
     server: base,
+    via: "in-cluster",
     client,
     async headers() {
-      const token = (await readTextFile(tokenFile)).trim();
-      const headers = new Headers({ accept: "application/json" });
-      if (token) headers.set("authorization", `Bearer ${token}`);
-      return headers;
+      let token: string;
+      try {
+        token = (await readTextFile(tokenFile)).trim();
+      } catch (err) {
+        throw new CredentialsError(
+          `cannot read the ServiceAccount token file ${tokenFile}: ${(err as Error).message}`,
+        );
+      }
+      if (!token) throw new CredentialsError(`the ServiceAccount token file ${tokenFile} is empty`);
+      return new Headers({ accept: "application/json", authorization: `Bearer ${token}` });
     },
     [Symbol.dispose]() {
       client?.close();
@@ -160,6 +179,7 @@ export function accessFromKubeConfig(kc: KubeConfig): ApiAccess {
   };
   return {
     server,
+    via: `kubeconfig context "${kc.getCurrentContext()}" (credential plugin)`,
     get client() {
       return client;
     },
@@ -231,6 +251,17 @@ export async function kubeconfigAccess(
     }
   }
   const selection = selectKubeconfig(files);
+  if (selection.plugin === "exec" && selection.execCommand !== undefined) {
+    const { state } = await Deno.permissions.query({ name: "run", command: selection.execCommand });
+    if (state !== "granted") {
+      throw new KubeconfigError(
+        `context "${selection.context}": the user's credentials come from the exec plugin ` +
+          `"${selection.execCommand}", which this process may not run; start it with ` +
+          `--allow-run=${selection.execCommand} (the start task and the image do not grant it), ` +
+          "or use a kubeconfig with a token, token file or client certificate",
+      );
+    }
+  }
   if (selection.plugin) {
     const { KubeConfig } = await import("@kubernetes/client-node");
     const kc = new KubeConfig();
@@ -290,6 +321,7 @@ async function accessFromSelection(
   const basic = sel.basic ? `Basic ${btoa(`${sel.basic.username}:${sel.basic.password}`)}` : "";
   return {
     server: sel.server,
+    via: `kubeconfig context "${sel.context}"`,
     client,
     async headers() {
       const headers = new Headers({ accept: "application/json" });

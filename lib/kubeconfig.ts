@@ -50,6 +50,8 @@ export interface KubeconfigSelection {
   };
   /** The user authenticates through a credential plugin (`exec` or `auth-provider`). */
   readonly plugin?: "exec" | "auth-provider";
+  /** `exec.command`: the program of an exec plugin. */
+  readonly execCommand?: string;
 }
 
 /** One kubeconfig file's text and where it came from (relative paths resolve against its folder). */
@@ -264,8 +266,11 @@ export function selectKubeconfig(files: readonly KubeconfigFile[]): KubeconfigSe
         ...(asUid ? { uid: asUid } : {}),
       };
     }
-    if (u.exec !== undefined && u.exec !== null) selection.plugin = "exec";
-    else if (u["auth-provider"] !== undefined && u["auth-provider"] !== null) {
+    if (u.exec !== undefined && u.exec !== null) {
+      selection.plugin = "exec";
+      const command = isObj(u.exec) ? u.exec.command : undefined;
+      if (typeof command === "string" && command !== "") selection.execCommand = command;
+    } else if (u["auth-provider"] !== undefined && u["auth-provider"] !== null) {
       selection.plugin = "auth-provider";
     }
   }

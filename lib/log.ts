@@ -1,7 +1,8 @@
 /**
  * A small JSON-lines logger. One object per line with stable keys (`ts`, `level`, `event`, then the
  * caller's fields). Values under keys that name secrets are replaced before they are written, and
- * passwords inside URLs are masked, so a mistake at a call site cannot leak a token or a seed.
+ * the userinfo of URLs (passwords and bare tokens) is masked, so a mistake at a call site cannot
+ * leak a token or a seed.
  *
  * Why not pino: bench/log_bench.ts (it needs extra permissions to load, redacts by path only, and
  * is 2.4× slower per line with that redaction).
@@ -49,22 +50,40 @@ export function isLogLevel(value: string): value is LogLevel {
 }
 
 /**
- * Mask the password of a URL's userinfo (`nats://u:p@h` → `nats://u:***@h`). Comma-separated
- * server lists are handled one by one. Text that is not a URL is returned unchanged.
+ * Mask the userinfo of every URL in `text`, in each form a NATS or HTTP client accepts:
+ * `nats://user:pass@h` → `nats://user:***@h`, and `nats://token@h` (a bare token, which nats.js and
+ * our connection code send as `auth_token`, or a user name that may be one) → `nats://***@h`.
+ * Comma-separated server lists are handled one by one. As in the WHATWG URL parser, the userinfo
+ * ends at the last `@` before the first `/`, `?` or `#`, so a secret holding a second `@` is masked
+ * whole; an `@` in a path (`https://h/a@b`) is not userinfo. Text that is not a URL is returned
+ * unchanged.
  *
  * @example
  * ```ts
  * import { redactUrl } from "./log.ts";
  * console.assert(redactUrl("nats://me:hunter2@nats:4222") === "nats://me:***@nats:4222");
+ * console.assert(redactUrl("nats://s3cr3t@nats:4222") === "nats://***@nats:4222");
  * ```
  */
 export function redactUrl(text: string): string {
   // The pattern needs both; most strings have neither, and `includes` is far cheaper than a scan.
   if (!text.includes("@") || !text.includes("://")) return text;
-  return text.replace(URL_PASSWORD, "$1:***@");
+  return text.replace(URL_USERINFO, maskUserinfo);
 }
 
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:@/\s,]*):[^@/\s,]*@/gi;
+/** A URL's scheme and its userinfo: after `://`, up to the authority's last `@`. */
+const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^\s,/?#"'<>]*)@/gi;
+
+function maskUserinfo(_match: string, scheme: string, userinfo: string): string {
+  const colon = userinfo.indexOf(":");
+  // A user name before a colon is kept (operators check it against the server); a bare name may
+  // be a token and is masked whole.
+  if (colon > 0 && !userinfo.slice(0, colon).includes("@")) {
+    return `${scheme}${userinfo.slice(0, colon)}:***@`;
+  }
+  return `${scheme}***@`;
+}
+
 const MAX_DEPTH = 4;
 
 function isPlainObject(value: object): boolean {

@@ -57,6 +57,12 @@ export interface ServiceAccountSource extends AsyncDisposable {
   readonly synced: boolean;
   /** ServiceAccounts currently known. */
   readonly size: number;
+  /**
+   * When the source last heard from its origin (epoch ms): a completed list, an opened watch, a
+   * watch event or bookmark. Absent for sources that are always current (a local file). The
+   * service reports `now - freshAt` as the cache's staleness.
+   */
+  readonly freshAt?: number;
   /** Resolves after the first complete load; rejects if `signal` aborts first. */
   waitSynced(signal?: AbortSignal): Promise<void>;
   /**

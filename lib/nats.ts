@@ -326,6 +326,9 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   } = options;
   if (options.servers.length === 0) throw new TypeError("servers must not be empty");
   const { servers, credentials } = liftUrlCredentials(options.servers);
+  // `tls://` asks for TLS as nats-server's own clients read it: required even without CA/cert files,
+  // so a server that does not offer TLS is refused before the password is sent.
+  const tlsRequired = tls !== undefined || servers.some((s) => /^tls:\/\//i.test(s));
   const backoffState = createReconnectBackoff({ ...backoff, random });
   const shown = options.servers.map(redactUrl);
 
@@ -363,7 +366,7 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     servers,
     name,
     ...auth,
-    ...(tls ? { tls: tlsOptions(tls) } : {}),
+    ...(tlsRequired ? { tls: tls ? tlsOptions(tls) : {} } : {}),
     timeout: dialTimeoutMs,
     maxReconnectAttempts: -1,
     // The first connection is retried here (each failure names its cause); nats.js then reconnects.
@@ -424,7 +427,7 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
             void tcpReachable(server, 1000).then((reachable) => {
               if (outage !== connections) return; // connected meanwhile
               if (!reachable) failed("unreachable", undefined, server);
-              else failed(tls ? "tls" : "protocol", undefined, server);
+              else failed(tlsRequired ? "tls" : "protocol", undefined, server);
             });
           }
           dialing = true;

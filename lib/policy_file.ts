@@ -207,6 +207,16 @@ export function parsePolicy(text: string, options: PolicyParseOptions): LoadedPo
 
   // accounts
   const root = doc.contents;
+  if (
+    root === null || root === undefined || (isScalar(root) && root.value === null) ||
+    (isMap(root) && root.items.length === 0)
+  ) {
+    // An emptied ConfigMap must not silently drop every bound: it is a bad edit like any other.
+    throw new PolicyFileError([
+      `${path}: the policy is empty; a policy file must set accounts, defaults or namespaces ` +
+      "(to run without a policy, unset POLICY_FILE)",
+    ]);
+  }
   const accountSeeds = new Map<string, string>();
   const accounts = new Set<string>([defaultAccount]);
   const rootEntries = mapEntries(root, "the policy") ?? [];

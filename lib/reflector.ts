@@ -86,8 +86,14 @@ export interface ReflectorOptions<R extends NamespacedRecord> {
   relistIntervalMs: number;
   logger: Logger;
   metrics: ReflectorMetrics;
-  /** Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter. @default {{ initialMs: 500, maxMs: 30000 }} */
-  backoff?: { initialMs?: number; maxMs?: number };
+  /**
+   * Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter.
+   * Until the first sync the cap is at most `firstSyncMaxMs`: a reflector with nothing to serve
+   * yet retries quickly, so it is synced within seconds of the apiserver's return (issue 10,
+   * defect 6: 27 s after a 20 s outage before).
+   * @default {{ initialMs: 500, maxMs: 30000, firstSyncMaxMs: 2000 }}
+   */
+  backoff?: { initialMs?: number; maxMs?: number; firstSyncMaxMs?: number };
   /** Items per list page (`limit`). @default {500} */
   pageSize?: number;
   /** Each watch asks the apiserver to end it after this many seconds (jittered up to 2×), so streams rotate cleanly. @default {300} */
@@ -106,6 +112,11 @@ export interface Reflector<R extends NamespacedRecord> extends AsyncDisposable {
   readonly synced: boolean;
   /** Records currently known. */
   readonly size: number;
+  /**
+   * When the apiserver last answered (epoch ms): a completed list, an opened watch, a watch event
+   * or bookmark; the reflector's start until it ever did. `now - freshAt` is how stale it is.
+   */
+  readonly freshAt: number;
   /** Resolves after the first complete list; rejects if `signal` aborts first or at close. */
   waitSynced(signal?: AbortSignal): Promise<void>;
   /** Relist now (trigger `resync`), ending the running watch; the snapshot serves meanwhile. */
@@ -167,6 +178,9 @@ export function objectMeta(
   }
   return md as { namespace: string; name: string; uid: string };
 }
+
+/** Longest wait between two attempts before the first sync (issue 10, defect 6). */
+const FIRST_SYNC_MAX_BACKOFF_MS = 2_000;
 
 /** Why a watch ended. */
 type WatchEnd =
@@ -243,6 +257,7 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
   readonly #metrics: ReflectorMetrics;
   readonly #backoffInitialMs: number;
   readonly #backoffMaxMs: number;
+  readonly #firstSyncMaxMs: number;
   readonly #pageSize: number;
   readonly #watchTimeoutSeconds: number;
   readonly #requestTimeoutMs: number;
@@ -260,6 +275,7 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
   #resyncRequested = false;
   #endWatchForRelist: (() => void) | undefined;
   #failures = 0;
+  #freshAt = Date.now();
   readonly #report: FailureReporter;
 
   constructor(options: ReflectorOptions<R>) {
@@ -280,6 +296,7 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
     this.#metrics = options.metrics;
     this.#backoffInitialMs = options.backoff?.initialMs ?? 500;
     this.#backoffMaxMs = Math.max(options.backoff?.maxMs ?? 30_000, this.#backoffInitialMs);
+    this.#firstSyncMaxMs = options.backoff?.firstSyncMaxMs ?? FIRST_SYNC_MAX_BACKOFF_MS;
     this.#pageSize = options.pageSize ?? 500;
     this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -300,6 +317,10 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
 
   get size(): number {
     return this.#index.size;
+  }
+
+  get freshAt(): number {
+    return this.#freshAt;
   }
 
   waitSynced(signal?: AbortSignal): Promise<void> {
@@ -532,7 +553,7 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
 
   #backoffDelay(): number {
     const exp = Math.min(
-      this.#backoffMaxMs,
+      this.#synced ? this.#backoffMaxMs : Math.min(this.#backoffMaxMs, this.#firstSyncMaxMs),
       this.#backoffInitialMs * 2 ** Math.min(this.#failures, 30),
     );
     // Jitter in [50 %, 100 %] so replicas do not retry in step.
@@ -545,9 +566,11 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
     this.#report.failed(err, { phase, serving: this.#index.size });
   }
 
+  /** The apiserver answered: a list completed, a watch opened, or an event or bookmark arrived. */
   #recovered(): void {
     this.#report.succeeded();
     this.#failures = 0;
+    this.#freshAt = Date.now();
   }
 
   /** Wait `ms`, cut short by close or by a due relist. */

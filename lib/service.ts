@@ -10,12 +10,13 @@
  * @module
  */
 import { delay } from "./abort.ts";
+import { formatDuration } from "./duration.ts";
 import { createCalloutHandler } from "./callout.ts";
 import { apiAudienceRisk, type Config } from "./config.ts";
 import { FailureReporter } from "./apiserver_errors.ts";
 import { createHttpHandler, type ReadinessCheck } from "./http.ts";
 import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "./jwks.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, redactUrl } from "./log.ts";
 import { createExplainHandler } from "./explain.ts";
 import { createLogin, type Login } from "./login.ts";
 import { type PolicySource, startPolicyFile } from "./policy_file.ts";
@@ -55,6 +56,11 @@ export interface ServiceOptions {
    * readiness then does not wait for NATS. @default {true}
    */
   nats?: boolean;
+  /**
+   * Key source timings (cool-down, refresh interval, first retry), for tests and benchmarks that
+   * need a JWKS fault to play out in seconds. @default {the key source's defaults}
+   */
+  jwksTimings?: { cooldownMs?: number; refreshIntervalMs?: number; retryMs?: number };
 }
 
 /** A running service. */
@@ -118,16 +124,21 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       },
     );
 
+  if (access) {
+    logger.info("apiserver_access", { server: redactUrl(access.server), via: access.via });
+  }
+
   let keys: KeySource;
   try {
     if (config.jwt.jwksPath) {
-      keys = await fileKeySource(config.jwt.jwksPath, { logger, metrics });
+      keys = await fileKeySource(config.jwt.jwksPath, { logger, metrics, ...options.jwksTimings });
     } else {
       const url = config.jwt.jwksUrl ?? `${access?.server}/openid/v1/jwks`;
       keys = await remoteKeySource(url, {
         logger,
         metrics,
         now,
+        ...options.jwksTimings,
         ...(access && isApiServerUrl(url, access, config.k8s.inCluster) ? { access } : {}),
       });
     }
@@ -185,10 +196,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   const checks: ReadinessCheck[] = [
     { name: "nats", ready: () => options.nats === false || callout?.ready === true },
-    { name: "serviceaccounts", ready: () => serviceAccounts.synced },
+    serviceAccountsCheck(serviceAccounts, config.cacheMaxStalenessMs),
     ...(pods ? [{ name: "pods", ready: () => pods?.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
+  metrics.trackStaleness(() => stalenessMs(serviceAccounts) / 1000);
   const resync = createResync(() => ({ serviceAccounts, keys }), { logger });
   const httpHandler = createHttpHandler({
     checks,
@@ -368,8 +380,8 @@ function connectSystem(
     ...(config.nats.tls ? { tls: config.nats.tls } : {}),
     name: "nats-k8s-oidc-callout-revocation",
     logger: logger.child({ connection: "system" }),
-    // Its own gauge would overwrite the main connection's nats_connected.
-    metrics: { ...metrics, natsConnected: createServiceMetrics().natsConnected },
+    // Its own gauge: the main connection's nats_connected must not be overwritten.
+    metrics: { ...metrics, natsConnected: metrics.natsSystemConnected },
     signal,
   });
   void connecting.then(onConnected, () => {});
@@ -443,6 +455,43 @@ function decodeBase64Url(text: string): Uint8Array {
   return Uint8Array.from(atob(b64 + "=".repeat((4 - b64.length % 4) % 4)), (c) => c.charCodeAt(0));
 }
 
+/** How long ago the source last heard from its origin; 0 for sources that are always current. */
+function stalenessMs(source: ServiceAccountSource): number {
+  return source.freshAt === undefined ? 0 : Math.max(0, Date.now() - source.freshAt);
+}
+
+/**
+ * The "serviceaccounts" readiness check: synced, and — when `maxStalenessMs` is set
+ * (`CACHE_MAX_STALENESS`) — not staler than that. Its details always say how stale the cache is,
+ * and why it fails when it does (issue 10, defects 6 and 7).
+ */
+export function serviceAccountsCheck(
+  source: ServiceAccountSource,
+  maxStalenessMs: number | undefined,
+): ReadinessCheck {
+  const tooStale = () => maxStalenessMs !== undefined && stalenessMs(source) > maxStalenessMs;
+  return {
+    name: "serviceaccounts",
+    ready: () => source.synced && !tooStale(),
+    details: () => {
+      const staleness = Math.round(stalenessMs(source) / 100) / 10;
+      const reason = !source.synced
+        ? "the first list of ServiceAccounts has not completed"
+        : tooStale()
+        ? `no answer from the apiserver for ${staleness}s, more than CACHE_MAX_STALENESS (${
+          formatDuration(maxStalenessMs!)
+        }); decisions would use a stale ServiceAccount cache`
+        : undefined;
+      return {
+        synced: source.synced,
+        staleness_seconds: staleness,
+        ...(maxStalenessMs !== undefined ? { max_staleness_seconds: maxStalenessMs / 1000 } : {}),
+        ...(reason !== undefined ? { reason } : {}),
+      };
+    },
+  };
+}
+
 /**
  * Retry `fn` with capped exponential backoff until it succeeds or `signal` aborts (→ undefined);
  * failures are reported (warn once per change of cause) by `what`.
@@ -460,7 +509,8 @@ async function retry<T>(
     } catch (err) {
       options.what.failed(err);
       await delay(backoff * (0.8 + Math.random() * 0.4), options.signal);
-      backoff = Math.min(backoff * 2, 30_000);
+      // Only ever before the service can work: a short cap (issue 10, defect 6).
+      backoff = Math.min(backoff * 2, 2_000);
     }
   }
   return undefined;

@@ -38,14 +38,29 @@ export interface ServiceMetrics {
   readonly podRelists: Counter;
   /** `pod_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
   readonly podWatchRestarts: Counter;
+  /**
+   * `sa_cache_staleness_seconds`: seconds since the ServiceAccount source last heard from the
+   * apiserver (list, watch opened, event or bookmark); 0 for a file source. Read at scrape time
+   * from the probe passed to `trackStaleness`.
+   */
+  readonly cacheStaleness: Gauge;
+  /** Name the function `sa_cache_staleness_seconds` reads (the service does, once it has a cache). */
+  trackStaleness(probe: () => number): void;
+  /** `sa_records_refused_total`: ServiceAccounts never stored (namespace/name not DNS-1123, no uid). */
+  readonly recordsRefused: Counter;
   /** `sa_file_reloads_total{result}`: SERVICEACCOUNTS_FILE reloads, result ∈ ok|error. */
   readonly fileReloads: Counter;
-  /** `jwks_refresh_total{result}`: result ∈ ok|error. */
+  /** `jwks_refresh_total{result}`: result ∈ ok|error|rejected (a set with no usable key, kept out). */
   readonly jwksRefreshes: Counter;
   /** `jwks_keys`: keys in the current key set. */
   readonly jwksKeys: Gauge;
   /** `nats_connected`: 1 while the service's own NATS connection is up. */
   readonly natsConnected: Gauge;
+  /**
+   * `nats_system_connected`: 1 while live revocation's system-account connection is up; 0 while it
+   * is down or off (revocation then kicks nobody; the `starting` line says whether it is on).
+   */
+  readonly natsSystemConnected: Gauge;
   /** `token_verify_cache_hits_total`: logins answered from the verified-token cache. */
   readonly tokenCacheHits: Counter;
   /** `nats_auth_live_connections`: approved connections remembered for live revocation. */
@@ -70,6 +85,7 @@ export interface ServiceMetrics {
  * ```
  */
 export function createServiceMetrics(registry: Registry = new Registry()): ServiceMetrics {
+  let stalenessProbe = (): number => 0;
   const metrics: ServiceMetrics = {
     registry,
     requests: registry.counter(
@@ -101,6 +117,14 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
       "sa_cache_synced",
       "1 once the first complete list has been loaded.",
     ),
+    cacheStaleness: registry.gauge(
+      "sa_cache_staleness_seconds",
+      "Seconds since the ServiceAccount cache last heard from the apiserver (list, event, bookmark).",
+      () => stalenessProbe(),
+    ),
+    trackStaleness: (probe) => {
+      stalenessProbe = probe;
+    },
     relists: registry.counter(
       "sa_cache_relists_total",
       "Complete lists of ServiceAccounts, by trigger.",
@@ -108,6 +132,10 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     watchRestarts: registry.counter(
       "sa_cache_watch_restarts_total",
       "Watch streams restarted, by reason.",
+    ),
+    recordsRefused: registry.counter(
+      "sa_records_refused_total",
+      "ServiceAccounts refused by the cache: namespace or name not DNS-1123, or no uid.",
     ),
     podCacheSize: registry.gauge("pod_cache_size", "Pods in the Pod cache (metadata only)."),
     podCacheSynced: registry.gauge(
@@ -126,6 +154,10 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     jwksRefreshes: registry.counter("jwks_refresh_total", "JWKS fetches, by result."),
     jwksKeys: registry.gauge("jwks_keys", "Keys in the current JWKS."),
     natsConnected: registry.gauge("nats_connected", "1 while the service's NATS connection is up."),
+    natsSystemConnected: registry.gauge(
+      "nats_system_connected",
+      "1 while live revocation's system-account connection is up (0 while it is configured but down).",
+    ),
     tokenCacheHits: registry.counter(
       "token_verify_cache_hits_total",
       "Logins whose token was found in the verified-token cache.",

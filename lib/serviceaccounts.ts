@@ -5,9 +5,15 @@
  * `410 Gone` recovery, the periodic relist and failure reporting are the reflector's
  * (lib/reflector.ts), shared with the Pod cache.
  *
+ * A ServiceAccount whose namespace is not a DNS-1123 label or whose name is not a DNS-1123
+ * subdomain (or that has no uid) is never stored: those names end up in NATS subjects, and the
+ * apiserver path is checked like every other source (issue 10, defect 5). It is logged
+ * (`sa_record_refused`, warn once per object) and counted (`sa_records_refused_total`).
+ *
  * @module
  */
 import type { ApiAccess } from "./kube_access.ts";
+import { serviceAccountNameProblem } from "./k8s_names.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
 import { objectMeta, startReflector } from "./reflector.ts";
@@ -25,8 +31,12 @@ export interface ServiceAccountCacheOptions {
   relistIntervalMs: number;
   logger: Logger;
   metrics: ServiceMetrics;
-  /** Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter. @default {{ initialMs: 500, maxMs: 30000 }} */
-  backoff?: { initialMs?: number; maxMs?: number };
+  /**
+   * Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter;
+   * before the first sync capped at `firstSyncMaxMs` (see lib/reflector.ts).
+   * @default {{ initialMs: 500, maxMs: 30000, firstSyncMaxMs: 2000 }}
+   */
+  backoff?: { initialMs?: number; maxMs?: number; firstSyncMaxMs?: number };
   /** Items per list page (`limit`). @default {500} */
   pageSize?: number;
   /** Each watch asks the apiserver to end it after this many seconds (jittered up to 2×), so streams rotate cleanly. @default {300} */
@@ -60,13 +70,14 @@ export function startServiceAccountCache(
   options: ServiceAccountCacheOptions,
 ): ServiceAccountSource {
   const { access, namespace, annotationPrefix, metrics, ...tuning } = options;
+  const refuse = refuser(options.logger, metrics);
   const reflector = startReflector<ServiceAccountRecord>({
     ...tuning,
     access,
     path: namespace === undefined
       ? "/api/v1/serviceaccounts"
       : `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts`,
-    toRecord: (object, intern) => serviceAccountRecord(object, intern, annotationPrefix),
+    toRecord: (object, intern) => serviceAccountRecord(object, intern, annotationPrefix, refuse),
     logPrefix: "sa_cache",
     countField: "serviceaccounts",
     what: "ServiceAccount cache",
@@ -86,6 +97,9 @@ export function startServiceAccountCache(
     get size() {
       return reflector.size;
     },
+    get freshAt() {
+      return reflector.freshAt;
+    },
     waitSynced: (signal) => reflector.waitSynced(signal),
     resync: () => reflector.resync(),
     close: () => reflector.close(),
@@ -95,12 +109,55 @@ export function startServiceAccountCache(
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
 
-/** The record of one ServiceAccount: identity and the annotations under `prefix` only. */
+type Refuse = (namespace: unknown, name: unknown, uid: unknown, problem: string) => void;
+
+/**
+ * Log (warn once per object, then debug: every relist sees it again) and count a ServiceAccount
+ * that cannot be a record.
+ */
+function refuser(logger: Logger, metrics: ServiceMetrics): Refuse {
+  const seen = new Set<string>();
+  return (namespace, name, uid, problem) => {
+    metrics.recordsRefused.inc();
+    const key = `${String(uid)}/${String(namespace)}/${String(name)}`;
+    const fields = { namespace: clipName(namespace), serviceaccount: clipName(name), problem };
+    if (seen.has(key)) {
+      logger.debug("sa_record_refused", fields);
+      return;
+    }
+    if (seen.size >= 1000) seen.clear();
+    seen.add(key);
+    logger.warn("sa_record_refused", fields);
+  };
+}
+
+/** An untrusted name for a log line: JSON-quoted and bounded. */
+function clipName(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * The record of one ServiceAccount: identity and the annotations under `prefix` only; `undefined`
+ * (and `refuse` called) when its namespace or name is not what the apiserver itself allows.
+ */
 function serviceAccountRecord(
   object: unknown,
   intern: (namespace: string) => string,
   prefix: string,
+  refuse: Refuse,
 ): ServiceAccountRecord | undefined {
+  const raw = typeof object === "object" && object !== null
+    ? (object as { metadata?: unknown }).metadata
+    : undefined;
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const { namespace, name, uid } = raw as { namespace?: unknown; name?: unknown; uid?: unknown };
+  const problem = serviceAccountNameProblem(namespace, name) ??
+    (typeof uid !== "string" || uid === "" ? "uid is missing" : undefined);
+  if (problem !== undefined) {
+    refuse(namespace, name, uid, problem);
+    return undefined;
+  }
   const md = objectMeta(object);
   if (!md) return undefined;
   const annotations = md.annotations;

@@ -25,6 +25,7 @@
 import { createHash } from "node:crypto";
 import { isMap, isSeq, LineCounter, parseAllDocuments } from "yaml";
 import { abortable } from "./abort.ts";
+import { isDnsLabel, isDnsSubdomain } from "./k8s_names.ts";
 import { type FileWatch, watchFile } from "./file_watch.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
@@ -75,8 +76,6 @@ export interface ParsedServiceAccounts {
   readonly skippedKinds: readonly string[];
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** UUID namespace for derived ServiceAccount UIDs (RFC 9562 v5). Fixed forever: changing it changes every derived UID. */
 const UID_NAMESPACE = "4f0a7b1e-6c1d-4e55-9a3b-2d8c5e7f9a10";
 
@@ -170,13 +169,11 @@ export function parseServiceAccounts(
     const name = m.name;
     if (typeof name !== "string" || name === "") fail("ServiceAccount has no metadata.name", pos);
     const n = name as string;
-    if (n.length > 253 || !DNS_SUBDOMAIN.test(n)) {
+    if (!isDnsSubdomain(n)) {
       fail(`ServiceAccount name "${n}" is not a valid DNS subdomain`, pos);
     }
     const namespace = m.namespace ?? "default";
-    if (
-      typeof namespace !== "string" || namespace.length > 63 || !DNS_LABEL.test(namespace)
-    ) {
+    if (!isDnsLabel(namespace)) {
       fail(`ServiceAccount "${n}" has an invalid metadata.namespace`, pos);
     }
     const ns = namespace as string;

@@ -25,7 +25,8 @@ import {
 } from "node:crypto";
 import { compactVerify, decodeProtectedHeader, errors, type ProtectedHeaderParameters } from "jose";
 import { AuthError, type DenyReason } from "./errors.ts";
-import { type KeySource, KeysUnavailableError } from "./jwks.ts";
+import { KeyInvalidError, type KeySource, KeysUnavailableError } from "./jwks.ts";
+import { serviceAccountNameProblem } from "./k8s_names.ts";
 import type { TokenIdentity } from "./model.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 
@@ -62,9 +63,11 @@ export interface TokenVerifierOptions {
   /** The token's `aud` must contain this value (`JWT_AUDIENCE`). */
   audience: string;
   /**
-   * Tolerance for clock differences between the apiserver and us, applied to `exp`, `nbf` and
-   * `iat`. 60 s is the leeway the kube-apiserver itself allows, so we accept exactly the tokens the
-   * cluster accepts. @default {60}
+   * Tolerance for clock differences between the apiserver and us, applied to `nbf` and `iat` (a
+   * token minted by a node whose clock runs ahead). Not to `exp`: a token at or past its `exp` is
+   * `token_expired`, because the user JWT we would issue for it cannot outlive the token and
+   * nats-server enforces that JWT's `exp` on its own clock, without leeway — accepting the token
+   * would only end in a grant that is already expired (issue 9 §2). @default {60}
    */
   clockSkewSec?: number;
   /** Clock in milliseconds since the epoch. @default {Date.now} */
@@ -172,6 +175,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         `token is ${token.length} characters long, more than the ${MAX_TOKEN_LENGTH} allowed`,
       );
     }
+    // Before the cache: one credential has one spelling, so no other spelling can reach an entry.
+    requireCanonicalSegments(token);
     const cacheKey = cacheSize > 0 ? sha256(token) : undefined;
     if (cacheKey !== undefined) {
       const hit = lookup(cacheKey, now());
@@ -184,10 +189,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const header = readHeader(token);
     const generation = keys.generation;
     const payload = await verifySignature(token, header, keys, keyObjects);
+    const nowMs = now();
     const identity = checkClaims(payload, {
       issuers,
       audience,
-      nowSec: Math.floor(now() / 1000),
+      nowMs,
+      nowSec: Math.floor(nowMs / 1000),
       skewSec: clockSkewSec,
     });
     if (cacheKey !== undefined) remember(cacheKey, identity, generation);
@@ -207,6 +214,62 @@ function clip(text: string): string {
 /** Quote a value taken from a token for an error message. */
 function quote(value: unknown): string {
   return clip(JSON.stringify(value) ?? String(value));
+}
+
+/** Base64url alphabet position of each character code, -1 outside it (no padding, no whitespace). */
+const B64URL = (() => {
+  const table = new Int8Array(128).fill(-1);
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (let i = 0; i < alphabet.length; i++) table[alphabet.charCodeAt(i)] = i;
+  return table;
+})();
+
+const SEGMENT_NAMES = ["header", "payload", "signature"] as const;
+
+/**
+ * Require the canonical compact JWS form (RFC 7515 §2, RFC 4648 §3.5): three base64url segments of `[A-Za-z0-9_-]`, no padding, no whitespace, and zero unused bits in each segment's
+ * last character. Decoders are lenient (they skip whitespace and padding and ignore trailing
+ * bits), so without this one signed token has many accepted spellings — each a different key for
+ * the verified-token cache, a deny list or a log search. Throws `token_malformed`.
+ */
+function requireCanonicalSegments(token: string): void {
+  let start = 0;
+  for (let part = 0; part < 3; part++) {
+    const end = part < 2 ? token.indexOf(".", start) : token.length;
+    if (end < 0) {
+      throw new AuthError(
+        "token_malformed",
+        "token is not a JWT (expected three dot-separated parts)",
+      );
+    }
+    const name = SEGMENT_NAMES[part]!;
+    const length = end - start;
+    let last = 0;
+    for (let i = start; i < end; i++) {
+      const code = token.charCodeAt(i);
+      const value = code < 128 ? B64URL[code]! : -1;
+      if (value < 0) {
+        throw new AuthError(
+          "token_malformed",
+          code === 0x2e
+            ? "token is not a JWT (expected three dot-separated parts)"
+            : `token ${name} is not canonical base64url (character ${
+              JSON.stringify(String.fromCharCode(code))
+            } at offset ${i})`,
+        );
+      }
+      last = value;
+    }
+    // 4n+2 characters carry 4 unused bits, 4n+3 carry 2; 4n+1 cannot be a whole number of bytes.
+    const rest = length % 4;
+    if (rest === 1 || (rest === 2 && (last & 0x0f) !== 0) || (rest === 3 && (last & 0x03) !== 0)) {
+      throw new AuthError(
+        "token_malformed",
+        `token ${name} is not canonical base64url (bad length or non-zero trailing bits)`,
+      );
+    }
+    start = end + 1;
+  }
 }
 
 function readHeader(token: string): ProtectedHeaderParameters {
@@ -263,6 +326,11 @@ async function verifySignature(
     if (err instanceof AuthError) throw err;
     if (err instanceof KeysUnavailableError) {
       throw new AuthError("jwks_unavailable", `cannot verify tokens yet: ${err.message}`, {
+        cause: err,
+      });
+    }
+    if (err instanceof KeyInvalidError) {
+      throw new AuthError("jwks_key_invalid", `cannot verify this token: ${err.message}`, {
         cause: err,
       });
     }
@@ -431,6 +499,7 @@ function toAuthError(err: unknown, kid: string, alg: string): AuthError {
 interface ClaimRules {
   readonly issuers: readonly string[];
   readonly audience: string;
+  readonly nowMs: number;
   readonly nowSec: number;
   readonly skewSec: number;
 }
@@ -496,8 +565,10 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
   if (exp === undefined) {
     throw new AuthError("claims_invalid", 'token has no "exp" claim; it would never expire');
   }
-  if (exp <= nowSec - skewSec) {
-    throw new AuthError("token_expired", `token expired ${nowSec - exp}s ago`);
+  // A user JWT's exp is whole seconds: a fractional exp counts as its second's start.
+  const expSec = Math.floor(exp);
+  if (expSec * 1000 <= rules.nowMs) {
+    throw new AuthError("token_expired", `token expired ${Math.max(0, nowSec - expSec)}s ago`);
   }
   const nbf = numericDate(claims, "nbf");
   if (nbf !== undefined && nbf > nowSec + skewSec) {
@@ -528,6 +599,10 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
       'token "kubernetes.io" claim lacks namespace, serviceaccount.name or serviceaccount.uid',
     );
   }
+  const nameProblem = serviceAccountNameProblem(k8s.namespace, sa.name);
+  if (nameProblem !== undefined) {
+    throw new AuthError("claims_invalid", `token "kubernetes.io" claim: ${nameProblem}`);
+  }
   const expectedSub = `system:serviceaccount:${k8s.namespace}:${sa.name}`;
   if (claims.sub !== expectedSub) {
     throw new AuthError(
@@ -547,7 +622,7 @@ function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity
     uid: sa.uid,
     ...(podName !== undefined ? { podName } : {}),
     ...(podUid !== undefined ? { podUid } : {}),
-    expiresAt: exp,
+    expiresAt: expSec,
     ...(iat !== undefined ? { issuedAt: iat } : {}),
   });
 }

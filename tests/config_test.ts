@@ -324,14 +324,19 @@ Deno.test("config: JWT_ISSUER takes a list; a value that cannot be an issuer fai
   assert.deepEqual(load({ JWT_ISSUER: "kubernetes/serviceaccount" }).jwt.issuers, [
     "kubernetes/serviceaccount",
   ]);
+  // Any URL the apiserver accepts for --service-account-issuer.
+  assert.deepEqual(load({ JWT_ISSUER: "spiffe://cluster.local,urn:k8s:sa" }).jwt.issuers, [
+    "spiffe://cluster.local",
+    "urn:k8s:sa",
+  ]);
   const err = problemsOf({
-    JWT_ISSUER: "https://a.example,,https://a.example,https://x.example?q=1,ftp://f.example,:bad",
+    JWT_ISSUER: "https://a.example,,,https://a.example,https://x.example?q=1,https://u:p@h,:bad",
   });
   assert.deepEqual(err.problems, [
     'JWT_ISSUER: "" is empty (a comma too many?)',
     'JWT_ISSUER: "https://a.example" is listed twice',
     'JWT_ISSUER: "https://x.example?q=1" must not have a query or fragment',
-    'JWT_ISSUER: "ftp://f.example" is not an http(s) URL',
+    'JWT_ISSUER: "https://u:***@h" must not carry credentials',
     `JWT_ISSUER: ":bad" contains a ':' but is not a URL`,
   ]);
 });
@@ -515,9 +520,12 @@ Deno.test("config: describeConfig summarises the settings an operator checks at 
     k8s_in_cluster: true,
     k8s_namespace: "(all)",
     k8s_api_server_url: "https://kubernetes.default.svc",
+    k8s_ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+    k8s_token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token",
     k8s_watch_pods: true,
     annotation_prefix: "nats.io/",
     relist_interval: "15m",
+    cache_max_staleness: "off",
   });
 });
 
@@ -563,6 +571,76 @@ Deno.test("in-cluster apiserver address comes from KUBERNETES_SERVICE_HOST/PORT;
   });
   assert.equal(err.problems.length, 1);
   assert.match(err.problems[0]!, /^KUBERNETES_SERVICE_PORT: /);
+});
+
+Deno.test("config: a token in NATS_URL's userinfo is masked in every form, with or without a scheme (issue 10, defect 2)", () => {
+  const token = "tok" + crypto.randomUUID().replaceAll("-", "");
+  const config = load({
+    NATS_URL: `nats://${token}@nats-a:4222,${token}@nats-b:4222,tls://svc@nats-c:4222`,
+  });
+  const described = describeConfig(config);
+  assert.deepEqual(described.nats_servers, [
+    "nats://***@nats-a:4222",
+    "nats://***@nats-b:4222",
+    "tls://***@nats-c:4222",
+  ]);
+  assert.equal(described.nats_auth, "url_userinfo");
+  // Malformed entries are echoed in the problem line: never their userinfo.
+  for (const entry of [`nats://${token}@bad host`, `${token} x@h:4222`, `http://${token}@h`]) {
+    const err = problemsOf({ NATS_URL: entry });
+    assert.ok(err.problems.some((p) => p.startsWith("NATS_URL:")), err.message);
+    assert.ok(!err.message.includes(token), err.message);
+  }
+  const jwks = problemsOf({ JWKS_URL: `https://${token}@issuer example/keys` });
+  assert.ok(!jwks.message.includes(token), jwks.message);
+});
+
+Deno.test("config: an nkey seed where a public value belongs is refused, never echoed (issue 10, defect 3)", () => {
+  const fresh = freshKeys();
+  const seeds = [fresh.accountSeed, fresh.userSeed, fresh.curveSeed];
+  const publicVars = [
+    "NATS_ACCOUNT",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "NATS_QUEUE_GROUP",
+    "K8S_NAMESPACE",
+    "SA_ANNOTATION_PREFIX",
+    "NATS_SIGNING_KEY_FILE",
+    "NATS_XKEY_SEED_FILE",
+    "JWKS_PATH",
+    "LOG_LEVEL",
+  ];
+  for (const name of publicVars) {
+    for (const seed of seeds) {
+      for (const value of [seed, ` ${seed}\n`, `prefix-${seed}`]) {
+        const err = problemsOf({ [name]: value });
+        const mine = err.problems.filter((p) => p.startsWith(`${name}:`));
+        assert.equal(mine.length, 1, `${name}: ${err.message}`);
+        assert.match(mine[0]!, /holds an nkey seed/);
+        const logged: string[] = [];
+        createLogger({ write: (l) => logged.push(l) }).error("config_invalid", {
+          message: err.message,
+          problems: err.problems,
+        });
+        for (const text of [err.message, ...logged]) {
+          assert.ok(!text.includes(seed.trim()), `${name} echoes the seed: ${text}`);
+          assert.ok(!text.includes(seed.slice(2, 20)), `${name} echoes part of the seed`);
+        }
+      }
+    }
+  }
+  // The issue's sequence: an SA… seed pasted into NATS_ACCOUNT.
+  const err = problemsOf({ NATS_ACCOUNT: fresh.accountSeed });
+  assert.deepEqual(err.problems.length, 1, err.message);
+  assert.match(err.problems[0]!, /^NATS_ACCOUNT: holds an nkey seed/);
+  // A seed-shaped host in NATS_URL is refused too; its userinfo (a token position) is not checked.
+  assert.ok(problemsOf({ NATS_URL: `nats://${fresh.userSeed}:4222` }).message.includes("NATS_URL"));
+  const viaToken = load({ NATS_URL: `nats://${fresh.userSeed}@nats:4222` });
+  assert.deepEqual(describeConfig(viaToken).nats_servers, ["nats://***@nats:4222"]);
+  // A seed in NATS_TOKEN is a secret in a secret's place.
+  assert.equal(load({ NATS_TOKEN: fresh.userSeed }).nats.token, fresh.userSeed);
+  // Public keys stay fine.
+  assert.equal(load({ NATS_ACCOUNT: fresh.accountPublic }).account, fresh.accountPublic);
 });
 
 Deno.test("config: K8S_WATCH_PODS turns the Pod watch off, takes Go booleans, refuses anything else", () => {

@@ -19,6 +19,7 @@ import {
 } from "./support/sa_tokens.ts";
 import { ISSUER, Stack } from "./support/stack.ts";
 import { errorsOf, publishRefused } from "./support/permissions.ts";
+import { respellings } from "./support/respell.ts";
 import { waitFor } from "./support/wait.ts";
 
 // Refused clients get their socket reset by the server; see tolerateClientResets. Not `using`:
@@ -139,6 +140,12 @@ Deno.test("bad tokens are each refused at once with Authorization Violation and 
       "expired",
       "token_expired",
       () => mintServiceAccountToken({ ...base, iat: nowSec - 7200, lifetimeSec: 3600 }),
+    ],
+    [
+      // Issue 9 §2: once inside the verifier's leeway, then internal_error "grant expires in the past".
+      "expired 10 s ago",
+      "token_expired",
+      () => mintServiceAccountToken({ ...base, iat: nowSec - 3610, lifetimeSec: 3600 }),
     ],
     [
       "not yet valid",
@@ -277,4 +284,23 @@ Deno.test("two service instances in one queue group share the logins", async () 
   const other = second.metrics.requests.value({ result: "allowed", reason: "" });
   assert.equal(first + other, 30, "each login answered exactly once");
   assert.ok(first > 0 && other > 0, `both answered (${first} / ${other})`);
+});
+
+Deno.test("one token, one spelling: every respelling of a valid token is refused as token_malformed over the real login path (issue 10, defect 4)", async () => {
+  await using stack = await Stack.start();
+  stack.addServiceAccount("team-a", "orders");
+  const token = await stack.token("team-a", "orders");
+  await (await stack.connect(token)).close();
+  const spellings = respellings(token);
+  assert.ok(spellings.length >= 12);
+  for (const [name, variant] of spellings) {
+    const before = denied(stack, "token_malformed");
+    await expectRefused(stack, variant);
+    assert.equal(denied(stack, "token_malformed"), before + 1, name);
+  }
+  assert.equal(stack.service.metrics.requests.value({ result: "allowed", reason: "" }), 1);
+  assert.equal(
+    stack.service.metrics.requests.value({ result: "denied", reason: "internal_error" }),
+    0,
+  );
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { JSONWebKeySet } from "jose";
+import type { JSONWebKeySet, JWK } from "jose";
 import type { AuthError } from "../lib/errors.ts";
 import {
   discoverIssuer,
@@ -522,4 +522,89 @@ Deno.test("in-cluster path against the test apiserver: cluster CA, pod token, di
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** The key set of issue 10, defect 1: one RSA key whose modulus is the exponent (17 bits). */
+const BROKEN_JWKS = { keys: [{ kty: "RSA", kid: "new", n: "AQAB", e: "AQAB" }] } as JSONWebKeySet;
+
+Deno.test("remote: a set with no usable key is rejected as a whole; the last good set stays (issue 10, defect 1)", async () => {
+  await using s = await setup(publicJwks([KEY_A]));
+  const good = await s.token(KEY_A);
+  const namingBroken = await s.token(KEY_A, { kid: "new" });
+  s.server.jwks = BROKEN_JWKS;
+  s.clock.advanceMs(30_000);
+  // The issue's sequence: a token with an unknown kid triggers the refresh.
+  const first = await authError(s.verify(namingBroken));
+  assertEquals(first.code, "jwks_key_invalid", first.message);
+  assert.match(first.message, /"new".*RSA modulus is \d+ bits|"new".*does not import/);
+  assertEquals(s.server.jwksFetches, 2);
+  // Tokens of the still-trusted key keep working, at once and after the cool-down.
+  assertEquals((await s.verify(good)).serviceAccount, "worker");
+  assertEquals((await authError(s.verify(namingBroken))).code, "jwks_key_invalid");
+  assertEquals(s.keys.generation, 1);
+  assertEquals(s.metrics.jwksRefreshes.value({ result: "rejected" }), 1);
+  assertEquals(s.metrics.jwksKeys.value(), 1);
+  assert.ok(s.lines.some((l) => l.includes('"event":"jwks_rejected"') && l.includes("new")));
+  // A periodic or forced refresh that gets the same set rejects it again.
+  await rejection(s.keys.refresh());
+  assertEquals(s.metrics.jwksRefreshes.value({ result: "rejected" }), 2);
+  assertEquals((await s.verify(good)).serviceAccount, "worker");
+  // The endpoint recovers: its next good set is taken.
+  s.server.jwks = publicJwks([KEY_A, KEY_B]);
+  await s.keys.refresh();
+  assertEquals(s.keys.generation, 2);
+  assertEquals((await s.verify(await s.token(KEY_B))).serviceAccount, "worker");
+});
+
+Deno.test("remote: broken keys beside good ones are left out; a set that loses every key in use while broken is rejected", async () => {
+  await using s = await setup(publicJwks([KEY_A]));
+  const tokenA = await s.token(KEY_A);
+  // Good key kept, broken keys beside it: used without them, each logged with why.
+  s.server.jwks = { keys: [...publicJwks([KEY_A]).keys, ...BROKEN_JWKS.keys] };
+  await s.keys.refresh();
+  assertEquals((await s.verify(tokenA)).namespace, "team-a");
+  assertEquals(
+    (await authError(s.verify(await s.token(KEY_A, { kid: "new" })))).code,
+    "jwks_key_invalid",
+  );
+  assertEquals(s.metrics.jwksKeys.value(), 1);
+  assert.ok(s.lines.some((l) => l.includes('"event":"jwks_keys_ignored"') && l.includes("new")));
+  // Every key in use dropped, a broken key and a new good one served: the endpoint is broken,
+  // not rotated, so the set is refused and KEY_A stays trusted.
+  const generation = s.keys.generation;
+  s.server.jwks = { keys: [...publicJwks([KEY_B]).keys, ...BROKEN_JWKS.keys] };
+  await rejection(s.keys.refresh());
+  assertEquals(s.keys.generation, generation);
+  assertEquals((await s.verify(tokenA)).namespace, "team-a");
+  // An RSA key that imports but is too weak to verify with counts as broken too.
+  const { publicKey } = await crypto.subtle.generateKey(
+    {
+      name: "RSASSA-PKCS1-v1_5",
+      modulusLength: 1024,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash: "SHA-256",
+    },
+    true,
+    ["sign", "verify"],
+  );
+  const weakJwk = { ...await crypto.subtle.exportKey("jwk", publicKey), kid: "weak" } as JWK;
+  s.server.jwks = { keys: [weakJwk] };
+  const err = await rejection(s.keys.refresh());
+  assert.match(String(err), /1024 bits/);
+  // A clean rotation (every key good) is taken even though it drops the keys in use.
+  s.server.jwks = publicJwks([KEY_B]);
+  await s.keys.refresh();
+  assertEquals((await authError(s.verify(tokenA))).code, "unknown_key");
+  assertEquals((await s.verify(await s.token(KEY_B))).namespace, "team-a");
+});
+
+Deno.test("remote: before the first load, retries are at most 2 s apart (issue 10, defect 6)", async () => {
+  await using s = await setup(publicJwks([KEY_A]), { retryMs: 500 }, (server) => {
+    server.status = 503;
+  });
+  // Fetches at 0, 0.5, 1.5, 3.5, 5.5 and 7.5 s with the cap; the sixth at 15.5 s without it.
+  await waitFor(() => s.server.jwksFetches >= 6, { timeoutMs: 11_000, what: "six fetches" });
+  assertEquals(s.keys.ready, false);
+  s.server.status = 200;
+  await waitFor(() => s.keys.ready, { timeoutMs: 5_000, what: "keys loaded" });
 });

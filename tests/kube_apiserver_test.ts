@@ -114,6 +114,10 @@ Deno.test("real apiserver, in-cluster: signing-key rotation and an apiserver res
   await waitFor(() => publishes(stack, rotated, "team-a.y").then(() => true), {
     timeoutMs: 15_000,
     what: "a ServiceAccount created after the restart logs in with a token of the new key",
+  }).catch((err) => {
+    const seen = stack.logs.filter((l) => l.level !== "debug" || String(l.event).startsWith("jwks"))
+      .slice(-25);
+    throw new Error(`${err.message}\n${seen.map((l) => JSON.stringify(l)).join("\n")}`);
   });
   await publishes(stack, before, "team-a.z");
   assert.ok(stack.service.ready);

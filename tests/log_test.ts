@@ -7,20 +7,31 @@ function recording(): { logger: Logger; lines: string[]; last: () => Record<stri
   return { logger, lines, last: () => JSON.parse(lines.at(-1)!) };
 }
 
-Deno.test("redactUrl masks URL passwords and leaves every other string alone", () => {
+Deno.test("redactUrl masks URL userinfo in every form and leaves every other string alone", () => {
   assert.equal(redactUrl("nats://me:hunter2@nats:4222"), "nats://me:***@nats:4222");
   assert.equal(
     redactUrl("nats://a:p1@h1:4222,nats://b:p2@h2:4222"),
     "nats://a:***@h1:4222,nats://b:***@h2:4222",
   );
   assert.equal(redactUrl("dial tls://svc:pw@nats failed"), "dial tls://svc:***@nats failed");
+  // A bare userinfo is a token to nats.js and to our connection code (issue 10, defect 2).
+  assert.equal(redactUrl("nats://s3cr3t-token@nats:4222"), "nats://***@nats:4222");
+  assert.equal(redactUrl("nats://svc@nats:4222"), "nats://***@nats:4222");
+  assert.equal(redactUrl("NATS://T0K@h"), "NATS://***@h");
+  assert.equal(redactUrl("nats://a%40b:p@ss@h:4222"), "nats://a%40b:***@h:4222");
+  assert.equal(redactUrl("nats://tok@en@h:4222"), "nats://***@h:4222");
+  assert.equal(redactUrl("nats://:only-pass@h"), "nats://***@h");
+  assert.equal(
+    redactUrl("nats://t1@h1:4222,tls://u:p@h2,nats://h3"),
+    "nats://***@h1:4222,tls://u:***@h2,nats://h3",
+  );
+  assert.equal(redactUrl('servers ["nats://tk@h"]'), 'servers ["nats://***@h"]');
   for (
     const plain of [
       "",
       "login_allowed",
       "me@example.com",
       "nats://nats:4222",
-      "nats://token@nats:4222",
       "see https://example.com/a@b",
     ]
   ) {

@@ -5,31 +5,12 @@ import assert from "node:assert/strict";
 import { tolerateClientResets } from "./support/nats_server.ts";
 import { Stack } from "./support/stack.ts";
 import { freePort, waitReady } from "./support/http_probe.ts";
+import { spawnStartTask } from "./support/start_task.ts";
 import { waitFor } from "./support/wait.ts";
 
 tolerateClientResets(); // refused logins while the new SA propagates reset their sockets
 
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** The `start` task's own arguments, so the test proves its least-privilege flags suffice. */
-async function startTaskArgs(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const [deno, ...args] = String(config.tasks.start).split(/\s+/);
-  assert.equal(deno, "deno");
-  return args;
-}
-
-async function spawnMain(env: Record<string, string>): Promise<Deno.ChildProcess> {
-  return new Deno.Command(Deno.execPath(), {
-    args: await startTaskArgs(),
-    cwd: ROOT,
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-}
+const spawnMain = spawnStartTask;
 
 Deno.test("bad configuration: exit status 2 and one message naming every problem", async () => {
   const child = await spawnMain({
@@ -128,4 +109,74 @@ Deno.test("the process logs ready, serves a login, resyncs on SIGHUP, and stops 
   assert.match(text, /"event":"stopped"/);
   assert.match(text, /"event":"not_ready","failing":\["stopping"\]/);
   assert.ok(!text.includes(stack.serviceUser.password), "the NATS password is never logged");
+});
+
+/** Run main.ts with `env` until `until(output)` holds, then kill it; stdout + stderr. */
+async function runUntil(
+  env: Record<string, string>,
+  until: (output: string) => boolean,
+): Promise<string> {
+  const child = await spawnMain(env);
+  let text = "";
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) text += chunk;
+  };
+  const reading = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  try {
+    await waitFor(() => until(text), { timeoutMs: 30_000, what: "process output" });
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await reading;
+  }
+  return text;
+}
+
+Deno.test("a token in NATS_URL appears nowhere in stdout or stderr, at debug level (issue 10, defect 2)", async () => {
+  await using stack = await Stack.start({ captureLogs: false });
+  await stack.service.close();
+  const token = "T0k" + crypto.randomUUID().replaceAll("-", "");
+  const port = freePort();
+  const output = await runUntil({
+    PATH: Deno.env.get("PATH") ?? "",
+    ...stack.env,
+    // The form nats.js and our connection code accept as a token, on two servers.
+    NATS_URL:
+      `nats://${token}@127.0.0.1:${stack.nats.port},nats://${token}@localhost:${stack.nats.port}`,
+    PORT: String(port),
+    LOG_LEVEL: "debug",
+  }, (text) => text.includes('"sa_cache_synced"') && text.includes('"nats_connecting"'));
+  assert.match(output, /"event":"starting"/);
+  assert.match(output, /nats:\/\/\*\*\*@127\.0\.0\.1/);
+  assert.ok(!output.includes(token), output);
+  assert.ok(!output.includes(token.slice(3, 20)), "no part of the token");
+
+  // user:password, through a connection that succeeds and subscribes.
+  const userPass = await runUntil({
+    PATH: Deno.env.get("PATH") ?? "",
+    ...stack.env,
+    NATS_URL:
+      `nats://${stack.serviceUser.user}:${stack.serviceUser.password}@127.0.0.1:${stack.nats.port}`,
+    PORT: String(freePort()),
+    LOG_LEVEL: "debug",
+  }, (text) => text.includes('"nats_connected"') && text.includes('"sa_cache_synced"'));
+  assert.match(userPass, /"event":"nats_connected"/);
+  assert.ok(!userPass.includes(stack.serviceUser.password), userPass);
+});
+
+Deno.test("an nkey seed in NATS_ACCOUNT stops the process, and the refusal does not echo it (issue 10, defect 3)", async () => {
+  const { createAccount } = await import("@nats-io/nkeys");
+  const seed = new TextDecoder().decode(createAccount().getSeed());
+  const child = await spawnMain({
+    PATH: Deno.env.get("PATH") ?? "",
+    NATS_ACCOUNT: seed,
+    NATS_SIGNING_KEY_FILE: "/nonexistent/signing.nk",
+    LOG_LEVEL: "debug",
+  });
+  const { code, stdout, stderr } = await child.output();
+  const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  assert.equal(code, 2, text);
+  assert.match(text, /NATS_ACCOUNT: holds an nkey seed/);
+  assert.ok(!text.includes(seed), text);
+  assert.ok(!text.includes(seed.slice(2, 20)), text);
 });

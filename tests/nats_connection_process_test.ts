@@ -11,9 +11,8 @@ import { authCalloutConfig, NatsServer } from "./support/nats_server.ts";
 import { accountKey, KeyDir } from "./support/nkeys.ts";
 import { generateSigningKey, ISSUER, publicJwks } from "./support/sa_tokens.ts";
 import { createTestCertificates } from "./support/test_apiserver.ts";
+import { spawnStartTask } from "./support/start_task.ts";
 import { waitFor } from "./support/wait.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 type Event = Record<string, unknown> & { event: string; level: string };
 
@@ -46,17 +45,7 @@ class ServiceProcess implements AsyncDisposable {
   }
 
   static async start(env: Record<string, string>): Promise<ServiceProcess> {
-    const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-    const [, ...args] = String(config.tasks.start).split(/\s+/);
-    const child = new Deno.Command(Deno.execPath(), {
-      args,
-      cwd: ROOT,
-      env: { PATH: Deno.env.get("PATH") ?? "", ...env },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = await spawnStartTask(env);
     return new ServiceProcess(child);
   }
 
@@ -255,6 +244,10 @@ Deno.test("live revocation's system connection refused: named as such; the callo
   const failed = await proc.waitEvent("nats_connect_failed", (e) => e.connection === "system");
   assert.equal(failed.cause, "authentication_refused");
   await waitReady(Number(env.PORT));
+  // Revocation being down is visible to monitoring, apart from the main connection's gauge.
+  const metrics = await (await fetch(`http://127.0.0.1:${env.PORT}/metrics`)).text();
+  assert.match(metrics, /^nats_system_connected 0$/m);
+  assert.match(metrics, /^nats_connected 1$/m);
   await assertStopsFast(proc);
   assert.ok(!proc.text.includes(system.password), "no password in the log");
 });

@@ -145,6 +145,34 @@ Deno.test("connectNats logs in with user/password embedded in the URL and never 
   assert.ok(!lines.some((l) => l.includes("s3cret-pw")), "password never logged");
 });
 
+Deno.test("a tls:// URL requires TLS: a server without it is refused before the password is sent", async () => {
+  await using ns = await NatsServer.start({
+    config: { authorization: { users: [{ user: "svc", password: "s3cret-pw" }] } },
+  });
+  const { logger, lines } = recordingLogger();
+  const stop = new AbortController();
+  const connecting = connectNats({
+    servers: [ns.url.replace("nats://", "tls://svc:s3cret-pw@")],
+    name: "test",
+    logger,
+    metrics: createServiceMetrics(),
+    signal: stop.signal,
+  });
+  connecting.catch(() => {});
+  try {
+    const failed = await waitFor(
+      () => lines.map((l) => JSON.parse(l)).find((l) => l.event === "nats_connect_failed"),
+      { timeoutMs: 10_000, what: "the refusal" },
+    );
+    assert.equal(failed.cause, "tls", JSON.stringify(failed));
+    assert.ok(!lines.some((l) => l.includes('"nats_connected"')), "never connected in plaintext");
+    assert.ok(!lines.some((l) => l.includes("s3cret-pw")), "password never logged");
+  } finally {
+    stop.abort(new Error("test over"));
+  }
+  await assert.rejects(connecting, /test over/);
+});
+
 Deno.test("connectNats uses a token from the options or the URL", async () => {
   await using ns = await NatsServer.start({ config: { authorization: { token: "t0ken" } } });
   const { logger } = recordingLogger();

@@ -85,10 +85,16 @@ Deno.test("policy file: every field is parsed and resolved per namespace and Ser
   assert.deepEqual(other.matched, ["defaults"]);
 });
 
-Deno.test("policy file: an empty file is an empty policy (today's behaviour)", () => {
-  const { policy } = parse("");
-  assert.deepEqual(policy.defaults, {});
-  assert.deepEqual(policy.namespaces, []);
+Deno.test("policy file: an empty or comment-only file is refused, never a policy without bounds", () => {
+  for (const text of ["", "# only a comment\n", "{}\n", "---\n"]) {
+    assert.throws(
+      () => parse(text),
+      (err: unknown) =>
+        err instanceof PolicyFileError &&
+        /the policy is empty; .*unset POLICY_FILE/.test(err.problems.join()),
+      JSON.stringify(text),
+    );
+  }
 });
 
 Deno.test("policy file: every problem is reported at once with file:line:column", () => {
@@ -203,6 +209,13 @@ Deno.test("policy file: the live source keeps the last good policy through a bad
     ]);
     assert.equal(types(), "MQTT", "the last good policy stays");
     assert.equal(metrics.policyReloads.value({ result: "error" }), 1);
+
+    // An emptied file (a ConfigMap cleared by mistake) is a bad edit too.
+    await Deno.writeTextFile(path, "# nothing here\n");
+    await waitFor(() => metrics.policyReloads.value({ result: "error" }) === 2, {
+      what: "the empty policy refused",
+    });
+    assert.equal(types(), "MQTT", "the last good policy stays");
 
     await Deno.writeTextFile(
       `${path}.new`,

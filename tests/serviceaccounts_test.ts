@@ -327,3 +327,91 @@ Deno.test("kubeconfigAccess reads a kubeconfig file the cache can use", async ()
     await Deno.remove(path);
   }
 });
+
+Deno.test("ServiceAccounts whose namespace or name is not DNS-1123 are refused and logged, from the list and the watch (issue 10, defect 5)", async () => {
+  await using api = await TestApiServer.start();
+  // The double stores what the real apiserver would refuse: the apiserver path is checked anyway.
+  const bad: [string, string][] = [
+    ["*", "orders"],
+    [">", "orders"],
+    ["team-a", "Orders"],
+    ["team-a", "a*b"],
+    ["team a", "orders"],
+    ["x".repeat(64), "orders"],
+    ["team-a", `${"y".repeat(64)}.z`],
+  ];
+  for (const [ns, name] of bad.slice(0, 4)) api.upsertServiceAccount(ns, name);
+  api.upsertServiceAccount("team-a", "worker.v2");
+  await using s = start(api);
+  await s.cache.waitSynced();
+  assert.equal(s.cache.size, 1);
+  assert.ok(s.cache.lookup("team-a", "worker.v2"));
+  // After the first sync, through watch events.
+  for (const [ns, name] of bad.slice(4)) api.upsertServiceAccount(ns, name);
+  api.upsertServiceAccount("team-b", "late");
+  await waitFor(() => s.cache.lookup("team-b", "late"), { what: "watch event applied" });
+  assert.equal(s.cache.size, 2);
+  for (const [ns, name] of bad) {
+    assert.equal(s.cache.lookup(ns, name), undefined, `${ns}/${name} is not stored`);
+  }
+  assert.equal(s.metrics.recordsRefused.value(), bad.length);
+  const refused = s.logs.filter((l) => l.event === "sa_record_refused");
+  assert.equal(refused.length, bad.length);
+  assert.ok(refused.every((l) => l.level === "warn"));
+  assert.ok(refused.some((l) => l.namespace === '"*"' && /DNS-1123 label/.test(String(l.problem))));
+  // A relist sees them again: counted, but warned only once per object.
+  api.setFault({ status: 503, on: "watch" });
+  api.dropWatches();
+  await waitFor(() => s.metrics.watchRestarts.value({ reason: "error" }) >= 1);
+  api.upsertServiceAccount("team-b", "later");
+  api.compactHistory();
+  api.setFault(undefined);
+  await waitFor(() => s.metrics.recordsRefused.value() >= 2 * bad.length, {
+    what: "relist after 410",
+  });
+  assert.equal(
+    s.logs.filter((l) => l.event === "sa_record_refused" && l.level === "warn").length,
+    bad.length,
+  );
+});
+
+Deno.test("before the first sync, retries stay on the short cap; freshAt follows the last answer (issue 10, defect 6)", async () => {
+  await using api = await TestApiServer.start();
+  api.upsertServiceAccount("team-a", "worker");
+  api.setFault({ status: 500, on: "list" });
+  // Full jitter and a long maxMs: only the first-sync cap keeps the retries close together.
+  await using s = start(api, {
+    backoff: { initialMs: 100, maxMs: 30_000, firstSyncMaxMs: 300 },
+    random: () => 0.999,
+  });
+  const started = s.cache.freshAt!;
+  // Uncapped, the sixth attempt would come after 0.2+0.4+0.8+1.6+3.2 s; capped, after ~1.3 s.
+  await waitFor(() => api.listCalls >= 6, { timeoutMs: 4000, what: "six list attempts" });
+  assert.equal(s.cache.synced, false);
+  assert.equal(s.cache.freshAt, started, "no answer yet: freshAt stays at the start");
+  api.setFault(undefined);
+  await s.cache.waitSynced();
+  assert.ok(s.cache.freshAt! > started);
+  // After the sync, failures back off on the long cap again and freshAt stops moving.
+  await waitFor(() => api.openWatches === 1, { what: "watching" });
+  api.setFault({ status: 500, on: "all" });
+  api.dropWatches();
+  await waitFor(() => s.metrics.watchRestarts.value({ reason: "error" }) >= 1);
+  const last = s.cache.freshAt!;
+  await waitFor(() => s.metrics.watchRestarts.value({ reason: "error" }) >= 3, {
+    what: "more failed watches",
+  });
+  assert.equal(s.cache.freshAt, last);
+  api.setFault(undefined);
+  await waitFor(() => s.cache.freshAt! > last, { timeoutMs: 10_000, what: "fresh again" });
+});
+
+Deno.test("the default first-sync cap is 2 s (issue 10, defect 6)", async () => {
+  await using api = await TestApiServer.start();
+  api.setFault({ status: 500, on: "list" });
+  await using s = start(api, { backoff: { initialMs: 500, maxMs: 30_000 }, random: () => 0.999 });
+  // Attempts at 0, 1, 3, 5 s with the cap; at 0, 1, 3, 7 s without it.
+  await waitFor(() => api.listCalls >= 4, { timeoutMs: 6_500, what: "four list attempts" });
+  api.setFault(undefined);
+  await s.cache.waitSynced();
+});

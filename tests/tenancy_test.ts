@@ -97,6 +97,9 @@ Deno.test("policy account: a namespace is placed in its own account; others stay
   assert.equal(heard, 1, "team-b hears only itself");
   const line = stack.logs.find((l) => l.event === "login_allowed" && l.namespace === "team-a");
   assert.equal(line?.account, "TEAM_A");
+  // The debug line of the same login names the same account (it said NATS_ACCOUNT before).
+  const granted = stack.logs.find((l) => l.event === "login_granted" && l.namespace === "team-a");
+  assert.equal(granted?.account, "TEAM_A");
 });
 
 Deno.test("policy annotations bound: entries outside the allowed patterns or denied are dropped, counted and logged", async () => {

@@ -17,6 +17,7 @@ import {
   type SigningKey,
 } from "./support/sa_tokens.ts";
 import { assertEquals, authError, rejection } from "./support/assert.ts";
+import { respellings } from "./support/respell.ts";
 
 const T0 = 1_700_000_000_000;
 // Key generation is the slow part; the keys are immutable, so the tests share them.
@@ -254,14 +255,17 @@ Deno.test("audience: any of the token's audiences may match; otherwise audience_
   await assertDenied(f.verify(none), "audience_mismatch", none, "no audience");
 });
 
-Deno.test("exp: expired beyond the clock skew is token_expired, within it is accepted", async () => {
+Deno.test("exp: at or after exp is token_expired whatever the clock skew; before it is accepted (issue 9 §2)", async () => {
   await using f = await fixture({ clockSkewSec: 30 });
   const token = await mintServiceAccountToken({ ...f.claims({ lifetimeSec: 600 }), key: f.rsa });
-  f.clock.advanceSec(600 + 29);
+  f.clock.advanceSec(599);
+  f.clock.t += 999;
   await f.verify(token);
-  f.clock.advanceSec(1);
-  await assertDenied(f.verify(token), "token_expired", token, "token expired 30s ago");
-  f.clock.advanceSec(12);
+  f.clock.t += 1;
+  await assertDenied(f.verify(token), "token_expired", token, "token expired 0s ago");
+  f.clock.advanceSec(29);
+  await assertDenied(f.verify(token), "token_expired", token, "token expired 29s ago");
+  f.clock.advanceSec(13);
   await assertDenied(f.verify(token), "token_expired", token, "token expired 42s ago");
 });
 
@@ -289,12 +293,15 @@ Deno.test("iat: later than now plus skew is token_issued_in_future", async () =>
   await assertDenied(f.verify(future), "token_issued_in_future", future, "31s in the future");
 });
 
-Deno.test("the default clock skew is 60 s", async () => {
+Deno.test("the default clock skew is 60 s, for nbf and iat", async () => {
   await using f = await fixture({ cacheSize: 0 });
+  const nowSec = T0 / 1000;
+  const edge = await mintServiceAccountToken({ ...f.claims({ nbf: nowSec + 60 }), key: f.rsa });
+  await f.verify(edge);
+  const late = await mintServiceAccountToken({ ...f.claims({ nbf: nowSec + 61 }), key: f.rsa });
+  await assertDenied(f.verify(late), "token_not_yet_valid", late);
   const token = await mintServiceAccountToken({ ...f.claims({ lifetimeSec: 60 }), key: f.rsa });
-  f.clock.advanceSec(60 + 59);
-  await f.verify(token);
-  f.clock.advanceSec(1);
+  f.clock.advanceSec(60);
   await assertDenied(f.verify(token), "token_expired", token);
 });
 
@@ -438,4 +445,42 @@ Deno.test("createTokenVerifier rejects nonsense options", async () => {
     name: "TypeError",
     message: /audience/,
   });
+});
+
+Deno.test("one token, one spelling: whitespace, padding or changed unused bits are token_malformed (issue 10, defect 4)", async () => {
+  await using f = await fixture();
+  for (const key of [f.rsa, f.ec]) {
+    const token = await mintServiceAccountToken({ ...f.claims(), key });
+    await f.verify(token); // the canonical spelling is accepted (and cached)
+    const spellings = respellings(token);
+    assert.ok(spellings.length >= 12, `${key.alg}: ${spellings.length} spellings`);
+    for (const [name, variant] of spellings) {
+      const err = await authError(f.verify(variant));
+      assertEquals(err.code, "token_malformed", `${key.alg} ${name}: ${err.code} ${err.message}`);
+    }
+  }
+  // Every segment, every trailing-bit case: a 4n+2 header with a non-zero low nibble.
+  await assertDenied(f.verify("eyB.e30.c2ln"), "token_malformed", "eyB.e30.c2ln");
+  await assertDenied(f.verify("e30.eyB.c2ln"), "token_malformed", "e30.eyB.c2ln");
+  await assertDenied(f.verify(".e30.c2ln"), "token_malformed", ".e30.c2ln");
+});
+
+Deno.test("a token whose kubernetes.io namespace or name is not DNS-1123 is claims_invalid (issue 10, defect 5)", async () => {
+  await using f = await fixture({ cacheSize: 0 });
+  for (
+    const [namespace, serviceAccount] of [
+      ["*", "worker"],
+      [">", "worker"],
+      ["team-a", "Worker"],
+      ["team-a", "w*"],
+      ["team.a", "worker"],
+      ["x".repeat(64), "worker"],
+    ]
+  ) {
+    const token = await mintServiceAccountToken({
+      ...f.claims({ namespace: namespace!, serviceAccount: serviceAccount! }),
+      key: f.rsa,
+    });
+    await assertDenied(f.verify(token), "claims_invalid", token, "DNS-1123");
+  }
 });

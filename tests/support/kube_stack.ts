@@ -13,7 +13,7 @@ import { createLogger } from "../../lib/log.ts";
 import { type Service, startService } from "../../lib/service.ts";
 import { field, findAll, type Manifest, renderChart } from "./chart.ts";
 import { KubeApiServer, type KubeApiServerOptions, type KubeObject } from "./kube_apiserver.ts";
-import { authCalloutConfig, type ConfigUser, NatsServer } from "./nats_server.ts";
+import { authCalloutConfig, type ConfigUser, type NatsConfig, NatsServer } from "./nats_server.ts";
 import { accountKey, KeyDir, type TestKey } from "./nkeys.ts";
 import { waitFor } from "./wait.ts";
 
@@ -39,6 +39,10 @@ export interface KubeStackOptions {
   waitReady?: boolean;
   /** Apply the chart's RBAC (in-cluster and kubeconfig-token modes). @default {true} */
   rbac?: boolean;
+  /** nats-server's `authorization.timeout`, in seconds. @default {10} */
+  authTimeoutSeconds?: number;
+  /** Extra top-level nats-server config (e.g. `ping_interval`). @default {{}} */
+  natsExtra?: NatsConfig;
 }
 
 /**
@@ -107,7 +111,8 @@ export class KubeStack implements AsyncDisposable {
       const account = accountKey();
       const { config, service: serviceUser, system: systemUser } = authCalloutConfig({
         issuer: account.publicKey,
-        timeoutSeconds: 10,
+        timeoutSeconds: options.authTimeoutSeconds ?? 10,
+        ...(options.natsExtra ? { extra: options.natsExtra } : {}),
       });
       const nats = await NatsServer.start({ config });
       cleanup.push({ [Symbol.asyncDispose]: () => nats.stop() });

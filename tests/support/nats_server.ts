@@ -128,9 +128,13 @@ export class NatsServer implements AsyncDisposable {
     return this.#child !== undefined;
   }
 
-  /** Stop the process, then start it again on the same port (for reconnect tests). */
-  async restart(): Promise<void> {
+  /**
+   * Kill the process (SIGKILL), then start it again on the same port (for reconnect tests), after
+   * `downMs` of downtime.
+   */
+  async restart(options: { downMs?: number } = {}): Promise<void> {
     await this.#kill();
+    if (options.downMs) await new Promise((r) => setTimeout(r, options.downMs));
     await this.#launch(this.#port);
   }
 

@@ -44,6 +44,8 @@ export interface StackOptions {
   serverConfig?: NatsConfig;
   /** A cluster policy (YAML text): written next to the keys and passed as `POLICY_FILE`. */
   policy?: string;
+  /** Shorter key source timings, so JWKS faults play out in seconds. @default {the defaults} */
+  jwksTimings?: { cooldownMs?: number; refreshIntervalMs?: number; retryMs?: number };
 }
 
 /** A running stack; dispose to stop everything. */
@@ -130,7 +132,11 @@ export class Stack implements AsyncDisposable {
     });
     let service: Service;
     try {
-      service = await startService({ config: loadConfig(env), logger });
+      service = await startService({
+        config: loadConfig(env),
+        logger,
+        ...(options.jwksTimings ? { jwksTimings: options.jwksTimings } : {}),
+      });
     } catch (err) {
       await nats.stop();
       await api.stop();

@@ -509,6 +509,8 @@ export function renderTable(r: BenchResult): string {
   }
   if (r.soak) {
     const k = r.soak;
+    // A slope needs 3 samples after warm-up; a shorter soak says so instead of printing NaN.
+    const perMin = (v: number | null) => v === null ? "– (run too short)" : `${fmt(v)} MiB/min`;
     const first = k.samples.find((x) => x.minute >= k.meta.warmupMinutes);
     const last = k.samples.at(-1);
     lines.push(
@@ -520,13 +522,11 @@ export function renderTable(r: BenchResult): string {
       `| RSS after warm-up (${k.meta.warmupMinutes} min) → end | ${fmt(first?.rssMiB ?? NaN)} → ${
         fmt(last?.rssMiB ?? NaN)
       } MiB |`,
-      `| RSS slope after warm-up | ${fmt(k.slope.rssMiBPerMinute ?? NaN)} MiB/min |`,
+      `| RSS slope after warm-up | ${perMin(k.slope.rssMiBPerMinute)} |`,
       `| RSS slope after warm-up, sampled after a full GC | ${
-        fmt(k.slope.rssAfterGcMiBPerMinute ?? NaN)
-      } MiB/min |`,
-      `| JS heap slope after warm-up (after a full GC) | ${
-        fmt(k.slope.heapUsedMiBPerMinute ?? NaN)
-      } MiB/min |`,
+        perMin(k.slope.rssAfterGcMiBPerMinute)
+      } |`,
+      `| JS heap slope after warm-up (after a full GC) | ${perMin(k.slope.heapUsedMiBPerMinute)} |`,
       `| logins ok / failed | ${k.logins.ok} / ${k.logins.failed} |`,
     );
   }

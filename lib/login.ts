@@ -25,7 +25,9 @@ import {
   type PolicyResult,
   type ResolvedSettings,
   resolveSettings,
+  usesLabels,
 } from "./policy.ts";
+import type { NamespaceLabelsLookup } from "./namespaces.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 import type { TokenVerifier } from "./tokens.ts";
 
@@ -50,6 +52,12 @@ export interface AuthorizerOptions {
    * the next one. @default {() => undefined (no policy file: the reference's behaviour)}
    */
   clusterPolicy?: () => ClusterPolicy | undefined;
+  /**
+   * The labels of a Namespace (lib/namespaces.ts), for policy rules with `labels:`; read on every
+   * login, so a relabelled Namespace applies to the next one.
+   * @default {undefined (no rule matches by labels)}
+   */
+  namespaceLabels?: NamespaceLabelsLookup;
   /** `NATS_ACCOUNT`, shown by explain when the policy names no account. */
   defaultAccount?: string;
   /**
@@ -128,6 +136,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
  */
 export function createLogin(options: AuthorizerOptions): Login {
   const { verifyToken, lookup, pods, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
+  const namespaceLabels = options.namespaceLabels;
   const defaultAccount = options.defaultAccount;
   const now = options.now ?? (() => Date.now());
   const clusterPolicy = options.clusterPolicy ?? (() => undefined);
@@ -144,11 +153,19 @@ export function createLogin(options: AuthorizerOptions): Login {
       derived.set(key, perPolicy);
     }
     let result = perPolicy.get(sa);
-    if (!result) {
-      const resolved = cluster ? resolveSettings(cluster, sa.namespace, sa.name) : undefined;
+    // With rules by labels the result also depends on the Namespace's labels: each change of them
+    // is a new (frozen) object, so a different object means derive again.
+    const labels = cluster && namespaceLabels && usesLabels(cluster)
+      ? namespaceLabels(sa.namespace)
+      : undefined;
+    if (!result || result.labels !== labels) {
+      const resolved = cluster
+        ? resolveSettings(cluster, sa.namespace, sa.name, namespaceLabels)
+        : undefined;
       result = {
         ...permissionsFor(sa, resolved ? { ...policy, settings: resolved.settings } : policy),
         resolved,
+        labels,
       };
       perPolicy.set(sa, result);
       if (result.dropped.length > 0) {
@@ -442,6 +459,8 @@ function clientInfoFor(connectionType: string): CalloutRequest["clientInfo"] {
 /** What the policy gave one ServiceAccount under one cluster policy (none: `resolved` undefined). */
 interface Derived extends PolicyResult {
   readonly resolved: ResolvedSettings | undefined;
+  /** The Namespace labels it was derived with (only when the policy has rules by labels). */
+  readonly labels: Readonly<Record<string, string>> | undefined;
 }
 
 /** The memo key when no cluster policy is configured. */

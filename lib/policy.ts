@@ -9,8 +9,8 @@
  * limit. The annotations `<prefix>allowed-pub-subjects` and `<prefix>allowed-sub-subjects` add to
  * them; a subscribe entry may name a queue group after one space (`orders.> workers`).
  *
- * A cluster policy (the platform team's file, lib/policy_file.ts) picks per namespace (name or
- * glob) and per ServiceAccount: the account, the bound annotation grants must stay inside, deny
+ * A cluster policy (the platform team's file, lib/policy_file.ts) picks per namespace (name, glob
+ * or labels of the Namespace) and per ServiceAccount: the account, the bound annotation grants must stay inside, deny
  * lists, connection types, the longest token lifetime, response limits and JetStream grants.
  *
  * @module
@@ -124,6 +124,11 @@ export interface NamespaceRule {
   readonly names: readonly string[];
   /** Globs over namespace names: `*` any run of characters, `?` one character. */
   readonly globs: readonly string[];
+  /**
+   * Labels the Namespace must all carry (matchLabels: every key with exactly this value).
+   * @default {undefined (no label match)}
+   */
+  readonly labels?: Readonly<Record<string, string>>;
   readonly settings: PolicySettings;
   /** Per-ServiceAccount settings, by ServiceAccount name. */
   readonly serviceAccounts: ReadonlyMap<string, PolicySettings>;
@@ -133,7 +138,7 @@ export interface NamespaceRule {
 export interface ClusterPolicy {
   /** Settings for every namespace, before any rule. */
   readonly defaults: PolicySettings;
-  /** Rules in file order; the first whose names or globs match the namespace applies. */
+  /** Rules in file order; the first whose names, globs or labels match the namespace applies. */
   readonly namespaces: readonly NamespaceRule[];
 }
 
@@ -154,9 +159,24 @@ export function matchesGlob(name: string, glob: string): boolean {
   return globToRegExp(glob).test(name);
 }
 
+/** Whether `policy` has a namespace rule by labels (and so needs the Namespaces' labels). */
+export function usesLabels(policy: ClusterPolicy): boolean {
+  return policy.namespaces.some((r) => r.labels !== undefined);
+}
+
+/** Whether the labels `have` hold every key of `want` with the same value (matchLabels). */
+export function labelsMatch(
+  want: Readonly<Record<string, string>>,
+  have: Readonly<Record<string, string>> | undefined,
+): boolean {
+  if (have === undefined) return false;
+  return Object.entries(want).every(([k, v]) => Object.hasOwn(have, k) && have[k] === v);
+}
+
 /**
  * The settings the policy gives ServiceAccount `name` in `namespace`: the defaults, then the first
- * namespace rule that matches, then that rule's entry for the ServiceAccount, each field replacing
+ * namespace rule that matches (by name, glob, or — given `labelsOf`, the Namespace's labels — by
+ * labels; a Namespace whose labels are unknown matches no `labels` rule), then that rule's entry for the ServiceAccount, each field replacing
  * the one before.
  *
  * @example
@@ -177,12 +197,17 @@ export function resolveSettings(
   policy: ClusterPolicy,
   namespace: string,
   name: string,
+  labelsOf?: (namespace: string) => Readonly<Record<string, string>> | undefined,
 ): ResolvedSettings {
   const matched = ["defaults"];
   let settings: PolicySettings = policy.defaults;
-  const rule = policy.namespaces.find((r) =>
-    r.names.includes(namespace) || r.globs.some((g) => matchesGlob(namespace, g))
-  );
+  let labels: Readonly<Record<string, string>> | undefined | null = null;
+  const rule = policy.namespaces.find((r) => {
+    if (r.names.includes(namespace) || r.globs.some((g) => matchesGlob(namespace, g))) return true;
+    if (r.labels === undefined || labelsOf === undefined) return false;
+    if (labels === null) labels = labelsOf(namespace);
+    return labelsMatch(r.labels, labels);
+  });
   if (rule) {
     matched.push(rule.source);
     settings = { ...settings, ...rule.settings };

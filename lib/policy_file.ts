@@ -76,6 +76,11 @@ const SETTINGS_KEYS = [
   "jetstream",
 ];
 const STREAM_NAME = /^[^.*>\s/\\]+$/;
+/** A label key: optional DNS-subdomain prefix and `/`, then a name of up to 63 characters. */
+const LABEL_KEY =
+  /^(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** A label value: empty, or up to 63 characters like a name. */
+const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
 type Pos = { line: number; col: number };
 
@@ -407,11 +412,16 @@ export function parsePolicy(text: string, options: PolicyParseOptions): LoadedPo
           break;
         }
         case "labels":
+          problem(
+            keyNode,
+            `${at}: labels pick namespaces, so they belong only on a namespace rule`,
+          );
+          break;
         case "selector":
           problem(
             keyNode,
-            `${at}: label selectors are not supported yet (they need the Namespace objects); ` +
-              "match by names or glob",
+            `${at}: selector is not supported; match namespaces by names, glob or labels ` +
+              "(labels: {key: value}, every pair must be on the Namespace)",
           );
           break;
         default:
@@ -449,10 +459,34 @@ export function parsePolicy(text: string, options: PolicyParseOptions): LoadedPo
         problem(globNode, `${what}.glob: "${g}" may hold only a-z, 0-9, "-", "*" and "?"`);
       }
     }
-    if (namesNode === undefined && globNode === undefined) {
-      problem(node, `${what}: needs names or glob to say which namespaces it is for`);
+    const labelsNode = get("labels");
+    let labels: Record<string, string> | undefined;
+    if (labelsNode !== undefined) {
+      const at = `${what}.labels`;
+      const pairs = mapEntries(labelsNode, at);
+      if (pairs && pairs.length === 0) problem(labelsNode, `${at} must name at least one label`);
+      if (pairs && pairs.length > 0) {
+        const out: Record<string, string> = {};
+        let ok = true;
+        for (const [k, v, kn] of pairs) {
+          if (!LABEL_KEY.test(k)) {
+            problem(kn, `${at}: "${k}" is not a Kubernetes label key`);
+            ok = false;
+          } else if (!isScalar(v) || typeof v.value !== "string") {
+            problem(v ?? kn, `${at}.${k} must be a string (quote numbers and booleans)`);
+            ok = false;
+          } else if (!LABEL_VALUE.test(v.value)) {
+            problem(v, `${at}.${k}: "${v.value}" is not a Kubernetes label value`);
+            ok = false;
+          } else out[k] = v.value;
+        }
+        if (ok) labels = Object.freeze(out);
+      }
     }
-    const settings = settingsOf(node, what, ["names", "glob", "serviceAccounts"], {
+    if (namesNode === undefined && globNode === undefined && labelsNode === undefined) {
+      problem(node, `${what}: needs names, glob or labels to say which namespaces it is for`);
+    }
+    const settings = settingsOf(node, what, ["names", "glob", "labels", "serviceAccounts"], {
       ...(defaults.account ? { account: defaults.account } : {}),
     });
     const serviceAccounts = new Map<string, PolicySettings>();
@@ -467,11 +501,16 @@ export function parsePolicy(text: string, options: PolicyParseOptions): LoadedPo
       );
     }
     const p = posOf(node);
-    const label = [...names, ...globs].join(", ");
+    const label = [
+      ...names,
+      ...globs,
+      ...Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`),
+    ].join(", ");
     namespaces.push(Object.freeze({
       source: `${path}:${p?.line ?? 0} (${label})`,
       names,
       globs,
+      ...(labels ? { labels } : {}),
       settings,
       serviceAccounts,
     }));

@@ -19,7 +19,9 @@ import { discoverIssuer, fileKeySource, type KeySource, remoteKeySource } from "
 import { type Logger, redactUrl } from "./log.ts";
 import { createExplainHandler } from "./explain.ts";
 import { createLogin, type Login } from "./login.ts";
-import { type PolicySource, startPolicyFile } from "./policy_file.ts";
+import { PolicyFileError, type PolicySource, startPolicyFile } from "./policy_file.ts";
+import { usesLabels } from "./policy.ts";
+import { type NamespaceSource, startNamespaceCache } from "./namespaces.ts";
 import type { ServiceAccountSource } from "./model.ts";
 import { connectNats, serveCallout } from "./nats.ts";
 import { rememberApprovals, type Revocation, startRevocation } from "./revocation.ts";
@@ -104,6 +106,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const policySource: PolicySource | undefined = config.policyFile
     ? startPolicyFile({ path: config.policyFile, defaultAccount: config.account, logger, metrics })
     : undefined;
+  // Rules by labels need the Namespaces' labels, which only the apiserver has.
+  const policyUsesLabels = policySource !== undefined && usesLabels(policySource.current.policy);
+  if (policyUsesLabels && config.serviceAccountsFile) {
+    await policySource?.close();
+    throw new PolicyFileError([
+      `${config.policyFile}: namespace rules with labels need the Namespace objects from the ` +
+      "Kubernetes API, but SERVICEACCOUNTS_FILE is set (no apiserver watch); match by names or glob",
+    ]);
+  }
 
   const useApiServer = config.k8s.inCluster || config.serviceAccountsFile === undefined ||
     (config.jwt.jwksUrl === undefined && config.jwt.jwksPath === undefined) ||
@@ -151,6 +162,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let serviceAccounts: ServiceAccountSource;
   // Tokens bound to a Pod are refused once it is gone (K8S_WATCH_PODS); no Pods in file mode.
   let pods: PodSource | undefined;
+  // The Namespaces' labels, when the policy at start has rules by labels.
+  let namespaces: NamespaceSource | undefined;
   try {
     if (config.serviceAccountsFile) {
       serviceAccounts = startServiceAccountsFile({
@@ -177,8 +190,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
           metrics,
         });
       }
+      if (policyUsesLabels) {
+        namespaces = startNamespaceCache({
+          access: access!,
+          relistIntervalMs: config.relistIntervalMs,
+          logger,
+          metrics,
+        });
+      }
     }
   } catch (err) {
+    await pods?.close();
     // Nothing else has started yet; release the key source's timers before giving up.
     await keys.close();
     await policySource?.close();
@@ -198,6 +220,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     { name: "nats", ready: () => options.nats === false || callout?.ready === true },
     serviceAccountsCheck(serviceAccounts, config.cacheMaxStalenessMs),
     ...(pods ? [{ name: "pods", ready: () => pods?.synced === true }] : []),
+    ...(namespaces ? [{ name: "namespaces", ready: () => namespaces?.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && issuers !== undefined },
   ];
   metrics.trackStaleness(() => stalenessMs(serviceAccounts) / 1000);
@@ -254,9 +277,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         verifyToken,
         lookup: serviceAccounts.lookup,
         ...(pods ? { pods: pods.lookup } : {}),
-        isSynced: () => serviceAccounts.synced && (pods?.synced ?? true),
+        isSynced: () =>
+          serviceAccounts.synced && (pods?.synced ?? true) && (namespaces?.synced ?? true),
         policy: { annotationPrefix: config.annotationPrefix },
         ...(policySource ? { clusterPolicy: () => policySource.current.policy } : {}),
+        ...(namespaces ? { namespaceLabels: namespaces.labelsOf } : {}),
         ...(config.userJwtTtlMs !== undefined ? { userJwtTtlMs: config.userJwtTtlMs } : {}),
         defaultAccount: config.account,
         logger,
@@ -335,6 +360,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await Promise.all([systemNc && drainBriefly(systemNc), nc && drainBriefly(nc)]);
       await serviceAccounts.close();
       await pods?.close();
+      await namespaces?.close();
       access?.[Symbol.dispose]();
       await keys.close();
       await policySource?.close();

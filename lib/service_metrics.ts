@@ -38,6 +38,14 @@ export interface ServiceMetrics {
   readonly podRelists: Counter;
   /** `pod_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
   readonly podWatchRestarts: Counter;
+  /** `namespace_cache_size`: Namespaces in the Namespace cache (policy `labels:`). */
+  readonly namespaceCacheSize: Gauge;
+  /** `namespace_cache_synced`: 1 after the Namespace cache's first complete list. */
+  readonly namespaceCacheSynced: Gauge;
+  /** `namespace_cache_relists_total{trigger}`: trigger ∈ initial|interval|gone|error. */
+  readonly namespaceRelists: Counter;
+  /** `namespace_cache_watch_restarts_total{reason}`: reason ∈ gone|closed|error. */
+  readonly namespaceWatchRestarts: Counter;
   /**
    * `sa_cache_staleness_seconds`: seconds since the ServiceAccount source last heard from the
    * apiserver (list, watch opened, event or bookmark); 0 for a file source. Read at scrape time
@@ -146,6 +154,22 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     podWatchRestarts: registry.counter(
       "pod_cache_watch_restarts_total",
       "Pod watch streams restarted, by reason.",
+    ),
+    namespaceCacheSize: registry.gauge(
+      "namespace_cache_size",
+      "Namespaces in the Namespace cache (metadata only; policy labels).",
+    ),
+    namespaceCacheSynced: registry.gauge(
+      "namespace_cache_synced",
+      "1 once the Namespace cache's first complete list has been loaded.",
+    ),
+    namespaceRelists: registry.counter(
+      "namespace_cache_relists_total",
+      "Complete lists of Namespaces, by trigger.",
+    ),
+    namespaceWatchRestarts: registry.counter(
+      "namespace_cache_watch_restarts_total",
+      "Namespace watch streams restarted, by reason.",
     ),
     fileReloads: registry.counter(
       "sa_file_reloads_total",

@@ -143,15 +143,17 @@ Deno.test("only the pod's own projected API token is mounted, read-only, in the 
   assert.deepStrictEqual(field(sources[0], "serviceAccountToken", "path"), "token");
 });
 
-Deno.test("RBAC lists and watches ServiceAccounts and Pods cluster-wide and allows nothing else", async () => {
+Deno.test("RBAC lists and watches ServiceAccounts, Pods and Namespaces cluster-wide and allows nothing else", async () => {
   const docs = await renderChart(REQUIRED);
   assert.deepStrictEqual(field(findOne(docs, "ClusterRole", FULL), "rules"), [
     { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["list", "watch"] },
     { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
+    { apiGroups: [""], resources: ["namespaces"], verbs: ["list", "watch"] },
   ]);
   const noPods = await renderChart({ ...REQUIRED, config: { watchPods: false } });
   assert.deepStrictEqual(field(findOne(noPods, "ClusterRole", FULL), "rules"), [
     { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["list", "watch"] },
+    { apiGroups: [""], resources: ["namespaces"], verbs: ["list", "watch"] },
   ]);
   assert.deepStrictEqual(deploymentEnv(noPods).K8S_WATCH_PODS, "false");
   const binding = findOne(docs, "ClusterRoleBinding", FULL);

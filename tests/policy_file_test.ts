@@ -8,6 +8,8 @@ import { createAccount } from "@nats-io/nkeys";
 import { createLogger } from "../lib/log.ts";
 import { parsePolicy, PolicyFileError, startPolicyFile } from "../lib/policy_file.ts";
 import { resolveSettings } from "../lib/policy.ts";
+import { loadConfig } from "../lib/config.ts";
+import { startService } from "../lib/service.ts";
 import { createServiceMetrics } from "../lib/service_metrics.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -111,7 +113,7 @@ namespaces:
   - names: [team-a]
     account: NOPE
   - account: APP
-    labels: { tier: prod }
+    selector: { tier: prod }
 `)
   );
   assert.deepEqual(problems, [
@@ -121,8 +123,54 @@ namespaces:
     'policy.yaml:7:13: defaults.annotations.allow.pub: "a..b" has an empty token',
     'policy.yaml:8:3: defaults: unknown field "colour" (expected account, annotations, deny, connectionTypes, maxTokenLifetime, response, jetstream)',
     'policy.yaml:11:14: namespaces[0].account: unknown account "NOPE"; list it under accounts (or use NATS_ACCOUNT)',
-    "policy.yaml:12:5: namespaces[1]: needs names or glob to say which namespaces it is for",
-    "policy.yaml:13:5: namespaces[1].labels: label selectors are not supported yet (they need the Namespace objects); match by names or glob",
+    "policy.yaml:12:5: namespaces[1]: needs names, glob or labels to say which namespaces it is for",
+    "policy.yaml:13:5: namespaces[1].selector: selector is not supported; match namespaces by names, glob or labels (labels: {key: value}, every pair must be on the Namespace)",
+  ]);
+});
+
+Deno.test("policy file: namespace rules by labels are parsed; bad labels are refused with file:line:column", () => {
+  const { policy } = parse(`accounts:
+  GOLD: {}
+namespaces:
+  - names: [team-a]
+  - labels: { tier: gold, "example.com/team": payments, empty: "" }
+    account: GOLD
+    serviceAccounts:
+      api: { deny: { pub: [">"] } }
+`);
+  const rule = policy.namespaces[1]!;
+  assert.deepEqual(rule.labels, { tier: "gold", "example.com/team": "payments", empty: "" });
+  assert.deepEqual([rule.names, rule.globs], [[], []]);
+  assert.equal(rule.source, "policy.yaml:5 (tier=gold, example.com/team=payments, empty=)");
+  assert.equal(policy.namespaces[0]!.labels, undefined);
+  const labels = { tier: "gold", "example.com/team": "payments", empty: "", other: "x" };
+  const resolved = resolveSettings(policy, "shop", "api", () => labels);
+  assert.equal(resolved.settings.account, "GOLD");
+  assert.deepEqual(resolved.matched, [
+    "defaults",
+    rule.source,
+    `${rule.source} serviceAccounts.api`,
+  ]);
+  assert.equal(resolveSettings(policy, "shop", "api").settings.account, undefined);
+
+  const problems = problemsOf(() =>
+    parse(`defaults:
+  labels: { tier: gold }
+namespaces:
+  - labels: { tier: 1, on: true }
+  - labels: {}
+  - labels: [tier]
+  - labels: { "bad key!": x, tier: "has space" }
+`)
+  );
+  assert.deepEqual(problems, [
+    "policy.yaml:2:3: defaults.labels: labels pick namespaces, so they belong only on a namespace rule",
+    "policy.yaml:4:21: namespaces[0].labels.tier must be a string (quote numbers and booleans)",
+    "policy.yaml:4:28: namespaces[0].labels.on must be a string (quote numbers and booleans)",
+    "policy.yaml:5:13: namespaces[1].labels must name at least one label",
+    "policy.yaml:6:13: namespaces[2].labels must be a mapping",
+    'policy.yaml:7:15: namespaces[3].labels: "bad key!" is not a Kubernetes label key',
+    'policy.yaml:7:36: namespaces[3].labels.tier: "has space" is not a Kubernetes label value',
   ]);
 });
 
@@ -238,4 +286,36 @@ Deno.test("policy file: a missing or bad file fails the start with every problem
     (err: unknown) =>
       err instanceof PolicyFileError && err.message === "/nonexistent/policy.yaml: file not found",
   );
+});
+
+Deno.test("policy file: rules by labels fail the start when ServiceAccounts come from SERVICEACCOUNTS_FILE", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/policy.yaml`, "namespaces:\n  - labels: { tier: gold }\n");
+    await Deno.writeTextFile(
+      `${dir}/account.seed`,
+      new TextDecoder().decode(createAccount().getSeed()),
+    );
+    const config = loadConfig({
+      NATS_ACCOUNT: "APP",
+      NATS_SIGNING_KEY_FILE: `${dir}/account.seed`,
+      K8S_IN_CLUSTER: "false",
+      SERVICEACCOUNTS_FILE: `${dir}/sa.yaml`,
+      JWKS_PATH: `${dir}/jwks.json`,
+      JWT_ISSUER: "https://issuer.example",
+      POLICY_FILE: `${dir}/policy.yaml`,
+    });
+    const logger = createLogger({ level: "error", write: () => {} });
+    const err = await startService({ config, logger, nats: false }).then(
+      () => assert.fail("started"),
+      (e) => e,
+    );
+    assert.ok(err instanceof PolicyFileError, String(err));
+    assert.match(
+      err.problems[0]!,
+      /policy\.yaml: namespace rules with labels need .*SERVICEACCOUNTS_FILE/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

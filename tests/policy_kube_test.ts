@@ -63,3 +63,61 @@ Deno.test("real apiserver: a token requested for a year is refused, a 1h one log
     await Deno.remove(policyFile).catch(() => {});
   }
 });
+
+Deno.test("real apiserver: a namespace rule by labels follows the Namespace's labels, relabelled live", async () => {
+  const policyFile = await Deno.makeTempFile({ prefix: "policy-", suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(
+      policyFile,
+      `
+namespaces:
+  - names: [team-open]
+  - labels: { tier: locked, "example.com/owner": payments }
+    connectionTypes: []
+`,
+    );
+    await using stack = await KubeStack.start({
+      mode: "kubeconfig-client-cert",
+      rbac: false,
+      env: { POLICY_FILE: policyFile },
+    });
+    await stack.kube.request("POST", "/api/v1/namespaces", {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: "shop", labels: { tier: "locked", "example.com/owner": "payments" } },
+    });
+    await stack.addServiceAccount("shop", "api");
+    const relabel = (labels: Record<string, string | null>) =>
+      stack.kube.request(
+        "PATCH",
+        "/api/v1/namespaces/shop",
+        { metadata: { labels } },
+        "application/merge-patch+json",
+      );
+    const token = await stack.token("shop", "api");
+    const refused = async () => {
+      await assert.rejects(stack.connect(token), /authorization violation/i);
+      const denied = stack.logs.findLast((l) => l.event === "login_denied");
+      return denied?.reason;
+    };
+    // The labelled rule allows no connection type: refused while the labels are on.
+    await waitFor(async () => (await refused()) === "connection_type_not_allowed", {
+      what: "shop/api refused by the labelled rule",
+    });
+    assert.ok(stack.logs.some((l) => l.event === "namespace_cache_synced"));
+    assert.equal(stack.service.metrics.namespaceCacheSynced.value(), 1);
+
+    await relabel({ tier: "open" });
+    const nc = await waitFor(() => stack.connect(token), {
+      what: "shop/api logs in once relabelled",
+    });
+    await nc.close();
+
+    await relabel({ tier: "locked" });
+    await waitFor(async () => (await refused()) === "connection_type_not_allowed", {
+      what: "shop/api refused again once relabelled back",
+    });
+  } finally {
+    await Deno.remove(policyFile).catch(() => {});
+  }
+});

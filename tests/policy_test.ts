@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
 import type { ServiceAccountRecord } from "../lib/model.ts";
+import type { ClusterPolicy } from "../lib/policy.ts";
 import {
   checkLogin,
   connectionTypeOf,
   isInternalSubject,
   jetstreamSubjects,
+  labelsMatch,
   parseSubjectList,
   permissionsFor,
   PUB_ANNOTATION,
+  resolveSettings,
   SUB_ANNOTATION,
   subjectCovers,
   subjectsOverlap,
@@ -341,4 +344,50 @@ Deno.test("subscribe entries may name a queue group after one space; publish ent
   );
   assert.deepEqual(bounded.permissions.sub.allow.slice(4), ["foo.jobs workers"]);
   assert.deepEqual(bounded.outsidePolicy, ["other.jobs workers"]);
+});
+
+Deno.test("policy labels: a rule matches when every given label is on the Namespace; first match wins", () => {
+  const rule = (source: string, names: string[], labels?: Record<string, string>) => ({
+    source,
+    names,
+    globs: [],
+    ...(labels ? { labels } : {}),
+    settings: { account: source },
+    serviceAccounts: new Map(),
+  });
+  const policy: ClusterPolicy = {
+    defaults: {},
+    namespaces: [
+      rule("by-name", ["team-a"]),
+      rule("gold", [], { tier: "gold", env: "prod" }),
+      rule("prod", [], { env: "prod" }),
+      rule("by-name-or-label", ["team-z"], { env: "dev" }),
+    ],
+  };
+  const labels: Record<string, Record<string, string>> = {
+    "team-a": { tier: "gold", env: "prod" },
+    "shop": { tier: "gold", env: "prod", extra: "x" },
+    "web": { env: "prod", tier: "silver" },
+    "lab": { env: "dev" },
+    "bare": {},
+  };
+  const labelsOf = (ns: string) => labels[ns];
+  const account = (ns: string) => resolveSettings(policy, ns, "api", labelsOf).settings.account;
+  assert.equal(account("team-a"), "by-name"); // names first, in file order
+  assert.equal(account("shop"), "gold"); // extra labels do not matter
+  assert.equal(account("web"), "prod"); // tier differs: the next rule
+  assert.equal(account("lab"), "by-name-or-label"); // labels alone suffice
+  assert.equal(account("team-z"), "by-name-or-label"); // the name alone suffices
+  assert.equal(account("bare"), undefined);
+  assert.equal(account("unknown"), undefined); // labels not known: no label rule matches
+  // No lookup: label rules never match.
+  assert.equal(resolveSettings(policy, "shop", "api").settings.account, undefined);
+  assert.deepEqual(resolveSettings(policy, "web", "api", labelsOf).matched, ["defaults", "prod"]);
+
+  assert.ok(labelsMatch({ a: "1" }, { a: "1", b: "2" }));
+  assert.ok(!labelsMatch({ a: "1", b: "2" }, { a: "1" }));
+  assert.ok(!labelsMatch({ a: "" }, {}));
+  assert.ok(labelsMatch({ a: "" }, { a: "" }));
+  assert.ok(!labelsMatch({ toString: "x" }, {}));
+  assert.ok(!labelsMatch({ a: "1" }, undefined));
 });

@@ -1,0 +1,115 @@
+/**
+ * The Namespace cache: the name and labels of every Namespace (nothing else is kept), so that a
+ * cluster policy rule with `labels:` (lib/policy_file.ts) can match a namespace by its labels. It
+ * is a {@linkcode startReflector} over `/api/v1/namespaces` that asks for `PartialObjectMetadata`,
+ * like the Pod cache (lib/pods.ts). Started by lib/service.ts only when the policy uses `labels:`.
+ *
+ * @module
+ */
+import type { ApiAccess } from "./kube_access.ts";
+import type { Logger } from "./log.ts";
+import { startReflector } from "./reflector.ts";
+import type { ServiceMetrics } from "./service_metrics.ts";
+
+/** The labels of a Namespace by name; `undefined` when the Namespace is not known. */
+export type NamespaceLabelsLookup = (name: string) => Readonly<Record<string, string>> | undefined;
+
+/** What the Namespace cache keeps of one Namespace (cluster-scoped: `namespace` is always ""). */
+export interface NamespaceRecord {
+  readonly namespace: "";
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Options of {@linkcode startNamespaceCache}. */
+export interface NamespaceCacheOptions {
+  /** Where the apiserver is and how to authenticate; owned by the caller (not closed here). */
+  access: ApiAccess;
+  /** A full relist replaces the map this often, healing any missed event. */
+  relistIntervalMs: number;
+  logger: Logger;
+  metrics: ServiceMetrics;
+  /** Retry delays after failures. @default {{ initialMs: 500, maxMs: 30000 }} */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Items per list page (`limit`). @default {500} */
+  pageSize?: number;
+  /** Watch stream rotation, seconds (jittered up to 2×). @default {300} */
+  watchTimeoutSeconds?: number;
+  /** Limit for one list page, and for a watch to answer with headers. @default {30000} */
+  requestTimeoutMs?: number;
+  /** Source of randomness for jitter. @default {Math.random} */
+  random?: () => number;
+}
+
+/** The Namespaces the service knows, for policy rules by label. */
+export interface NamespaceSource extends AsyncDisposable {
+  /** Synchronous lookup of a Namespace's labels in the current snapshot. */
+  readonly labelsOf: NamespaceLabelsLookup;
+  /** True once the first complete list has finished (readiness). */
+  readonly synced: boolean;
+  /** Namespaces currently known. */
+  readonly size: number;
+  /** Resolves after the first complete list; rejects if `signal` aborts first or at close. */
+  waitSynced(signal?: AbortSignal): Promise<void>;
+  /** Stop watching and release every timer and stream. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start the Namespace cache. It lists and watches Namespaces' metadata in the background; `synced`
+ * turns true after the first complete list. Close it (or `await using` it) to stop it.
+ *
+ * @example
+ * ```ts ignore
+ * import { startNamespaceCache } from "./namespaces.ts";
+ * await using namespaces = startNamespaceCache({ access, relistIntervalMs: 900_000, logger, metrics });
+ * await namespaces.waitSynced();
+ * namespaces.labelsOf("team-a"); // { tier: "gold", ... } | undefined
+ * ```
+ */
+export function startNamespaceCache(options: NamespaceCacheOptions): NamespaceSource {
+  const { access, metrics, ...tuning } = options;
+  const reflector = startReflector<NamespaceRecord>({
+    ...tuning,
+    access,
+    path: "/api/v1/namespaces",
+    metadataOnly: true,
+    toRecord: namespaceRecord,
+    logPrefix: "namespace_cache",
+    countField: "namespaces",
+    what: "Namespace cache",
+    request: "list/watch namespaces",
+    metrics: {
+      size: metrics.namespaceCacheSize,
+      synced: metrics.namespaceCacheSynced,
+      relists: metrics.namespaceRelists,
+      watchRestarts: metrics.namespaceWatchRestarts,
+    },
+  });
+  return {
+    labelsOf: (name) => reflector.get("", name)?.labels,
+    get synced() {
+      return reflector.synced;
+    },
+    get size() {
+      return reflector.size;
+    },
+    waitSynced: (signal) => reflector.waitSynced(signal),
+    close: () => reflector.close(),
+    [Symbol.asyncDispose]: () => reflector.close(),
+  };
+}
+
+/** A listed or watched Namespace → its record; `undefined` when it has no name. */
+export function namespaceRecord(object: unknown): NamespaceRecord | undefined {
+  if (typeof object !== "object" || object === null) return undefined;
+  const md = (object as { metadata?: unknown }).metadata;
+  if (typeof md !== "object" || md === null) return undefined;
+  const { name, labels } = md as { name?: unknown; labels?: unknown };
+  if (typeof name !== "string" || name === "") return undefined;
+  const kept: Record<string, string> = {};
+  if (typeof labels === "object" && labels !== null) {
+    for (const [k, v] of Object.entries(labels)) if (typeof v === "string") kept[k] = v;
+  }
+  return Object.freeze({ namespace: "", name, labels: Object.freeze(kept) });
+}

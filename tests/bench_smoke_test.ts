@@ -51,9 +51,11 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
         "revocation",
         "rolling",
         "service",
+        "soak",
         "storm",
       ],
     );
+    assert.equal(result.soak, null, "the soak runs only when --soak-minutes asks for it");
     assert.ok(result.decision && result.storm && result.cache, "no section was skipped");
     assert.ok(result.decision.seenTokenPerSecond > 0);
     assert.ok(result.decision.firstSeenTokenPerSecond > 0);

@@ -97,7 +97,7 @@ Deno.test("explain endpoint: a token is explained like a login and never echoed 
     "no token in the answer",
   );
   const e = JSON.parse(body) as Explanation;
-  assert.equal(e.allowed, true);
+  assert.equal(e.allowed, true, body);
   assert.equal(e.token_checked, true);
   assert.equal(e.account, "TEAM_A");
   assert.match(String(e.policy?.matched[1]), /policy\.yaml:\d+ \(team-a\)/);

@@ -186,18 +186,19 @@ export class Stack implements AsyncDisposable {
    * the cluster key. Like the kubelet's, it is bound to a Pod: unless `overrides.pod` says otherwise,
    * the Pod `<name>-pod` is created in the test apiserver if missing and named in the token.
    */
-  token(
+  async token(
     namespace: string,
     name: string,
     overrides: Partial<ServiceAccountTokenOptions> = {},
   ): Promise<string> {
     const uid = this.#uids.get(`${namespace}/${name}`) ?? crypto.randomUUID();
     let pod = overrides.pod;
+    const ownPod = pod === undefined;
     if (pod === undefined) {
       const podName = `${name}-pod`;
       pod = { name: podName, uid: this.api.upsertPod(namespace, podName).uid };
     }
-    return mintServiceAccountToken({
+    const token = await mintServiceAccountToken({
       key: this.signingKey,
       issuer: ISSUER,
       namespace,
@@ -206,6 +207,16 @@ export class Stack implements AsyncDisposable {
       ...overrides,
       pod,
     });
+    // The Pod made here reaches the service through its Pod watch, like the ServiceAccount through
+    // its own: wait until the service knows it, so a test's first login does not race the watch.
+    const login = this.service.login;
+    if (ownPod && login) {
+      await waitFor(async () => (await login.explain({ token })).reason !== "pod_not_found", {
+        timeoutMs: 5000,
+        what: `Pod ${namespace}/${name}-pod in the service's Pod cache`,
+      }).catch(() => {});
+    }
+    return token;
   }
 
   /** Connect a NATS client with `token` (no reconnects); closed when the stack stops. */

@@ -7,8 +7,7 @@
  * @module
  */
 import type { ApiAccess } from "./kube_access.ts";
-import type { Logger } from "./log.ts";
-import { startReflector } from "./reflector.ts";
+import { type CacheView, cacheView, type ReflectorTuning, startReflector } from "./reflector.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 
 /** The labels of a Namespace by name; `undefined` when the Namespace is not known. */
@@ -22,37 +21,16 @@ export interface NamespaceRecord {
 }
 
 /** Options of {@linkcode startNamespaceCache}. */
-export interface NamespaceCacheOptions {
+export interface NamespaceCacheOptions extends ReflectorTuning {
   /** Where the apiserver is and how to authenticate; owned by the caller (not closed here). */
   access: ApiAccess;
-  /** A full relist replaces the map this often, healing any missed event. */
-  relistIntervalMs: number;
-  logger: Logger;
   metrics: ServiceMetrics;
-  /** Retry delays after failures. @default {{ initialMs: 500, maxMs: 30000 }} */
-  backoff?: { initialMs?: number; maxMs?: number };
-  /** Items per list page (`limit`). @default {500} */
-  pageSize?: number;
-  /** Watch stream rotation, seconds (jittered up to 2×). @default {300} */
-  watchTimeoutSeconds?: number;
-  /** Limit for one list page, and for a watch to answer with headers. @default {30000} */
-  requestTimeoutMs?: number;
-  /** Source of randomness for jitter. @default {Math.random} */
-  random?: () => number;
 }
 
 /** The Namespaces the service knows, for policy rules by label. */
-export interface NamespaceSource extends AsyncDisposable {
+export interface NamespaceSource extends CacheView {
   /** Synchronous lookup of a Namespace's labels in the current snapshot. */
   readonly labelsOf: NamespaceLabelsLookup;
-  /** True once the first complete list has finished (readiness). */
-  readonly synced: boolean;
-  /** Namespaces currently known. */
-  readonly size: number;
-  /** Resolves after the first complete list; rejects if `signal` aborts first or at close. */
-  waitSynced(signal?: AbortSignal): Promise<void>;
-  /** Stop watching and release every timer and stream. */
-  close(): Promise<void>;
 }
 
 /**
@@ -86,18 +64,9 @@ export function startNamespaceCache(options: NamespaceCacheOptions): NamespaceSo
       watchRestarts: metrics.namespaceWatchRestarts,
     },
   });
-  return {
+  return cacheView<NamespaceRecord, Pick<NamespaceSource, "labelsOf">>(reflector, {
     labelsOf: (name) => reflector.get("", name)?.labels,
-    get synced() {
-      return reflector.synced;
-    },
-    get size() {
-      return reflector.size;
-    },
-    waitSynced: (signal) => reflector.waitSynced(signal),
-    close: () => reflector.close(),
-    [Symbol.asyncDispose]: () => reflector.close(),
-  };
+  });
 }
 
 /** A listed or watched Namespace → its record; `undefined` when it has no name. */

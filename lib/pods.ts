@@ -8,45 +8,29 @@
  * @module
  */
 import type { ApiAccess } from "./kube_access.ts";
-import type { Logger } from "./log.ts";
 import type { PodLookup, PodRecord } from "./model.ts";
-import { objectMeta, startReflector } from "./reflector.ts";
+import {
+  type CacheView,
+  cacheView,
+  objectMeta,
+  type ReflectorTuning,
+  startReflector,
+} from "./reflector.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 
 /** Options of {@linkcode startPodCache}. */
-export interface PodCacheOptions {
+export interface PodCacheOptions extends ReflectorTuning {
   /** Where the apiserver is and how to authenticate; owned by the caller (not closed here). */
   access: ApiAccess;
   /** Watch only this namespace. @default {undefined (all namespaces)} */
   namespace?: string;
-  /** A full relist replaces the map this often, healing any missed event. */
-  relistIntervalMs: number;
-  logger: Logger;
   metrics: ServiceMetrics;
-  /** Retry delays after failures. @default {{ initialMs: 500, maxMs: 30000 }} */
-  backoff?: { initialMs?: number; maxMs?: number };
-  /** Items per list page (`limit`). @default {500} */
-  pageSize?: number;
-  /** Watch stream rotation, seconds (jittered up to 2×). @default {300} */
-  watchTimeoutSeconds?: number;
-  /** Limit for one list page, and for a watch to answer with headers. @default {30000} */
-  requestTimeoutMs?: number;
-  /** Source of randomness for jitter. @default {Math.random} */
-  random?: () => number;
 }
 
 /** The Pods the service knows, for the bound-token check. */
-export interface PodSource extends AsyncDisposable {
+export interface PodSource extends CacheView {
   /** Synchronous lookup in the current snapshot. */
   readonly lookup: PodLookup;
-  /** True once the first complete list has finished (readiness). */
-  readonly synced: boolean;
-  /** Pods currently known. */
-  readonly size: number;
-  /** Resolves after the first complete list; rejects if `signal` aborts first or at close. */
-  waitSynced(signal?: AbortSignal): Promise<void>;
-  /** Stop watching and release every timer and stream. */
-  close(): Promise<void>;
 }
 
 /**
@@ -82,18 +66,9 @@ export function startPodCache(options: PodCacheOptions): PodSource {
       watchRestarts: metrics.podWatchRestarts,
     },
   });
-  return {
+  return cacheView<PodRecord, Pick<PodSource, "lookup">>(reflector, {
     lookup: (ns, name) => reflector.get(ns, name),
-    get synced() {
-      return reflector.synced;
-    },
-    get size() {
-      return reflector.size;
-    },
-    waitSynced: (signal) => reflector.waitSynced(signal),
-    close: () => reflector.close(),
-    [Symbol.asyncDispose]: () => reflector.close(),
-  };
+  });
 }
 
 function podRecord(object: unknown, intern: (namespace: string) => string): PodRecord | undefined {

@@ -104,6 +104,59 @@ export interface ReflectorOptions<R extends NamespacedRecord> {
   random?: () => number;
 }
 
+/**
+ * The tuning a cache built on a reflector passes through unchanged (its option docs are the
+ * reflector's).
+ */
+export type ReflectorTuning = Pick<
+  ReflectorOptions<NamespacedRecord>,
+  | "relistIntervalMs"
+  | "logger"
+  | "backoff"
+  | "pageSize"
+  | "watchTimeoutSeconds"
+  | "requestTimeoutMs"
+  | "random"
+>;
+
+/** What a cache built on a reflector exposes besides its lookup: readiness, waiting, stopping. */
+export interface CacheView extends AsyncDisposable {
+  /** True once the first complete list has finished (readiness). */
+  readonly synced: boolean;
+  /** Records currently known. */
+  readonly size: number;
+  /** When the apiserver last answered (ms since the epoch; see {@linkcode Reflector.freshAt}). */
+  readonly freshAt: number;
+  /** Resolves after the first complete list; rejects if `signal` aborts first or at close. */
+  waitSynced(signal?: AbortSignal): Promise<void>;
+  /** Relist now (trigger `resync`); the snapshot serves meanwhile. */
+  resync(): void;
+  /** Stop watching and release every timer and stream. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * A cache's public face: its own lookups (`extra`) plus the reflector's readiness, size, waiting,
+ * resync and close, read live (getters, not copies).
+ */
+export function cacheView<R extends NamespacedRecord, T extends object>(
+  reflector: Reflector<R>,
+  extra: T,
+): T & CacheView {
+  const view = {
+    ...extra,
+    waitSynced: (signal?: AbortSignal) => reflector.waitSynced(signal),
+    resync: () => reflector.resync(),
+    close: () => reflector.close(),
+    [Symbol.asyncDispose]: () => reflector.close(),
+  };
+  return Object.defineProperties(view, {
+    synced: { get: () => reflector.synced, enumerable: true },
+    size: { get: () => reflector.size, enumerable: true },
+    freshAt: { get: () => reflector.freshAt, enumerable: true },
+  }) as T & CacheView;
+}
+
 /** A running reflector: the current snapshot, its readiness, and how to stop it. */
 export interface Reflector<R extends NamespacedRecord> extends AsyncDisposable {
   /** Synchronous lookup in the current snapshot. */

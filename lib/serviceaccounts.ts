@@ -16,35 +16,18 @@ import type { ApiAccess } from "./kube_access.ts";
 import { serviceAccountNameProblem } from "./k8s_names.ts";
 import type { Logger } from "./log.ts";
 import type { ServiceAccountRecord, ServiceAccountSource } from "./model.ts";
-import { objectMeta, startReflector } from "./reflector.ts";
+import { cacheView, objectMeta, type ReflectorTuning, startReflector } from "./reflector.ts";
 import type { ServiceMetrics } from "./service_metrics.ts";
 
 /** Options of {@linkcode startServiceAccountCache}. */
-export interface ServiceAccountCacheOptions {
+export interface ServiceAccountCacheOptions extends ReflectorTuning {
   /** Where the apiserver is and how to authenticate; owned by the caller (not closed here). */
   access: ApiAccess;
   /** Watch only this namespace. @default {undefined (all namespaces)} */
   namespace?: string;
   /** Annotations kept per ServiceAccount are those whose key starts with this (e.g. `nats.io/`). */
   annotationPrefix: string;
-  /** A full relist replaces the map this often, healing any missed event. */
-  relistIntervalMs: number;
-  logger: Logger;
   metrics: ServiceMetrics;
-  /**
-   * Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter;
-   * before the first sync capped at `firstSyncMaxMs` (see lib/reflector.ts).
-   * @default {{ initialMs: 500, maxMs: 30000, firstSyncMaxMs: 2000 }}
-   */
-  backoff?: { initialMs?: number; maxMs?: number; firstSyncMaxMs?: number };
-  /** Items per list page (`limit`). @default {500} */
-  pageSize?: number;
-  /** Each watch asks the apiserver to end it after this many seconds (jittered up to 2×), so streams rotate cleanly. @default {300} */
-  watchTimeoutSeconds?: number;
-  /** Limit for one list page, and for a watch to answer with headers. @default {30000} */
-  requestTimeoutMs?: number;
-  /** Source of randomness for jitter. @default {Math.random} */
-  random?: () => number;
 }
 
 /**
@@ -89,22 +72,9 @@ export function startServiceAccountCache(
       watchRestarts: metrics.watchRestarts,
     },
   });
-  return {
-    lookup: (ns, name) => reflector.get(ns, name),
-    get synced() {
-      return reflector.synced;
-    },
-    get size() {
-      return reflector.size;
-    },
-    get freshAt() {
-      return reflector.freshAt;
-    },
-    waitSynced: (signal) => reflector.waitSynced(signal),
-    resync: () => reflector.resync(),
-    close: () => reflector.close(),
-    [Symbol.asyncDispose]: () => reflector.close(),
-  };
+  return cacheView(reflector, {
+    lookup: (ns: string, name: string) => reflector.get(ns, name),
+  });
 }
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});

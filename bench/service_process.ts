@@ -1,10 +1,12 @@
 /**
- * The service as a deployment runs it: `main.ts` in its own process with the `start` task's
+ * The service as a deployment runs it: the image's entry (`main.ts` bundled by the `bundle` task,
+ * the file `deno task compile` compiles) in its own process with the `start` task's V8 and
  * permission flags (read from deno.json, so the benchmark measures what ships), configured by
  * environment variables. Its own CPU seconds and peak RSS come from `/proc/<pid>`.
  *
  * @module
  */
+import { imageEntry, ROOT, startTaskArgs } from "../tests/support/start_task.ts";
 import { type ProcStats, readProcStats } from "./proc.ts";
 
 /** Options of {@linkcode ServiceProcess.start}. */
@@ -21,18 +23,16 @@ export interface ServiceProcessOptions {
   onLine?: (line: string) => void;
 }
 
-const ROOT = new URL("../", import.meta.url);
-
-async function startTaskArgs(denoFlags: readonly string[]): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
-    tasks?: Record<string, string>;
-  };
-  const task = config.tasks?.start;
-  if (!task?.startsWith("deno run ")) throw new Error('deno.json has no "start" task');
-  const [run, ...rest] = task.split(/\s+/).slice(1).map((arg) =>
-    arg === "main.ts" ? new URL("main.ts", ROOT).pathname : arg
-  );
-  return [run!, ...denoFlags, ...rest];
+/**
+ * The start task's flags with the image's entry (the bundle `deno task compile` compiles) in place
+ * of `main.ts`, and `denoFlags` after `run`.
+ */
+async function serviceArgs(denoFlags: readonly string[]): Promise<string[]> {
+  const [run, ...rest] = await startTaskArgs();
+  if (run !== "run" || rest.at(-1) !== "main.ts") {
+    throw new Error("the start task is not `deno run … main.ts`");
+  }
+  return [run, ...denoFlags, ...rest.slice(0, -1), await imageEntry()];
 }
 
 function freePort(): number {
@@ -70,7 +70,7 @@ export class ServiceProcess implements AsyncDisposable {
     ]);
   }
 
-  /** Spawn `main.ts` and (by default) wait until `/readyz` answers 200. */
+  /** Spawn the service and (by default) wait until `/readyz` answers 200. */
   static async start(options: ServiceProcessOptions): Promise<ServiceProcess> {
     const port = freePort();
     const passthrough: Record<string, string> = {};
@@ -79,8 +79,8 @@ export class ServiceProcess implements AsyncDisposable {
       if (value !== undefined) passthrough[name] = value;
     }
     const child = new Deno.Command(Deno.execPath(), {
-      args: await startTaskArgs(options.denoFlags ?? []),
-      cwd: ROOT.pathname,
+      args: await serviceArgs(options.denoFlags ?? []),
+      cwd: ROOT,
       clearEnv: true,
       env: { ...passthrough, ...options.env, PORT: String(port) },
       stdin: "null",

@@ -1,7 +1,7 @@
 /**
  * values → rendered env → running service: the service starts with exactly the environment and
- * Secret files the Helm chart renders, under the permissions the container image is compiled with,
- * and becomes ready against the test apiserver and a real nats-server.
+ * Secret files the Helm chart renders, as the container image runs it (the bundled entry under the
+ * compile task's permissions), and becomes ready against the test apiserver and a real nats-server.
  */
 import assert from "node:assert/strict";
 import { materializePod, renderChart } from "./support/chart.ts";
@@ -9,28 +9,9 @@ import { tolerateClientResets } from "./support/nats_server.ts";
 import { ISSUER, Stack } from "./support/stack.ts";
 import { freePort, waitReady } from "./support/http_probe.ts";
 import { waitFor } from "./support/wait.ts";
+import { imageRunArgs, ROOT } from "./support/start_task.ts";
 
 tolerateClientResets();
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** The `compile` task's permission flags, as `deno run` arguments, with `extraRead` readable too. */
-async function imagePermissionArgs(extraRead: readonly string[]): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const words = String(config.tasks.compile).split(/\s+/);
-  assert.deepEqual(words.slice(0, 2), ["deno", "compile"]);
-  const args: string[] = ["run"];
-  for (let i = 2; i < words.length; i++) {
-    const w = words[i]!;
-    if (w === "--no-code-cache") continue;
-    if (w === "--output") {
-      i++;
-      continue;
-    }
-    args.push(w.startsWith("--allow-read=") ? `${w},${extraRead.join(",")}` : w);
-  }
-  return args;
-}
 
 Deno.test("the service starts ready from exactly the env and files the chart renders", async () => {
   await using stack = await Stack.start({ captureLogs: false });
@@ -62,7 +43,7 @@ Deno.test("the service starts ready from exactly the env and files the chart ren
     };
     const kubeconfigDir = stack.env.KUBECONFIG!.slice(0, stack.env.KUBECONFIG!.lastIndexOf("/"));
     const child = new Deno.Command(Deno.execPath(), {
-      args: await imagePermissionArgs([root, kubeconfigDir]), // ends with the entry, main.ts
+      args: await imageRunArgs([root, kubeconfigDir]), // the image's entry and flags
       cwd: ROOT,
       env: { ...runEnv, PATH: Deno.env.get("PATH") ?? "" },
       clearEnv: true,

@@ -3,8 +3,7 @@ import assert from "node:assert/strict";
 import { parseCli } from "../lib/cli.ts";
 import { CONFIG_ENV_VARS } from "../lib/config.ts";
 import { VERSION } from "../lib/version.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
+import { imageRunArgs, ROOT, startTaskArgs } from "./support/start_task.ts";
 
 Deno.test("cli: no flags run the service; -h/--help and -V/--version answer; anything else is a usage error", () => {
   assert.equal(parseCli([]).kind, "run");
@@ -28,20 +27,12 @@ Deno.test("cli: VERSION is deno.json's version", async () => {
 });
 
 /**
- * The `start` task's arguments, or the `compile` task's turned into a `deno run` with the same
- * permission flags (compiling needs the denort download, which this machine cannot reach).
+ * The `start` task's arguments (`main.ts` from source), or the image's: the bundle `deno task
+ * compile` compiles, under the compile task's flags (compiling needs the denort download, which
+ * this machine cannot reach).
  */
-async function taskArgs(task: "start" | "compile"): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const [deno, sub, ...rest] = String(config.tasks[task]).split(/\s+/);
-  assert.equal(deno, "deno");
-  if (task === "start") return [sub!, ...rest];
-  const args = ["run"];
-  for (let i = 0; i < rest.length; i++) {
-    if (rest[i] === "--output") i++;
-    else if (rest[i] !== "--no-code-cache") args.push(rest[i]!);
-  }
-  return args;
+function taskArgs(task: "start" | "compile"): Promise<string[]> {
+  return task === "start" ? startTaskArgs() : imageRunArgs([]);
 }
 
 async function runEntry(

@@ -36,7 +36,8 @@ export class ReplicaProcess implements AsyncDisposable {
   }
 
   /**
-   * Spawn `main.ts` with `env` (and `PATH`, a free `PORT`); no environment is inherited.
+   * Spawn `main.ts` with `env` (and `PATH`, a free `PORT`); no environment is inherited. `args`
+   * replace the start task's (e.g. `imageRunArgs()`: the image's entry and flags).
    *
    * @example
    * ```ts ignore
@@ -44,9 +45,12 @@ export class ReplicaProcess implements AsyncDisposable {
    * await a.waitReady();
    * ```
    */
-  static async spawn(env: Record<string, string>): Promise<ReplicaProcess> {
+  static async spawn(
+    env: Record<string, string>,
+    args?: readonly string[],
+  ): Promise<ReplicaProcess> {
     const port = freePort();
-    const child = await spawnStartTask({ ...env, PORT: String(port) });
+    const child = await spawnStartTask({ ...env, PORT: String(port) }, args);
     return new ReplicaProcess(child, port);
   }
 

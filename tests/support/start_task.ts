@@ -1,6 +1,10 @@
 /**
- * The service as `deno task start` runs it: the task's own flags (scoped `--allow-env`,
- * `--allow-read`, V8 flags), so a process test proves the deployed least privilege suffices.
+ * The service as its deno.json tasks run it. `deno task start` runs `main.ts` from source with the
+ * task's own flags (scoped `--allow-env`, `--allow-read`, V8 flags), so a process test proves the
+ * deployed least privilege suffices. The image runs what `deno task compile` builds: `main.ts`
+ * bundled by the `bundle` task, compiled with the compile task's flags. Compiling needs the denort
+ * download, which this machine cannot reach, so {@linkcode imageRunArgs} runs that same bundle
+ * with those same flags under `deno run`.
  *
  * @module
  */
@@ -8,21 +12,95 @@
 /** The repository root. */
 export const ROOT: string = new URL("../..", import.meta.url).pathname;
 
+/** A deno.json task's command line, split into words (a task is a string or `{ command }`). */
+export async function taskWords(name: string): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+  const task: unknown = config.tasks?.[name];
+  const command = typeof task === "object" && task !== null && "command" in task
+    ? task.command
+    : task;
+  if (typeof command !== "string") throw new Error(`deno.json has no "${name}" task`);
+  const words = command.split(/\s+/);
+  if (words[0] !== "deno") throw new Error(`the ${name} task does not run deno: ${command}`);
+  return words;
+}
+
 /** The `start` task's arguments after `deno` (they end with the entry, `main.ts`). */
 export async function startTaskArgs(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const [deno, ...args] = String(config.tasks.start).split(/\s+/);
-  if (deno !== "deno") throw new Error(`the start task does not run deno: ${config.tasks.start}`);
-  return args;
+  return (await taskWords("start")).slice(1);
+}
+
+let bundled: Promise<string> | undefined;
+
+/**
+ * The image's entry: `main.ts` bundled by the `bundle` task (the file `deno task compile`
+ * compiles), built once per process into a temporary directory that is removed at exit.
+ *
+ * @returns the bundle's path
+ * @throws when `deno bundle` fails (its stderr in the message)
+ */
+export function imageEntry(): Promise<string> {
+  bundled ??= (async () => {
+    const dir = await Deno.makeTempDir({ prefix: "image-entry-" });
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* already gone */ }
+    });
+    const out = `${dir}/main.js`;
+    const words = await taskWords("bundle");
+    const at = words.indexOf("--output");
+    if (at < 0) throw new Error("the bundle task has no --output");
+    words[at + 1] = out;
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: words.slice(1),
+      cwd: ROOT,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (code !== 0) throw new Error(`deno bundle failed: ${new TextDecoder().decode(stderr)}`);
+    // The first `deno run` of a new file analyses its imports (a parse of the whole bundle) and
+    // caches the result; the compiled image never does. Pay that here, once, not in the first
+    // service process a test or a benchmark measures.
+    await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--frozen", "--allow-read", "--allow-env", out, "--version"],
+      cwd: ROOT,
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out;
+  })();
+  return bundled;
 }
 
 /**
- * Spawn `main.ts` with the start task's flags and exactly `env` (plus `PATH`), stdout and stderr
- * piped, stdin closed.
+ * The `compile` task as a `deno run` of {@linkcode imageEntry}: the image's V8 and permission
+ * flags, with `extraRead` appended to its read allow-list (the image reads only its secret mounts;
+ * a test keeps its files elsewhere).
  */
-export async function spawnStartTask(env: Record<string, string>): Promise<Deno.ChildProcess> {
+export async function imageRunArgs(extraRead: readonly string[]): Promise<string[]> {
+  const words = await taskWords("compile");
+  if (words[1] !== "compile") throw new Error(`the compile task does not run deno compile`);
+  const args = ["run"];
+  const flags = words.slice(2, -1); // the last word is the entry
+  for (let i = 0; i < flags.length; i++) {
+    const w = flags[i]!;
+    if (w === "--output") i++;
+    else args.push(w.startsWith("--allow-read=") ? [w, ...extraRead].join(",") : w);
+  }
+  return [...args, await imageEntry()];
+}
+
+/**
+ * Spawn the service with exactly `env` (plus `PATH`), stdout and stderr piped, stdin closed: the
+ * start task's `main.ts` unless `args` (e.g. {@linkcode imageRunArgs}) say otherwise.
+ */
+export async function spawnStartTask(
+  env: Record<string, string>,
+  args?: readonly string[],
+): Promise<Deno.ChildProcess> {
   return new Deno.Command(Deno.execPath(), {
-    args: await startTaskArgs(),
+    args: [...(args ?? await startTaskArgs())],
     cwd: ROOT,
     env: { PATH: Deno.env.get("PATH") ?? "", ...env },
     clearEnv: true,

@@ -81,6 +81,11 @@ export function imageEntry(): Promise<string> {
 export async function imageRunArgs(extraRead: readonly string[]): Promise<string[]> {
   const words = await taskWords("compile");
   if (words[1] !== "compile") throw new Error(`the compile task does not run deno compile`);
+  const bundle = await taskWords("bundle");
+  const output = bundle[bundle.indexOf("--output") + 1];
+  if (words.at(-1) !== output) {
+    throw new Error(`the compile task compiles ${words.at(-1)}, not the bundle (${output})`);
+  }
   const args = ["run"];
   const flags = words.slice(2, -1); // the last word is the entry
   for (let i = 0; i < flags.length; i++) {

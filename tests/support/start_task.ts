@@ -34,14 +34,18 @@ let bundled: Promise<string> | undefined;
 
 /**
  * The image's entry: `main.ts` bundled by the `bundle` task (the file `deno task compile`
- * compiles), built once per process into a temporary directory that is removed at exit.
+ * compiles), built once per process into a temporary directory under `dist/` that is removed at
+ * exit.
  *
  * @returns the bundle's path
  * @throws when `deno bundle` fails (its stderr in the message)
  */
 export function imageEntry(): Promise<string> {
   bundled ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "image-entry-" });
+    // Inside the repository: the bundle's one outside import, `@kubernetes/client-node`, resolves
+    // through the deno.json Deno finds above the script (as `deno compile` resolves it for the image).
+    await Deno.mkdir(`${ROOT}dist`, { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: `${ROOT}dist`, prefix: "image-entry-" });
     globalThis.addEventListener("unload", () => {
       try {
         Deno.removeSync(dir, { recursive: true });

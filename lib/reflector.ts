@@ -119,21 +119,11 @@ export type ReflectorTuning = Pick<
   | "random"
 >;
 
-/** What a cache built on a reflector exposes besides its lookup: readiness, waiting, stopping. */
-export interface CacheView extends AsyncDisposable {
-  /** True once the first complete list has finished (readiness). */
-  readonly synced: boolean;
-  /** Records currently known. */
-  readonly size: number;
-  /** When the apiserver last answered (ms since the epoch; see {@linkcode Reflector.freshAt}). */
-  readonly freshAt: number;
-  /** Resolves after the first complete list; rejects if `signal` aborts first or at close. */
-  waitSynced(signal?: AbortSignal): Promise<void>;
-  /** Relist now (trigger `resync`); the snapshot serves meanwhile. */
-  resync(): void;
-  /** Stop watching and release every timer and stream. Idempotent. */
-  close(): Promise<void>;
-}
+/**
+ * What a cache built on a reflector exposes besides its lookup: the reflector's readiness, size,
+ * staleness, waiting, resync and close ({@linkcode Reflector} without `get`).
+ */
+export type CacheView = Omit<Reflector<NamespacedRecord>, "get">;
 
 /**
  * A cache's public face: its own lookups (`extra`) plus the reflector's readiness, size, waiting,

@@ -1,17 +1,17 @@
 /**
  * Entry point: answer `--help`/`--version`, else read the environment once, start the service,
  * serve HTTP, resync on SIGHUP, stop cleanly on SIGTERM or SIGINT. No logic lives here; see
- * lib/cli.ts for the flags and lib/service.ts for the wiring.
+ * lib/config/cli.ts for the flags and lib/service/service.ts for the wiring.
  *
  * @module
  */
-import { parseCli } from "./lib/cli.ts";
-import { ConfigError, describeConfig, loadConfig } from "./lib/config.ts";
-import { runExplainCli } from "./lib/explain_cli.ts";
-import { createLogger } from "./lib/log.ts";
-import { guardSocketResets } from "./lib/nats.ts";
-import { startService } from "./lib/service.ts";
-import { VERSION } from "./lib/version.ts";
+import { parseCli } from "./lib/config/cli.ts";
+import { ConfigError, describeConfig, loadConfig } from "./lib/config/config.ts";
+import { runExplainCli } from "./lib/service/explain_cli.ts";
+import { createLogger } from "./lib/telemetry/log.ts";
+import { guardSocketResets } from "./lib/nats/connection.ts";
+import { startService } from "./lib/service/service.ts";
+import { VERSION } from "./lib/core/version.ts";
 
 const SHUTDOWN_DEADLINE_MS = 15_000;
 

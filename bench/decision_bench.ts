@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { decodeAndVerifyNatsJwt, NkeyKeyCache } from "../lib/nkey_jwt.ts";
-import { parsePolicy } from "../lib/policy_file.ts";
-import { permissionsFor, resolveSettings } from "../lib/policy.ts";
+import { decodeAndVerifyNatsJwt, NkeyKeyCache } from "../lib/callout/nkey_jwt.ts";
+import { parsePolicy } from "../lib/decision/policy_file.ts";
+import { permissionsFor, resolveSettings } from "../lib/decision/policy.ts";
 import { assertAllowed, createDecisionPipeline, POLICY } from "./inprocess.ts";
 
 const p = await createDecisionPipeline();

@@ -7,14 +7,14 @@
  * @module
  */
 import { createLocalJWKSet } from "jose";
-import { type CalloutHandler, createCalloutHandler } from "../lib/callout.ts";
-import type { KeySource } from "../lib/jwks.ts";
-import { createLogger } from "../lib/log.ts";
-import { createAuthorizer } from "../lib/login.ts";
-import type { ServiceAccountRecord } from "../lib/model.ts";
-import { createNkeySigner, encodeNatsJwt } from "../lib/nkey_jwt.ts";
-import { createServiceMetrics, type ServiceMetrics } from "../lib/service_metrics.ts";
-import { createTokenVerifier, type TokenVerifier } from "../lib/tokens.ts";
+import { type CalloutHandler, createCalloutHandler } from "../lib/callout/handler.ts";
+import type { KeySource } from "../lib/tokens/jwks.ts";
+import { createLogger } from "../lib/telemetry/log.ts";
+import { createAuthorizer } from "../lib/decision/login.ts";
+import type { ServiceAccountRecord } from "../lib/core/model.ts";
+import { createNkeySigner, encodeNatsJwt } from "../lib/callout/nkey_jwt.ts";
+import { createServiceMetrics, type ServiceMetrics } from "../lib/telemetry/service_metrics.ts";
+import { createTokenVerifier, type TokenVerifier } from "../lib/tokens/verifier.ts";
 import { accountKey, serverKey, userKey } from "../tests/support/nkeys.ts";
 import {
   generateSigningKey,

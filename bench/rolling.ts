@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { loadConfig } from "../lib/config.ts";
-import { silentLogger } from "../lib/log.ts";
-import { type Service, startService } from "../lib/service.ts";
+import { loadConfig } from "../lib/config/config.ts";
+import { silentLogger } from "../lib/telemetry/log.ts";
+import { type Service, startService } from "../lib/service/service.ts";
 import { LoginLoad } from "../tests/support/login_load.ts";
 import { tolerateClientResets } from "../tests/support/nats_server.ts";
 import { Stack } from "../tests/support/stack.ts";

@@ -186,7 +186,7 @@ function freePort(): number {
 }
 
 const MIB = 1024 * 1024;
-/** The service's verified-token cache size (lib/tokens.ts default). */
+/** The service's verified-token cache size (lib/tokens/verifier.ts default). */
 const TOKEN_CACHE_ENTRIES = 10_000;
 
 function round(value: number, digits = 3): number {

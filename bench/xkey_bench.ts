@@ -1,13 +1,13 @@
 /**
  * `deno bench` of xkey sealing on the login path: opening one request and sealing one reply to the
- * same server key, with our per-peer shared-key cache (lib/xkey.ts) and with `@nats-io/nkeys`'
+ * same server key, with our per-peer shared-key cache (lib/callout/xkey.ts) and with `@nats-io/nkeys`'
  * curve key pair, which runs the X25519 step of a full NaCl box on every call. Run with
  * `deno bench -A bench/xkey_bench.ts`.
  *
  * @module
  */
 import { createCurve, fromCurveSeed } from "@nats-io/nkeys";
-import { createXkey } from "../lib/xkey.ts";
+import { createXkey } from "../lib/callout/xkey.ts";
 
 const ours = createCurve();
 const server = createCurve();
@@ -20,7 +20,7 @@ const serverKey = server.getPublicKey();
 const cached = createXkey(ourSeed);
 const nkeysPair = fromCurveSeed(ours.getSeed());
 
-Deno.bench("open request + seal reply, shared key cached (lib/xkey.ts)", {
+Deno.bench("open request + seal reply, shared key cached (lib/callout/xkey.ts)", {
   group: "xkey",
   baseline: true,
 }, () => {

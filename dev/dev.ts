@@ -19,11 +19,11 @@
  */
 import { isAbsolute, join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { delay } from "../lib/abort.ts";
-import { CONFIG_ENV_VARS } from "../lib/config.ts";
-import { readDevSigningKey, signDevToken } from "../lib/dev_token.ts";
-import { formatDuration } from "../lib/duration.ts";
-import { loadServiceAccountsFile } from "../lib/serviceaccounts_file.ts";
+import { delay } from "../lib/core/abort.ts";
+import { CONFIG_ENV_VARS } from "../lib/config/config.ts";
+import { readDevSigningKey, signDevToken } from "./issuer.ts";
+import { formatDuration } from "../lib/core/duration.ts";
+import { loadServiceAccountsFile } from "../lib/cache/serviceaccounts_file.ts";
 import { DEV_SERVICE_USER, devNatsConfig } from "./nats_conf.ts";
 import {
   DEFAULT_STATE_DIR,

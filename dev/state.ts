@@ -19,7 +19,7 @@
  */
 import { createAccount, fromSeed } from "@nats-io/nkeys";
 import { isAbsolute, join, resolve } from "node:path";
-import { devJwks, generateDevSigningKey, readDevSigningKey } from "../lib/dev_token.ts";
+import { devJwks, generateDevSigningKey, readDevSigningKey } from "./issuer.ts";
 
 /** Where state lives unless `--state-dir` or `DEV_STATE_DIR` say otherwise. */
 export const DEFAULT_STATE_DIR = ".dev";

@@ -11,8 +11,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { DevTokenError, mintDevToken } from "../lib/dev_token.ts";
-import { parseDuration } from "../lib/duration.ts";
+import { DevTokenError, mintDevToken } from "./issuer.ts";
+import { parseDuration } from "../lib/core/duration.ts";
 import { DEFAULT_STATE_DIR, DevStateError, openDevTokenState } from "./state.ts";
 
 /** Usage text of the command. */

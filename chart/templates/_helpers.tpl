@@ -268,7 +268,7 @@ The NATS_URL the container ends up with: an `extraEnv` literal, else `secretEnv.
 
 {{/*
 Install-time checks: every required value, and every setting the service would refuse at start
-(lib/config.ts), refused here with one message that names each problem, the value to set and how to
+(lib/config/config.ts), refused here with one message that names each problem, the value to set and how to
 make what it needs. values.schema.json keeps the type and format checks whose messages read well;
 these are the ones whose schema messages do not ("'allOf' failed … minLength").
 A problem never quotes a URL, token or seed: they may hold secrets.

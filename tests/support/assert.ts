@@ -4,7 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { AuthError } from "../../lib/errors.ts";
+import { AuthError } from "../../lib/core/errors.ts";
 
 /** `assert.deepStrictEqual` that narrows `actual` (works with either shape of node's typings). */
 export function assertEquals<T>(

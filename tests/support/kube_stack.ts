@@ -8,9 +8,9 @@
  * @module
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { loadConfig } from "../../lib/config.ts";
-import { createLogger } from "../../lib/log.ts";
-import { type Service, startService } from "../../lib/service.ts";
+import { loadConfig } from "../../lib/config/config.ts";
+import { createLogger } from "../../lib/telemetry/log.ts";
+import { type Service, startService } from "../../lib/service/service.ts";
 import { field, findAll, type Manifest, renderChart } from "./chart.ts";
 import { KubeApiServer, type KubeApiServerOptions, type KubeObject } from "./kube_apiserver.ts";
 import { authCalloutConfig, type ConfigUser, type NatsConfig, NatsServer } from "./nats_server.ts";

@@ -22,9 +22,9 @@ import {
   jwtAuthenticator,
   type NatsConnection,
 } from "@nats-io/transport-node";
-import { loadConfig } from "../../lib/config.ts";
-import { createLogger } from "../../lib/log.ts";
-import { type Service, startService } from "../../lib/service.ts";
+import { loadConfig } from "../../lib/config/config.ts";
+import { createLogger } from "../../lib/telemetry/log.ts";
+import { type Service, startService } from "../../lib/service/service.ts";
 import { NatsServer } from "./nats_server.ts";
 import { curveKey, KeyDir } from "./nkeys.ts";
 import { generateSigningKey, mintServiceAccountToken, publicJwks } from "./sa_tokens.ts";

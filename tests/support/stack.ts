@@ -6,9 +6,9 @@
  * @module
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { loadConfig } from "../../lib/config.ts";
-import { createLogger, type Logger } from "../../lib/log.ts";
-import { type Service, startService } from "../../lib/service.ts";
+import { loadConfig } from "../../lib/config/config.ts";
+import { createLogger, type Logger } from "../../lib/telemetry/log.ts";
+import { type Service, startService } from "../../lib/service/service.ts";
 import { authCalloutConfig, type ConfigUser, type NatsConfig, NatsServer } from "./nats_server.ts";
 import { accountKey, curveKey, KeyDir, type TestKey } from "./nkeys.ts";
 import {

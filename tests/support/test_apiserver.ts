@@ -27,7 +27,7 @@
  *
  * Note: client-node's `Watch` (undici `fetch`) under Deno does not notice a stream cut by
  * {@linkcode TestApiServer.dropWatches}, nor its own abort, because undici never errors the body
- * stream there; Deno's native `fetch` does, which is why lib/serviceaccounts.ts watches with it.
+ * stream there; Deno's native `fetch` does, which is why lib/cache/serviceaccounts.ts watches with it.
  *
  * Fault switches for resilience tests: {@linkcode TestApiServer.dropWatches} (abrupt mid-stream
  * close), {@linkcode TestApiServer.compactHistory}, {@linkcode TestApiServer.setFault} (answer

@@ -1,0 +1,727 @@
+/**
+ * The service's own NATS connection, and the queue subscription that feeds callout requests to a
+ * {@linkcode CalloutHandler}.
+ *
+ * The connection never gives up (the Go reference stops after 60 attempts and then serves nothing
+ * while looking healthy): it reconnects forever with jittered backoff, and `ready` / the
+ * `nats_connected` gauge say at every moment whether requests can reach us.
+ *
+ * @module
+ */
+import {
+  connect,
+  credsAuthenticator,
+  errors,
+  type Msg,
+  type NatsConnection,
+  type Status,
+  type Subscription,
+} from "@nats-io/transport-node";
+import { abortable, delay } from "../core/abort.ts";
+import type { CalloutHandler } from "../callout/handler.ts";
+import { type Logger, redactUrl } from "../telemetry/log.ts";
+import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
+
+/** The subject nats-server sends callout requests to. */
+export const AUTH_CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH";
+
+/** Header carrying the server's ephemeral xkey on sealed requests. */
+export const SERVER_XKEY_HEADER = "Nats-Server-Xkey";
+
+/** TLS files for the service's connection. */
+export interface NatsTlsOptions {
+  /** CA bundle to verify the server with. */
+  caFile?: string;
+  /** Client certificate (mutual TLS). */
+  certFile?: string;
+  /** Client key (mutual TLS). */
+  keyFile?: string;
+}
+
+/**
+ * Reconnect backoff: `initialMs` doubling with each failed dial up to `maxMs`, each delay
+ * randomised by ±`jitter` (see {@linkcode ReconnectBackoff}). While the callout is away every login
+ * fails, so the defaults are short: a server restart is seen within about as long again as it
+ * took, and a server that stays down is dialled every ~2 s — what nats.js does by default
+ * (`reconnectTimeWait` 2 s) — by each of a handful of replicas, which is no load.
+ */
+export interface BackoffOptions {
+  /** First delay. @default {100} */
+  initialMs?: number;
+  /** Largest delay. @default {2000} */
+  maxMs?: number;
+  /** Fraction of each delay that is random (0–1). @default {0.2} */
+  jitter?: number;
+}
+
+/** Options of {@linkcode connectNats}. */
+export interface NatsConnectOptions {
+  /**
+   * Server URLs. Credentials in a URL (`nats://user:pass@host:4222`, or `nats://token@host` for a
+   * token) are used for the connection — nats.js itself ignores them — and never logged.
+   * Precedence when several are given: `credsFile`, `token`, `user`/`pass`, URL token, URL
+   * user/password.
+   */
+  servers: readonly string[];
+  /** A `.creds` file (user JWT + seed), re-read on every (re)connect so rotation needs no restart. */
+  credsFile?: string;
+  /** Token authentication. */
+  token?: string;
+  /** User and password authentication (after `credsFile` and `token`, before URL credentials). */
+  user?: string;
+  pass?: string;
+  /** TLS files; giving any enables TLS. */
+  tls?: NatsTlsOptions;
+  /** Connection name shown in the server's connz. */
+  name: string;
+  logger: Logger;
+  metrics: ServiceMetrics;
+  /** Reconnect backoff. @default {{ initialMs: 100, maxMs: 2000, jitter: 0.2 }} */
+  backoff?: BackoffOptions;
+  /** Source of randomness for jitter, in [0, 1). @default {Math.random} */
+  random?: () => number;
+  /** Stops retrying the first connection (the promise rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Give up one dial (TCP, TLS and the NATS handshake) after this long. @default {5000} */
+  dialTimeoutMs?: number;
+}
+
+interface UrlCredentials {
+  user?: string;
+  pass?: string;
+  token?: string;
+}
+
+/**
+ * Split credentials out of server URLs: nats.js connects to `host:port` and drops the userinfo.
+ * All URLs that carry credentials must carry the same ones (one connection has one identity).
+ */
+export function liftUrlCredentials(
+  servers: readonly string[],
+): { servers: string[]; credentials: UrlCredentials } {
+  let found: UrlCredentials | undefined;
+  let foundKey: string | undefined;
+  const out: string[] = [];
+  for (const server of servers) {
+    const match = /^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@(.*)$/i.exec(server.trim());
+    if (!match) {
+      out.push(server.trim());
+      continue;
+    }
+    const [, scheme, userinfo, rest] = match as unknown as [string, string, string, string];
+    out.push(`${scheme}${rest}`);
+    const colon = userinfo.indexOf(":");
+    const creds: UrlCredentials = colon < 0 ? { token: decodeURIComponent(userinfo) } : {
+      user: decodeURIComponent(userinfo.slice(0, colon)),
+      pass: decodeURIComponent(userinfo.slice(colon + 1)),
+    };
+    const key = JSON.stringify(creds);
+    if (foundKey !== undefined && key !== foundKey) {
+      throw new TypeError("servers carry different credentials in their URLs");
+    }
+    found = creds;
+    foundKey = key;
+  }
+  return { servers: out, credentials: found ?? {} };
+}
+
+/** Options of {@linkcode createReconnectBackoff}. */
+export interface ReconnectBackoffOptions extends BackoffOptions {
+  /** Source of randomness for jitter, in [0, 1). @default {Math.random} */
+  random?: () => number;
+}
+
+/**
+ * Reconnect backoff, counted in dials rather than in calls.
+ *
+ * nats.js asks `reconnectDelayHandler` for a delay on every turn of its dial loop, and a turn
+ * that finds the delay not yet elapsed since the server's last dial only sleeps and asks again.
+ * A handler that grows its delay per call therefore reaches `maxMs` after a single failed dial
+ * (5.7 s to come back from a 0.13 s server restart). This one grows only when a dial starts
+ * ({@linkcode ReconnectBackoff.dialed}, wired to nats.js's `reconnectToServer`, which runs once
+ * before each dial), and its jitter is drawn once per dial, so the value nats.js compares with
+ * the time since the last dial is stable while it waits. With several servers nats.js measures
+ * the delay per server and rotates between them; the count here is over all of them.
+ */
+export interface ReconnectBackoff {
+  /**
+   * Least time between the start of the previous dial and the next one: `initialMs` while no
+   * dial has failed since the last connection (so a connection that lived longer than that is
+   * redialled at once, and one that drops right after connecting is not hammered), then
+   * `initialMs · 2^(failures − 1)` capped at `maxMs`, each randomised by ±`jitter`. Stable
+   * between calls until {@linkcode dialed} or {@linkcode reset}.
+   */
+  delay(): number;
+  /** A dial is starting: the next delay is the next step up. */
+  dialed(): void;
+  /** Connected: the next outage starts again from `initialMs`. */
+  reset(): void;
+  /** Dials started since the last {@linkcode reset}. */
+  readonly dials: number;
+}
+
+/**
+ * Create the {@linkcode ReconnectBackoff} that {@linkcode connectNats} gives nats.js. Exported so
+ * the delay sequence can be checked without a server or a clock.
+ *
+ * @example
+ * ```ts
+ * import { createReconnectBackoff } from "./connection.ts";
+ * const b = createReconnectBackoff({ initialMs: 100, maxMs: 400, jitter: 0 });
+ * const seen = [];
+ * for (let i = 0; i < 5; i++) { seen.push(b.delay()); b.dialed(); }
+ * console.assert(seen.join() === "100,100,200,400,400");
+ * ```
+ */
+export function createReconnectBackoff(options: ReconnectBackoffOptions = {}): ReconnectBackoff {
+  const { initialMs = 100, maxMs = 2000, jitter = 0.2, random = Math.random } = options;
+  if (!(initialMs > 0) || !(maxMs >= initialMs)) {
+    throw new RangeError("backoff needs 0 < initialMs <= maxMs");
+  }
+  if (!(jitter >= 0 && jitter <= 1)) throw new RangeError("backoff jitter must be within 0..1");
+  let dials = 0;
+  let current: number | undefined;
+  return {
+    delay: (): number => {
+      if (current === undefined) {
+        const base = Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(dials - 1, 0), 30));
+        current = Math.round(base * (1 - jitter + 2 * jitter * random()));
+      }
+      return current;
+    },
+    dialed: () => {
+      dials++;
+      current = undefined;
+    },
+    reset: () => {
+      dials = 0;
+      current = undefined;
+    },
+    get dials() {
+      return dials;
+    },
+  };
+}
+
+function tlsOptions(tls: NatsTlsOptions): { caFile?: string; certFile?: string; keyFile?: string } {
+  return {
+    ...(tls.caFile ? { caFile: tls.caFile } : {}),
+    ...(tls.certFile ? { certFile: tls.certFile } : {}),
+    ...(tls.keyFile ? { keyFile: tls.keyFile } : {}),
+  };
+}
+
+/**
+ * Why the service's NATS connection cannot be made: `authentication_refused` (the server said
+ * `Authorization Violation`: wrong credentials), `unreachable` (refused, timed out, no such host),
+ * `tls` (a TLS setting or certificate does not match the server's), `protocol` (anything else the
+ * server or client objected to).
+ */
+export type NatsConnectCause = "authentication_refused" | "unreachable" | "tls" | "protocol";
+
+const TLS_PROBLEM = /\btls\b|ssl|certificate|self[- ]signed|cert_|eproto|handshake|altnames/i;
+
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    if (e instanceof Error) {
+      parts.push(e.name, e.message);
+      if ("code" in e) parts.push(String(e.code));
+      e = e.cause;
+    } else {
+      parts.push(String(e));
+      break;
+    }
+  }
+  return parts.join(" ");
+}
+
+/**
+ * Name the cause of a failed connection attempt from the error nats.js gives (see
+ * {@linkcode NatsConnectCause}). Exported for tests; the connection logs it.
+ *
+ * @example
+ * ```ts
+ * import { classifyConnectError } from "./connection.ts";
+ * const refused = new Error("connection refused", { cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }) });
+ * console.assert(classifyConnectError(refused) === "unreachable");
+ * ```
+ */
+export function classifyConnectError(err: unknown): NatsConnectCause {
+  if (
+    err instanceof errors.AuthorizationError || err instanceof errors.UserAuthenticationExpiredError
+  ) return "authentication_refused";
+  const text = errorText(err);
+  if (/authorization violation|authentication/i.test(text)) return "authentication_refused";
+  if (TLS_PROBLEM.test(text)) return "tls";
+  if (
+    err instanceof errors.TimeoutError ||
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|connection refused|timeout|closed/i
+      .test(text)
+  ) return "unreachable";
+  return "protocol";
+}
+
+/**
+ * Whether a TCP connection to `hostport` opens within `timeoutMs`: after a failed reconnect dial
+ * with no error from the server, this tells an unreachable server from a TLS/handshake failure.
+ */
+async function tcpReachable(hostport: string, timeoutMs: number): Promise<boolean> {
+  let url: URL;
+  try {
+    url = new URL(/^[a-z]+:\/\//i.test(hostport) ? hostport : `nats://${hostport}`);
+  } catch {
+    return false;
+  }
+  const hostname = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || 4222);
+  const timeout = AbortSignal.timeout(timeoutMs);
+  try {
+    const conn = await abortable(Deno.connect({ hostname, port }), timeout);
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Connect the service to NATS and keep it connected: retries the first connection until it
+ * succeeds or `signal` aborts (then rejects with the signal's reason at once, whatever the dial is
+ * doing), then lets nats.js reconnect forever — also after authentication errors, which an
+ * operator may be fixing right now. Why it cannot connect is logged once per change of cause
+ * (`nats_connect_failed` with `cause` and `attempts`: warn when unreachable, error when the
+ * credentials or TLS are refused), first connection and reconnects alike. Status changes are
+ * logged (URLs redacted) and mirrored in `metrics.natsConnected`.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectNats } from "./connection.ts";
+ * import { createLogger } from "../telemetry/log.ts";
+ * import { createServiceMetrics } from "../telemetry/service_metrics.ts";
+ * const nc = await connectNats({
+ *   servers: ["nats://auth:secret@127.0.0.1:4222"],
+ *   name: "nats-k8s-oidc-callout",
+ *   logger: createLogger(),
+ *   metrics: createServiceMetrics(),
+ * });
+ * await nc.drain();
+ * ```
+ */
+export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
+  const {
+    credsFile,
+    token,
+    user,
+    pass,
+    tls,
+    name,
+    logger,
+    metrics,
+    backoff = {},
+    random = Math.random,
+    signal,
+    dialTimeoutMs = 5000,
+  } = options;
+  if (options.servers.length === 0) throw new TypeError("servers must not be empty");
+  const { servers, credentials } = liftUrlCredentials(options.servers);
+  // `tls://` asks for TLS as nats-server's own clients read it: required even without CA/cert files,
+  // so a server that does not offer TLS is refused before the password is sent.
+  const tlsRequired = tls !== undefined || servers.some((s) => /^tls:\/\//i.test(s));
+  const backoffState = createReconnectBackoff({ ...backoff, random });
+  const shown = options.servers.map(redactUrl);
+
+  const auth = credsFile
+    ? { authenticator: credsAuthenticator(() => Deno.readFileSync(credsFile)) }
+    : token
+    ? { token }
+    : user !== undefined
+    ? { user, pass: pass ?? "" }
+    : credentials.token
+    ? { token: credentials.token }
+    : credentials.user !== undefined
+    ? { user: credentials.user, pass: credentials.pass ?? "" }
+    : {};
+
+  // One cause is logged per change, with the dials made so far; a connection resets it.
+  let cause: NatsConnectCause | undefined;
+  const failed = (next: NatsConnectCause, err: unknown, server?: string): void => {
+    if (next === cause) return;
+    cause = next;
+    const fields = {
+      cause: next,
+      attempts: backoffState.dials,
+      servers: shown,
+      ...(server !== undefined ? { server: redactUrl(server) } : {}),
+      ...(err !== undefined ? { error: err } : {}),
+    };
+    if (next === "unreachable") logger.warn("nats_connect_failed", fields);
+    else logger.error("nats_connect_failed", fields);
+  };
+
+  metrics.natsConnected.set(0);
+  logger.info("nats_connecting", { servers: shown });
+  const dialOptions = {
+    servers,
+    name,
+    ...auth,
+    ...(tlsRequired ? { tls: tls ? tlsOptions(tls) : {} } : {}),
+    timeout: dialTimeoutMs,
+    maxReconnectAttempts: -1,
+    // The first connection is retried here (each failure names its cause); nats.js then reconnects.
+    waitOnFirstConnect: false,
+    ignoreAuthErrorAbort: true,
+    reconnectDelayHandler: backoffState.delay,
+    // Called once right before each dial (initial connect and reconnects); null keeps nats.js's
+    // own choice of server. It only counts the dial for the backoff.
+    reconnectToServer: () => {
+      backoffState.dialed();
+      return null;
+    },
+  };
+  let nc: NatsConnection;
+  for (;;) {
+    signal?.throwIfAborted();
+    const attempt = connect(dialOptions);
+    try {
+      nc = await abortable(attempt, signal);
+      break;
+    } catch (err) {
+      if (signal?.aborted) {
+        // The dial may still succeed later; close that connection instead of leaking it.
+        attempt.then((late) => late.close(), () => {});
+        throw signal.reason;
+      }
+      failed(classifyConnectError(err), err);
+      await delay(backoffState.delay(), signal);
+    }
+  }
+  metrics.natsConnected.set(1);
+  logger.info("nats_connected", {
+    server: redactUrl(nc.getServer()),
+    servers: shown,
+    attempts: backoffState.dials,
+  });
+  backoffState.reset();
+  cause = undefined;
+
+  // While reconnecting, nats.js reports a server's refusal as an `error` status but swallows
+  // transport failures; a `reconnecting` status that follows one without such an error means the
+  // previous dial failed below the NATS protocol, and a TCP probe tells unreachable from TLS.
+  let dialing = false;
+  let serverRefused = false;
+  let connections = 1;
+  void (async () => {
+    for await (const status of nc.status()) {
+      switch (status.type) {
+        case "disconnect":
+          metrics.natsConnected.set(0);
+          dialing = false;
+          logger.warn("nats_disconnected", { server: redactUrl(status.server) });
+          break;
+        case "reconnecting": {
+          if (dialing && !serverRefused) {
+            const server = nc.getServer();
+            const outage = connections;
+            void tcpReachable(server, 1000).then((reachable) => {
+              if (outage !== connections) return; // connected meanwhile
+              if (!reachable) failed("unreachable", undefined, server);
+              else failed(tlsRequired ? "tls" : "protocol", undefined, server);
+            });
+          }
+          dialing = true;
+          serverRefused = false;
+          logger.debug("nats_reconnecting", { attempts: backoffState.dials });
+          break;
+        }
+        case "reconnect":
+          metrics.natsConnected.set(1);
+          logger.info("nats_reconnected", {
+            server: redactUrl(status.server),
+            attempts: backoffState.dials,
+          });
+          backoffState.reset();
+          cause = undefined;
+          dialing = false;
+          connections++;
+          break;
+        case "error": {
+          const c = classifyConnectError(status.error);
+          if (c === "authentication_refused") {
+            serverRefused = true;
+            failed(c, status.error);
+          } else {
+            logger.error("nats_error", { error: status.error });
+          }
+          break;
+        }
+        default:
+          logStatus(status, logger);
+      }
+    }
+  })();
+  void nc.closed().then((err) => {
+    metrics.natsConnected.set(0);
+    if (err) logger.error("nats_closed", { error: err });
+    else logger.info("nats_closed");
+  });
+  return nc;
+}
+
+function logStatus(status: Status, logger: Logger): void {
+  switch (status.type) {
+    case "ldm":
+      logger.warn("nats_lame_duck", { server: redactUrl(status.server) });
+      break;
+    case "staleConnection":
+      logger.warn("nats_stale_connection");
+      break;
+    case "slowConsumer":
+      logger.warn("nats_slow_consumer", { pending: status.pending });
+      break;
+    case "update":
+      logger.debug("nats_servers_changed", {
+        added: (status.added ?? []).map(redactUrl),
+        deleted: (status.deleted ?? []).map(redactUrl),
+      });
+      break;
+    default:
+      break;
+  }
+}
+
+/** Options of {@linkcode serveCallout}. */
+export interface ServeCalloutOptions {
+  /** Subject to serve. @default {"$SYS.REQ.USER.AUTH"} */
+  subject?: string;
+  /** Queue group shared by all replicas, so exactly one answers each request. */
+  queue: string;
+  logger: Logger;
+  /**
+   * Names of the conditions that keep this replica from deciding right now (ServiceAccounts not
+   * synced, keys missing, …); empty when it can decide. The replica is a member of the queue
+   * group exactly while this is empty (DESIGN D5). Must be cheap; a throw counts as `["error"]`.
+   * @default {() => []}
+   */
+  canDecide?: () => readonly string[];
+  /** How often {@linkcode ServeCalloutOptions.canDecide} is asked. @default {200} */
+  checkIntervalMs?: number;
+  /** Longest wait in {@linkcode CalloutService.stop} for the drain and the requests in flight. @default {500} */
+  stopTimeoutMs?: number;
+}
+
+/** A running callout subscription. */
+export interface CalloutService extends AsyncDisposable {
+  /**
+   * True while this replica is a member of the queue group: the connection is up and the server
+   * has processed our subscription.
+   */
+  readonly ready: boolean;
+  /** True while subscribed (or subscribing) to the queue group, whatever the connection state. */
+  readonly member: boolean;
+  /** Requests being handled right now. */
+  readonly inFlight: number;
+  /** Stop taking requests (drain the subscription) and wait for the ones in flight, boundedly. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Serve callout requests from `nc` with `handler`, as a member of the queue group only while the
+ * replica can decide. A replica that cannot decide (cache not synced, no keys) must not take its
+ * share of the logins and refuse them: it stays out of the group, so nats-server gives every
+ * request to a replica that can, and when none can the request goes unanswered (the client sees
+ * `Authorization Violation` after the server's auth timeout and retries). `canDecide` is asked
+ * every `checkIntervalMs`: the replica joins (`callout_joined`) when it returns no failing check
+ * and leaves (`callout_left`, naming them) when it does; leaving drains the subscription, so
+ * requests already delivered are still answered.
+ *
+ * Each request is handled on its own (a slow authorizer does not hold up the next login); an error
+ * in one never stops the subscription. `ready` turns false on disconnect and true again once the
+ * server has our subscription back.
+ *
+ * @example
+ * ```ts ignore
+ * import { serveCallout } from "./connection.ts";
+ * await using service = serveCallout(nc, handler, {
+ *   queue: "auth-callout",
+ *   logger,
+ *   canDecide: () => (cache.synced ? [] : ["serviceaccounts"]),
+ * });
+ * ```
+ */
+export function serveCallout(
+  nc: NatsConnection,
+  handler: CalloutHandler,
+  options: ServeCalloutOptions,
+): CalloutService {
+  const {
+    subject = AUTH_CALLOUT_SUBJECT,
+    queue,
+    logger,
+    canDecide = () => [],
+    checkIntervalMs = 200,
+    stopTimeoutMs = 500,
+  } = options;
+  if (!queue) throw new TypeError("queue must name the queue group");
+  let sub: Subscription | undefined;
+  let confirmed = false;
+  let stopped = false;
+  let broken = false;
+  let leaving: Promise<void> | undefined;
+  let waitingFor = "";
+  const inFlight = new Set<Promise<void>>();
+
+  const handle = async (msg: Msg): Promise<void> => {
+    try {
+      const reply = await handler(msg.data, msg.headers?.get(SERVER_XKEY_HEADER) || undefined);
+      if (reply && msg.reply) msg.respond(reply);
+    } catch (err) {
+      logger.error("callout_message_failed", { error: err });
+    }
+  };
+
+  // A flush round trip proves the server has processed our SUB. `epoch` ignores a round trip that
+  // straddles a disconnect or a leave.
+  let epoch = 0;
+  const confirm = () => {
+    const mine = ++epoch;
+    nc.flush().then(() => {
+      if (mine === epoch && sub !== undefined && !nc.isClosed()) confirmed = true;
+    }, () => {});
+  };
+
+  const join = (): void => {
+    const s = nc.subscribe(subject, {
+      queue,
+      callback: (err, msg) => {
+        if (err) {
+          logger.error("callout_subscription_error", { error: err });
+          return;
+        }
+        const p = handle(msg);
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+      },
+    });
+    sub = s;
+    void s.closed.then((err) => {
+      if (!err) return;
+      // The server refused the subscription (e.g. no permission): rejoining would fail the same way.
+      broken = true;
+      if (sub === s) sub = undefined;
+      confirmed = false;
+      logger.error("callout_subscription_closed", { subject, queue, error: err });
+    });
+    confirm();
+  };
+
+  const leave = async (s: Subscription): Promise<void> => {
+    sub = undefined;
+    confirmed = false;
+    epoch++;
+    if (!s.isClosed() && !nc.isClosed()) {
+      await s.drain().catch((err) => logger.warn("callout_drain_failed", { error: err }));
+    }
+  };
+
+  const failingNow = (): readonly string[] => {
+    try {
+      return canDecide();
+    } catch {
+      return ["error"];
+    }
+  };
+
+  const tick = (): void => {
+    if (stopped || broken || leaving || nc.isClosed()) return;
+    const failing = failingNow();
+    if (failing.length === 0 && sub === undefined) {
+      join();
+      waitingFor = "";
+      logger.info("callout_joined", { subject, queue });
+    } else if (failing.length > 0 && sub !== undefined) {
+      logger.warn("callout_left", { subject, queue, failing: [...failing] });
+      waitingFor = failing.join(",");
+      leaving = leave(sub).finally(() => (leaving = undefined));
+    } else if (failing.length > 0 && failing.join(",") !== waitingFor) {
+      waitingFor = failing.join(",");
+      logger.info("callout_waiting", { subject, queue, failing: [...failing] });
+    }
+  };
+  tick();
+  const timer = setInterval(tick, checkIntervalMs);
+
+  const status = nc.status();
+  void (async () => {
+    for await (const s of status) {
+      if (s.type === "disconnect" || s.type === "close") {
+        epoch++;
+        confirmed = false;
+      }
+      if (s.type === "reconnect" && sub !== undefined) confirm();
+    }
+  })();
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(timer);
+    if ("stop" in status && typeof status.stop === "function") status.stop();
+    // A drain needs the server; while disconnected it would wait for the reconnect. Shutdown must
+    // not: after stopTimeoutMs the requests still in flight are abandoned (their clients retry).
+    const done = (async () => {
+      await leaving;
+      if (sub !== undefined) await leave(sub);
+      await Promise.allSettled([...inFlight]);
+    })();
+    const timeout = new AbortController();
+    await Promise.race([done, delay(stopTimeoutMs, timeout.signal)]);
+    timeout.abort();
+    if (sub !== undefined && !sub.isClosed()) sub.unsubscribe();
+  };
+
+  return {
+    get ready() {
+      return sub !== undefined && confirmed && !stopped && !broken && !nc.isClosed();
+    },
+    get member() {
+      return sub !== undefined;
+    },
+    get inFlight() {
+      return inFlight.size;
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/** Socket errors that nats.js recovers from by itself (it sees the close and reconnects). */
+const RECOVERABLE_SOCKET_ERRORS = new Set(["ECONNRESET", "EPIPE"]);
+
+/**
+ * Keep a late socket reset from crashing the process. Under Deno's Node compatibility, nats.js's
+ * Node transport can surface an `ECONNRESET` as an uncaught error after it has already seen the
+ * socket close (and started reconnecting), so the error carries no information the client lacks.
+ * Only those socket codes are absorbed and logged; every other uncaught error still ends the
+ * process, as it should. Returns a disposable that removes the guard.
+ *
+ * @example
+ * ```ts
+ * import { guardSocketResets } from "./connection.ts";
+ * import { silentLogger } from "../telemetry/log.ts";
+ * using _guard = guardSocketResets(silentLogger());
+ * ```
+ */
+export function guardSocketResets(logger: Logger): Disposable {
+  const onError = (event: ErrorEvent): void => {
+    const err: unknown = event.error;
+    if (err instanceof Error && "code" in err && RECOVERABLE_SOCKET_ERRORS.has(String(err.code))) {
+      event.preventDefault();
+      // Debug only: the connection itself names the cause of a failure (nats_connect_failed).
+      logger.debug("socket_error_absorbed", { error: err });
+    }
+  };
+  globalThis.addEventListener("error", onError);
+  return { [Symbol.dispose]: () => globalThis.removeEventListener("error", onError) };
+}

@@ -1,0 +1,592 @@
+/**
+ * Live revocation (DESIGN D6): remember every approved connection, forget it when the server says
+ * it disconnected, and close it (`$SYS.REQ.SERVER.<server_id>.KICK {"cid": N}`) as soon as a
+ * change would refuse or change its login — the ServiceAccount deleted or recreated, its
+ * permissions changed, its Pod gone, the key that signed its token out of the JWKS. The client
+ * then reconnects, and that login is decided anew on the current state.
+ *
+ * Level-triggered: a short tick compares every remembered connection with the current lookups
+ * through the pure {@linkcode kicksFor}, so a missed event can delay a kick by one tick but never
+ * lose it, and no change feed is needed from the caches.
+ *
+ * @module
+ */
+import { errors, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { delay } from "../core/abort.ts";
+import type { Authorizer } from "../callout/handler.ts";
+import type { Logger } from "../telemetry/log.ts";
+import { extractToken } from "../decision/login.ts";
+import type {
+  Permissions,
+  PodLookup,
+  ServiceAccountLookup,
+  ServiceAccountRecord,
+} from "../core/model.ts";
+import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
+
+/** Why a live connection was closed; a metric label and a log field. */
+export type KickReason =
+  | "serviceaccount_deleted"
+  | "serviceaccount_recreated"
+  | "permissions_changed"
+  | "pod_gone"
+  | "signing_key_removed";
+
+/** Every {@linkcode KickReason}, for metrics and tests. */
+export const KICK_REASONS: readonly KickReason[] = Object.freeze([
+  "serviceaccount_deleted",
+  "serviceaccount_recreated",
+  "permissions_changed",
+  "pod_gone",
+  "signing_key_removed",
+]);
+
+/** One approved connection, as remembered from its callout request and its grant. */
+export interface ApprovedConnection {
+  /** `server_id.id` of the request: the server that holds the connection. */
+  readonly serverId: string;
+  /** `client_info.id`: the connection's id on that server. */
+  readonly cid: number;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /** ServiceAccount UID the token was issued for. */
+  readonly uid: string;
+  /** Pod the token is bound to, if any. */
+  readonly podName?: string;
+  readonly podUid?: string;
+  /** `kid` and `alg` of the token's header, if it named a key. */
+  readonly kid?: string;
+  readonly alg?: string;
+  /** What the connection was granted. */
+  readonly permissions: Permissions;
+  /** The account it was placed in, when the policy chose one (else `NATS_ACCOUNT`). */
+  readonly account?: string;
+  /** Expiry of the user JWT, seconds since the epoch: the server closes it then anyway. */
+  readonly expiresAt: number;
+}
+
+/** The current state a remembered connection is checked against. */
+export interface RevocationLookups {
+  /** The ServiceAccount cache's lookup. */
+  readonly serviceAccount: ServiceAccountLookup;
+  /**
+   * The permissions a login of this ServiceAccount would get now (the same policy the login uses),
+   * or `undefined` when such a login would be refused.
+   */
+  readonly permissionsOf: (sa: ServiceAccountRecord) => Permissions | undefined;
+  /**
+   * The account a login of this ServiceAccount would be placed in now, when a policy chooses it;
+   * without it accounts are not compared.
+   */
+  readonly accountOf?: (sa: ServiceAccountRecord) => string | undefined;
+  /** The Pod cache's lookup; without it bound Pods are not checked. */
+  readonly pod?: PodLookup;
+  /** Whether the key `kid` is still in the JWKS; without it keys are not checked. */
+  readonly keyPresent?: (kid: string) => boolean;
+}
+
+/** A connection to close, and why. */
+export interface Kick {
+  readonly connection: ApprovedConnection;
+  readonly reason: KickReason;
+}
+
+function permissionsKey(p: Permissions): string {
+  return JSON.stringify([p.pub.allow, p.sub.allow, p.resp.max, p.resp.ttlNs]);
+}
+
+/**
+ * Which of `connections` must be closed given the current `lookups`. Pure: the same inputs give
+ * the same kicks, in the order of `connections`, at most one per connection (the first reason in
+ * the order ServiceAccount, permissions, Pod, key).
+ *
+ * @example
+ * ```ts
+ * import { kicksFor } from "./revocation.ts";
+ * const permissions = { pub: { allow: ["a.>"] }, sub: { allow: [] }, resp: { max: 1, ttlNs: 0 } };
+ * const kicks = kicksFor([{
+ *   serverId: "N1", cid: 7, namespace: "a", serviceAccount: "s", uid: "u1", permissions, expiresAt: 0,
+ * }], { serviceAccount: () => undefined, permissionsOf: () => permissions });
+ * console.assert(kicks[0]?.reason === "serviceaccount_deleted");
+ * ```
+ */
+export function kicksFor(
+  connections: Iterable<ApprovedConnection>,
+  lookups: RevocationLookups,
+): Kick[] {
+  // Permission sets are shared objects (memoized per ServiceAccount version), so their keys are
+  // computed once per set and call, not once per connection.
+  const current = new Map<ServiceAccountRecord, string | undefined>();
+  const granted = new Map<Permissions, string>();
+  const keyOf = (p: Permissions): string => {
+    let key = granted.get(p);
+    if (key === undefined) {
+      key = permissionsKey(p);
+      granted.set(p, key);
+    }
+    return key;
+  };
+  const kicks: Kick[] = [];
+  for (const c of connections) {
+    const reason = reasonFor(c, lookups, current, keyOf);
+    if (reason) kicks.push({ connection: c, reason });
+  }
+  return kicks;
+}
+
+function reasonFor(
+  c: ApprovedConnection,
+  lookups: RevocationLookups,
+  current: Map<ServiceAccountRecord, string | undefined>,
+  keyOf: (p: Permissions) => string,
+): KickReason | undefined {
+  const sa = lookups.serviceAccount(c.namespace, c.serviceAccount);
+  if (!sa) return "serviceaccount_deleted";
+  if (sa.uid !== c.uid) return "serviceaccount_recreated";
+  let now = current.get(sa);
+  if (!current.has(sa)) {
+    const p = lookups.permissionsOf(sa);
+    now = p === undefined ? undefined : keyOf(p);
+    current.set(sa, now);
+  }
+  if (now !== keyOf(c.permissions)) return "permissions_changed";
+  if (lookups.accountOf && lookups.accountOf(sa) !== c.account) return "permissions_changed";
+  if (lookups.pod && c.podName !== undefined) {
+    const pod = lookups.pod(c.namespace, c.podName);
+    if (!pod || (c.podUid !== undefined && pod.uid !== c.podUid)) return "pod_gone";
+  }
+  if (lookups.keyPresent && c.kid !== undefined && !lookups.keyPresent(c.kid)) {
+    return "signing_key_removed";
+  }
+  return undefined;
+}
+
+/** What {@linkcode tokenFacts} reads from an (already verified) ServiceAccount token. */
+export interface TokenFacts {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly uid: string;
+  readonly podName?: string;
+  readonly podUid?: string;
+  readonly kid?: string;
+  readonly alg?: string;
+}
+
+function decodeSegment(segment: string | undefined): Record<string, unknown> | undefined {
+  if (!segment) return undefined;
+  try {
+    const bytes = Uint8Array.fromBase64(segment, { alphabet: "base64url" });
+    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? value as Record<string, unknown>
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/**
+ * The ServiceAccount, Pod and key of a token the login has just verified: its header's `kid` and
+ * `alg` and its `kubernetes.io` claim. No check happens here (the verifier did them); `undefined`
+ * when the token does not have that shape.
+ */
+export function tokenFacts(token: string): TokenFacts | undefined {
+  const [h, p] = token.split(".");
+  const header = decodeSegment(h);
+  const claims = decodeSegment(p);
+  const k8s = claims?.["kubernetes.io"] as Record<string, Record<string, unknown> | undefined>;
+  if (!header || !k8s || typeof k8s !== "object") return undefined;
+  const namespace = text(k8s.namespace);
+  const serviceAccount = text(k8s.serviceaccount?.name);
+  const uid = text(k8s.serviceaccount?.uid);
+  if (!namespace || !serviceAccount || !uid) return undefined;
+  const podName = text(k8s.pod?.name);
+  const podUid = text(k8s.pod?.uid);
+  const kid = text(header.kid);
+  const alg = text(header.alg);
+  return {
+    namespace,
+    serviceAccount,
+    uid,
+    ...(podName !== undefined ? { podName } : {}),
+    ...(podUid !== undefined ? { podUid } : {}),
+    ...(kid !== undefined ? { kid } : {}),
+    ...(alg !== undefined ? { alg } : {}),
+  };
+}
+
+/** The keys whose presence in the JWKS is checked (a `KeySource` fits). */
+export interface KeyPresence {
+  /** Bumps whenever the key set's content changes. */
+  readonly generation: number;
+  /** jose's key resolver; throws or rejects when no key matches. */
+  readonly getKey: (header: { alg: string; kid: string }, token: never) => unknown;
+}
+
+/** Options of {@linkcode startRevocation}. */
+export interface RevocationOptions {
+  /**
+   * A connection as a system-account user: may send `$SYS.REQ.SERVER.*.KICK` and see events. May
+   * be a promise (it connects in the background): approvals are remembered meanwhile, kicks wait.
+   */
+  system: NatsConnection | Promise<NatsConnection>;
+  /** The current lookups, asked on every tick. */
+  lookups: () => Omit<RevocationLookups, "keyPresent">;
+  /**
+   * Whether the lookups can be trusted now (the replica could decide a login: caches synced,
+   * keys loaded). Nothing is kicked while false — a cache that is not synced is not a deletion.
+   */
+  canDecide: () => boolean;
+  /** The token signing keys; removed keys kick the connections whose token they signed. */
+  keys?: KeyPresence;
+  logger: Logger;
+  metrics: ServiceMetrics;
+  /** How often every remembered connection is checked. @default {500} */
+  tickMs?: number;
+  /** Give up one kick request after this long (it is retried on a later tick). @default {2000} */
+  kickTimeoutMs?: number;
+  /**
+   * Take over the live connections the servers already hold (approved by another replica, or
+   * before a restart), found through `$SYS.REQ.SERVER.<id>.CONNZ` by their user name. @default {true}
+   */
+  adoptExisting?: boolean;
+  /** Connections per connz request when adopting. @default {1000} */
+  adoptPageSize?: number;
+  /** Clock in milliseconds. @default {() => Date.now()} */
+  now?: () => number;
+}
+
+/** A running revocation loop. */
+export interface Revocation extends AsyncDisposable {
+  /** Remember an approved connection. */
+  remember(connection: ApprovedConnection): void;
+  /** Connections remembered now. */
+  readonly size: number;
+  /** Run one check now (the tick does this on its own). Resolves when its kicks are answered. */
+  check(): Promise<void>;
+  /** Stop the tick and the event subscription. */
+  close(): Promise<void>;
+}
+
+/** Subject of the server's disconnect advisories, for every account. */
+export const DISCONNECT_EVENTS = "$SYS.ACCOUNT.*.DISCONNECT";
+
+/** The kick request subject of one server. */
+export function kickSubject(serverId: string): string {
+  return `$SYS.REQ.SERVER.${serverId}.KICK`;
+}
+
+const KEY_SEP = "\u0000";
+
+/** What an adopted connection is taken to hold when no login of its ServiceAccount is possible. */
+const NO_PERMISSIONS: Permissions = Object.freeze({
+  pub: { allow: [] },
+  sub: { allow: [] },
+  resp: { max: 0, ttlNs: 0 },
+});
+
+/** How long an adopted connection is remembered at most (its user JWT's expiry is unknown). */
+const ADOPTED_LIFETIME_S = 24 * 3600;
+
+/**
+ * The namespace and ServiceAccount of a NATS user name given by the login
+ * (`system:serviceaccount:<ns>:<sa>`), or `undefined` for any other user.
+ *
+ * @example
+ * ```ts
+ * import { parseUserName } from "./revocation.ts";
+ * console.assert(parseUserName("system:serviceaccount:a:b")?.serviceAccount === "b");
+ * console.assert(parseUserName("auth") === undefined);
+ * ```
+ */
+export function parseUserName(
+  name: string | undefined,
+): { namespace: string; serviceAccount: string } | undefined {
+  const parts = name?.split(":");
+  if (parts?.length !== 4 || parts[0] !== "system" || parts[1] !== "serviceaccount") {
+    return undefined;
+  }
+  const [, , namespace, serviceAccount] = parts as [string, string, string, string];
+  return namespace && serviceAccount ? { namespace, serviceAccount } : undefined;
+}
+
+/**
+ * Every client connection of every server reachable over the system account: the servers answer
+ * `$SYS.REQ.SERVER.PING`, then each is asked for its connz page by page.
+ */
+async function* listConnections(
+  nc: NatsConnection,
+  pageSize: number,
+): AsyncGenerator<{ serverId: string; cid: number; user: string | undefined }> {
+  const ids = new Set<string>();
+  const pings = await nc.requestMany("$SYS.REQ.SERVER.PING", "", { maxWait: 1000 });
+  for await (const m of pings) {
+    const id = m.json<{ server?: { id?: string } }>().server?.id;
+    if (typeof id === "string") ids.add(id);
+  }
+  for (const serverId of ids) {
+    for (let offset = 0;; offset += pageSize) {
+      const reply = await nc.request(
+        `$SYS.REQ.SERVER.${serverId}.CONNZ`,
+        JSON.stringify({ offset, limit: pageSize, auth: true }),
+        { timeout: 2000 },
+      );
+      const page = reply.json<{
+        data?: { connections?: { cid?: number; authorized_user?: string }[] };
+      }>().data?.connections ?? [];
+      for (const c of page) {
+        if (typeof c.cid === "number") yield { serverId, cid: c.cid, user: c.authorized_user };
+      }
+      if (page.length < pageSize) break;
+    }
+  }
+}
+
+/**
+ * Start remembering, forgetting and kicking connections over the system connection `system`:
+ * subscribes to {@linkcode DISCONNECT_EVENTS}, and every `tickMs` (while `canDecide()`) drops
+ * expired entries and kicks what {@linkcode kicksFor} names. A kick is logged (`connection_kicked`
+ * with the reason, namespace, ServiceAccount, server and cid) and counted by reason; a kicked
+ * connection is forgotten once the server answers, and retried on a later tick if it does not.
+ *
+ * @example
+ * ```ts ignore
+ * import { startRevocation } from "./revocation.ts";
+ * await using revocation = startRevocation({ system, lookups, canDecide, logger, metrics });
+ * ```
+ */
+export function startRevocation(options: RevocationOptions): Revocation {
+  const {
+    system,
+    lookups,
+    canDecide,
+    keys,
+    logger,
+    metrics,
+    tickMs = 500,
+    kickTimeoutMs = 2000,
+    adoptExisting = true,
+    adoptPageSize = 1000,
+    now = () => Date.now(),
+  } = options;
+  const live = new Map<string, ApprovedConnection>();
+  const kicking = new Set<string>();
+  const failedBefore = new Set<string>();
+  const keyOf = (serverId: string, cid: number) => `${serverId}${KEY_SEP}${cid}`;
+  const gauge = () => metrics.liveConnections.set(live.size);
+
+  // Key presence is asked of the key source only when its content changed, per kid in use.
+  let keyGeneration = -1;
+  let keyState = new Map<string, boolean>();
+  const refreshKeys = async (): Promise<void> => {
+    if (!keys || keys.generation === keyGeneration) return;
+    const generation = keys.generation;
+    const next = new Map<string, boolean>();
+    const wanted = new Map<string, string>();
+    for (const c of live.values()) if (c.kid && c.alg) wanted.set(c.kid, c.alg);
+    for (const [kid, alg] of wanted) {
+      const found = await Promise.resolve()
+        .then(() => keys.getKey({ kid, alg }, undefined as never))
+        .then(() => true, () => false);
+      next.set(kid, found);
+    }
+    keyGeneration = generation;
+    keyState = next;
+  };
+
+  const forget = (serverId: string, cid: number): void => {
+    const key = keyOf(serverId, cid);
+    failedBefore.delete(key);
+    if (live.delete(key)) gauge();
+  };
+
+  let sys: NatsConnection | undefined;
+  let events: Subscription | undefined;
+  let closing = false;
+  void Promise.resolve(system).then((nc) => {
+    if (closing) return;
+    sys = nc;
+    events = nc.subscribe(DISCONNECT_EVENTS, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const event = msg.json<{ server?: { id?: string }; client?: { id?: number } }>();
+          const serverId = event.server?.id;
+          const cid = event.client?.id;
+          if (typeof serverId === "string" && typeof cid === "number") forget(serverId, cid);
+        } catch {
+          // not an advisory we understand
+        }
+      },
+    });
+  }, () => {});
+
+  const kick = async (system: NatsConnection, { connection: c, reason }: Kick): Promise<void> => {
+    const key = keyOf(c.serverId, c.cid);
+    if (kicking.has(key)) return;
+    kicking.add(key);
+    const fields = {
+      reason,
+      namespace: c.namespace,
+      serviceaccount: c.serviceAccount,
+      server_id: c.serverId,
+      client_cid: c.cid,
+    };
+    try {
+      const reply = await system.request(
+        kickSubject(c.serverId),
+        JSON.stringify({ cid: c.cid }),
+        { timeout: kickTimeoutMs },
+      );
+      const body = reply.json<{ error?: { code?: number; description?: string } }>();
+      forget(c.serverId, c.cid);
+      if (body.error) {
+        // Typically "not found": the connection is already gone.
+        logger.debug("connection_kick_refused", { ...fields, error: body.error.description });
+      } else {
+        metrics.kicks.inc({ reason });
+        logger.info("connection_kicked", fields);
+      }
+    } catch (err) {
+      if (err instanceof errors.NoRespondersError || /no responders|503/i.test(String(err))) {
+        // No server with that id any more (restarted or gone): neither is the connection.
+        forget(c.serverId, c.cid);
+        logger.debug("connection_kick_no_server", fields);
+      } else if (!failedBefore.has(key)) {
+        // Once per connection at warn (retried every check; the system connection says why).
+        failedBefore.add(key);
+        logger.warn("connection_kick_failed", { ...fields, error: err });
+      }
+    } finally {
+      kicking.delete(key);
+    }
+  };
+
+  // Connections approved by another replica, or by this one before a restart, are found through
+  // the servers' connz once, when this replica can first decide. What they were granted is not
+  // known, so they are taken as granted what a login would get now: a change made while no
+  // replica watched them goes unnoticed, every later one is caught.
+  let adopted = false;
+  const adopt = async (
+    nc: NatsConnection,
+    current: Omit<RevocationLookups, "keyPresent">,
+  ): Promise<void> => {
+    let count = 0;
+    try {
+      for await (const found of listConnections(nc, adoptPageSize)) {
+        const who = parseUserName(found.user);
+        if (!who || live.has(keyOf(found.serverId, found.cid))) continue;
+        // A connection whose ServiceAccount is already gone is adopted too: the check kicks it.
+        const sa = current.serviceAccount(who.namespace, who.serviceAccount);
+        const permissions = (sa && current.permissionsOf(sa)) ?? NO_PERMISSIONS;
+        const account = sa && current.accountOf?.(sa);
+        live.set(keyOf(found.serverId, found.cid), {
+          serverId: found.serverId,
+          cid: found.cid,
+          namespace: who.namespace,
+          serviceAccount: who.serviceAccount,
+          uid: sa?.uid ?? "",
+          permissions,
+          ...(account !== undefined ? { account } : {}),
+          expiresAt: now() / 1000 + ADOPTED_LIFETIME_S,
+        });
+        count++;
+      }
+      gauge();
+      logger.info("connections_adopted", { count });
+    } catch (err) {
+      logger.warn("connections_adopt_failed", { error: err });
+    }
+  };
+
+  let running: Promise<void> | undefined;
+  const check = (): Promise<void> => {
+    running ??= (async () => {
+      const seconds = now() / 1000;
+      for (const c of live.values()) {
+        if (c.expiresAt <= seconds) forget(c.serverId, c.cid);
+      }
+      gauge();
+      const nc = sys;
+      if (!nc || nc.isClosed() || !canDecide()) return;
+      if (adoptExisting && !adopted) {
+        adopted = true;
+        await adopt(nc, lookups());
+      }
+      if (live.size === 0) return;
+      await refreshKeys();
+      const current = lookups();
+      const kicks = kicksFor(live.values(), {
+        ...current,
+        ...(keys ? { keyPresent: (kid: string) => keyState.get(kid) ?? true } : {}),
+      });
+      await Promise.all(kicks.map((k) => kick(nc, k)));
+    })().catch((err) => logger.error("revocation_check_failed", { error: err }))
+      .finally(() => (running = undefined));
+    return running;
+  };
+  const timer = setInterval(() => void check(), tickMs);
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing = true;
+      clearInterval(timer);
+      if (events && !events.isClosed() && !sys?.isClosed()) events.unsubscribe();
+      // A check may be waiting on kick or connz replies; shutdown does not wait for them long.
+      const timeout = new AbortController();
+      await Promise.race([running, delay(300, timeout.signal)]);
+      timeout.abort();
+    })();
+    return closed;
+  };
+
+  return {
+    remember: (c) => {
+      live.set(keyOf(c.serverId, c.cid), c);
+      gauge();
+    },
+    get size() {
+      return live.size;
+    },
+    check,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/**
+ * Wrap the login decision so every approval is remembered for revocation: the server and cid of
+ * the request, the ServiceAccount, Pod and key of its token, and the permissions granted.
+ *
+ * @example
+ * ```ts ignore
+ * const authorizer = rememberApprovals(createAuthorizer(...), revocation);
+ * ```
+ */
+export function rememberApprovals(
+  authorizer: Authorizer,
+  registry: { remember(connection: ApprovedConnection): void },
+): Authorizer {
+  return async (request) => {
+    const result = await authorizer(request);
+    if (!result.ok || request.clientInfo.id === undefined) return result;
+    const token = extractToken(request.connectOpts);
+    const facts = token === undefined ? undefined : tokenFacts(token);
+    if (facts) {
+      registry.remember({
+        ...facts,
+        serverId: request.serverId,
+        cid: request.clientInfo.id,
+        permissions: result.user.permissions,
+        ...(result.user.account !== undefined ? { account: result.user.account } : {}),
+        expiresAt: result.user.expiresAt,
+      });
+    }
+    return result;
+  };
+}

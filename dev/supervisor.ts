@@ -63,8 +63,11 @@ export class StopRequest implements Disposable {
 
 /** One supervised child process. */
 export interface Child {
+  /** How dev mode names it to the user ("nats-server", "the service"). */
   readonly name: string;
+  /** The running process. */
   readonly process: Deno.ChildProcess;
+  /** Resolves when it has exited. */
   readonly status: Promise<Deno.CommandStatus>;
 }
 

@@ -26,12 +26,17 @@ import type { StopTogether } from "./stop_together.ts";
 
 /** What {@linkcode startLogins} works with. */
 export interface LoginsContext {
+  /** The validated configuration. */
   readonly config: Config;
+  /** The sources started before: keys, ServiceAccounts, Pods, Namespaces, policy, access. */
   readonly sources: Sources;
   /** The service's readiness checks: callout membership and revocation follow them. */
   readonly checks: readonly ReadinessCheck[];
+  /** Where the login decisions and the NATS connections log. */
   readonly logger: Logger;
+  /** The service's metrics. */
   readonly metrics: ServiceMetrics;
+  /** Clock in milliseconds, for token and request expiry. */
   readonly now: () => number;
   /** Connect to NATS and answer callouts; `false` stops once the login is built (`explain`). */
   readonly nats: boolean;

@@ -38,6 +38,7 @@ export { serviceAccountsCheck } from "./readiness.ts";
 export interface ServiceOptions {
   /** Validated configuration (see `loadConfig`). */
   config: Config;
+  /** Where the service logs (JSON lines in `main.ts`). */
   logger: Logger;
   /** Metrics to record into. @default {a new set} */
   metrics?: ServiceMetrics;
@@ -63,6 +64,7 @@ export interface Service extends AsyncDisposable {
   readonly handler: (req: Request) => Promise<Response>;
   /** True when every readiness check passes. */
   readonly ready: boolean;
+  /** The metrics the service records into (given, or created by {@linkcode startService}). */
   readonly metrics: ServiceMetrics;
   /** Relist ServiceAccounts and refetch keys now (SIGHUP, `POST /resync`); rate-limited. */
   readonly resync: Resync;

@@ -31,7 +31,9 @@ import { fileKeySource, type KeySource, remoteKeySource } from "../tokens/jwks.t
 
 /** What {@linkcode startSources} needs besides the configuration and the stack. */
 export interface SourcesContext {
+  /** Where the sources log. */
   logger: Logger;
+  /** The service's metrics, which the sources record into. */
   metrics: ServiceMetrics;
   /** Clock in milliseconds, for the remote key source. */
   now: () => number;

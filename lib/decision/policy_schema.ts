@@ -127,21 +127,12 @@ export interface SettingsContext {
   readonly defaultAccount: string;
 }
 
-/** One field's view while it is read: the context, and the account the mapping has so far. */
-interface FieldScope extends SettingsContext {
-  /**
-   * The account of this mapping as far as read (its own `account` if written before this field,
-   * else the inherited one); `undefined` means `NATS_ACCOUNT`.
-   */
-  readonly account: string | undefined;
-}
-
 /** One field of {@linkcode PolicySettings} as the file writes it. */
 interface SettingsField {
   /** The key in the file. */
   readonly key: string;
   /** Read the value: the settings holding this field, or `{}` after reporting a problem. */
-  readonly read: (value: Node | null, at: string, scope: FieldScope) => PolicySettings;
+  readonly read: (value: Node | null, at: string, context: SettingsContext) => PolicySettings;
 }
 
 /**
@@ -171,8 +162,8 @@ const MISPLACED_FIELDS: ReadonlyMap<string, string> = new Map([
 
 /**
  * Read a mapping of settings: `defaults`, a namespace rule (whose `otherKeys`, {@linkcode
- * RULE_KEYS}, are read by the caller) or a ServiceAccount's entry. `inheritedAccount` is the
- * account it would have without its own `account` field (for the JetStream check).
+ * RULE_KEYS}, are read by the caller) or a ServiceAccount's entry; then check it as a whole.
+ * `inheritedAccount` is the account it has without an `account` field of its own.
  */
 export function readSettings(
   context: SettingsContext,
@@ -183,29 +174,36 @@ export function readSettings(
 ): PolicySettings {
   const { yaml } = context;
   const settings: { -readonly [K in keyof PolicySettings]: PolicySettings[K] } = {};
-  for (const { key, value, keyNode } of yaml.mapping(node, what) ?? []) {
+  const entries = yaml.mapping(node, what) ?? [];
+  for (const { key, value, keyNode } of entries) {
     if (otherKeys.includes(key)) continue;
     const at = `${what}.${key}`;
     const field = SETTINGS_FIELDS.find((f) => f.key === key);
     const misplaced = MISPLACED_FIELDS.get(key);
-    if (field) {
-      const account = settings.account ?? inheritedAccount;
-      Object.assign(settings, field.read(value, at, { ...context, account }));
-    } else if (misplaced !== undefined) yaml.problem(keyNode, `${at}: ${misplaced}`);
+    if (field) Object.assign(settings, field.read(value, at, context));
+    else if (misplaced !== undefined) yaml.problem(keyNode, `${at}: ${misplaced}`);
     else {
       const expected = [...otherKeys, ...SETTINGS_FIELDS.map((f) => f.key)].join(", ");
       yaml.problem(keyNode, `${what}: unknown field "${key}" (expected ${expected})`);
     }
   }
+  const account = settings.account ?? inheritedAccount ?? context.defaultAccount;
+  if (settings.jetstream?.api && account === context.defaultAccount) {
+    yaml.problem(
+      entries.find((e) => e.key === "jetstream")?.value,
+      `${what}.jetstream.api: the whole JetStream API is only for a namespace in an account of ` +
+        "its own (set account); in the shared account use streams/kv",
+    );
+  }
   return Object.freeze(settings);
 }
 
 /** `account`: a name (or key) listed under `accounts`, or `NATS_ACCOUNT`. */
-function readAccount(value: Node | null, at: string, scope: FieldScope): PolicySettings {
-  const account = scope.yaml.string(value, at);
+function readAccount(value: Node | null, at: string, context: SettingsContext): PolicySettings {
+  const account = context.yaml.string(value, at);
   if (account === undefined) return {};
-  if (!scope.accounts.has(account)) {
-    scope.yaml.problem(
+  if (!context.accounts.has(account)) {
+    context.yaml.problem(
       value,
       `${at}: unknown account "${account}"; list it under accounts (or use NATS_ACCOUNT)`,
     );
@@ -215,7 +213,11 @@ function readAccount(value: Node | null, at: string, scope: FieldScope): PolicyS
 }
 
 /** `annotations`: the bound on annotation grants, `allow` (`pub`/`sub` patterns) and `deny`. */
-function readAnnotationBound(value: Node | null, at: string, { yaml }: FieldScope): PolicySettings {
+function readAnnotationBound(
+  value: Node | null,
+  at: string,
+  { yaml }: SettingsContext,
+): PolicySettings {
   const bound = yaml.fields<Required<NonNullable<PolicySettings["annotations"]>>>(value, at, {
     allow: (node, at) => readDirections(yaml, node, at),
     deny: (node, at) => readSubjects(yaml, node, at),
@@ -224,13 +226,17 @@ function readAnnotationBound(value: Node | null, at: string, { yaml }: FieldScop
 }
 
 /** `deny`: subjects denied in the user JWT, per direction (`pub`, `sub`). */
-function readDeny(value: Node | null, at: string, { yaml }: FieldScope): PolicySettings {
+function readDeny(value: Node | null, at: string, { yaml }: SettingsContext): PolicySettings {
   const deny = readDirections(yaml, value, at);
   return deny ? { deny } : {};
 }
 
 /** `connectionTypes`: a list of {@linkcode CONNECTION_TYPES}. */
-function readConnectionTypes(value: Node | null, at: string, { yaml }: FieldScope): PolicySettings {
+function readConnectionTypes(
+  value: Node | null,
+  at: string,
+  { yaml }: SettingsContext,
+): PolicySettings {
   const list = yaml.strings(value, at);
   if (!list) return {};
   const bad = list.findIndex((t) => !(CONNECTION_TYPES as readonly string[]).includes(t));
@@ -248,14 +254,14 @@ function readConnectionTypes(value: Node | null, at: string, { yaml }: FieldScop
 function readMaxTokenLifetime(
   value: Node | null,
   at: string,
-  { yaml }: FieldScope,
+  { yaml }: SettingsContext,
 ): PolicySettings {
   const ms = readDuration(yaml, value, at, 1000);
   return ms === undefined ? {} : { maxTokenLifetimeMs: ms };
 }
 
 /** `response`: `max` replies (an integer ≥ 1, default 1) within `ttl` (a duration, 0: no limit). */
-function readResponse(value: Node | null, at: string, { yaml }: FieldScope): PolicySettings {
+function readResponse(value: Node | null, at: string, { yaml }: SettingsContext): PolicySettings {
   const read = yaml.fields<{ max: number; ttl: number }>(value, at, {
     max: (node, at) => readPositiveInteger(yaml, node, at),
     ttl: (node, at) => readDuration(yaml, node, at, 0),
@@ -265,23 +271,16 @@ function readResponse(value: Node | null, at: string, { yaml }: FieldScope): Pol
 }
 
 /**
- * `jetstream`: `api` (a boolean; only where the account is not the shared `NATS_ACCOUNT`), or
- * the shared-account preset's `streams` and `kv` (stream and bucket names).
+ * `jetstream`: `api` (a boolean; only where the account is not the shared `NATS_ACCOUNT`, which
+ * {@linkcode readSettings} checks once the mapping's account is known), or the shared-account
+ * preset's `streams` and `kv` (stream and bucket names).
  */
-function readJetStream(value: Node | null, at: string, scope: FieldScope): PolicySettings {
-  const { yaml } = scope;
+function readJetStream(value: Node | null, at: string, { yaml }: SettingsContext): PolicySettings {
   const js = yaml.fields<Required<JetStreamSettings>>(value, at, {
     api: (node, at) => readBoolean(yaml, node, at),
     streams: (node, at) => readStreamNames(yaml, node, at),
     kv: (node, at) => readStreamNames(yaml, node, at),
   })?.value ?? {};
-  if (js.api && (scope.account ?? scope.defaultAccount) === scope.defaultAccount) {
-    yaml.problem(
-      value,
-      `${at}.api: the whole JetStream API is only for a namespace in an account of its ` +
-        "own (set account); in the shared account use streams/kv",
-    );
-  }
   return { jetstream: js };
 }
 

@@ -191,6 +191,23 @@ Deno.test("policy file: broken YAML names the spot; the whole JetStream API is r
   );
 });
 
+Deno.test("policy file: the whole JetStream API is judged by the rule's account wherever it is written", () => {
+  const { policy } = parse(
+    "accounts: { TEAM_A: {} }\nnamespaces:\n  - names: [a]\n    jetstream: { api: true }\n    account: TEAM_A\n",
+  );
+  assert.deepEqual(resolveSettings(policy, "a", "x").settings.jetstream, { api: true });
+  assert.deepEqual(
+    problemsOf(() =>
+      parse(
+        "accounts: { TEAM_A: {} }\ndefaults: { account: TEAM_A }\nnamespaces:\n  - names: [a]\n    jetstream: { api: true }\n    account: APP\n",
+      )
+    ),
+    [
+      "policy.yaml:5:16: namespaces[0].jetstream.api: the whole JetStream API is only for a namespace in an account of its own (set account); in the shared account use streams/kv",
+    ],
+  );
+});
+
 Deno.test("policy file: operator mode lists accounts by key with one signing seed file each", () => {
   const app = createAccount().getPublicKey();
   const team = createAccount();

@@ -100,7 +100,13 @@ export function parsePolicy(text: string, options: PolicyParseOptions): LoadedPo
   const top = readTopLevel(yaml);
   const { accounts, accountSeeds } = readAccounts(yaml, top.accounts, options);
   const context: SettingsContext = { yaml, accounts, defaultAccount };
-  const defaults = readSettings(context, top.defaults, "defaults", [], undefined);
+  const defaults = readSettings(
+    context,
+    yaml.mapping(top.defaults, "defaults") ?? [],
+    "defaults",
+    [],
+    undefined,
+  );
   const namespaces = readNamespaceRules(context, top.namespaces, defaults);
   if (yaml.problems.length > 0) throw new PolicyFileError([...yaml.problems]);
   return {
@@ -276,7 +282,7 @@ function readNamespaceRule(
   ) {
     yaml.problem(node, `${what}: needs names, glob or labels to say which namespaces it is for`);
   }
-  const settings = readSettings(context, node, what, RULE_KEYS, defaults.account);
+  const settings = readSettings(context, entries, what, RULE_KEYS, defaults.account);
   const serviceAccounts = readServiceAccounts(
     context,
     field("serviceAccounts") ?? null,
@@ -301,8 +307,13 @@ function readServiceAccounts(
   ruleAccount: string | undefined,
 ): Map<string, PolicySettings> {
   const serviceAccounts = new Map<string, PolicySettings>();
-  for (const { key: name, value } of context.yaml.mapping(node, what) ?? []) {
-    serviceAccounts.set(name, readSettings(context, value, `${what}.${name}`, [], ruleAccount));
+  const { yaml } = context;
+  for (const { key: name, value } of yaml.mapping(node, what) ?? []) {
+    const at = `${what}.${name}`;
+    serviceAccounts.set(
+      name,
+      readSettings(context, yaml.mapping(value, at) ?? [], at, [], ruleAccount),
+    );
   }
   return serviceAccounts;
 }

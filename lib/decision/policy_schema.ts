@@ -27,7 +27,7 @@ import {
   type JetStreamSettings,
   type PolicySettings,
 } from "./policy.ts";
-import { itemOf, type YamlReader } from "./policy_yaml.ts";
+import { itemOf, type MappingEntry, type YamlReader } from "./policy_yaml.ts";
 
 /** The keys of the file's top level, in the order messages list them. */
 export const POLICY_KEYS: readonly string[] = ["accounts", "defaults", "namespaces"];
@@ -161,20 +161,19 @@ const MISPLACED_FIELDS: ReadonlyMap<string, string> = new Map([
 ]);
 
 /**
- * Read a mapping of settings: `defaults`, a namespace rule (whose `otherKeys`, {@linkcode
- * RULE_KEYS}, are read by the caller) or a ServiceAccount's entry; then check it as a whole.
- * `inheritedAccount` is the account it has without an `account` field of its own.
+ * Read the entries of a mapping of settings (`defaults`, a namespace rule, whose `otherKeys`,
+ * {@linkcode RULE_KEYS}, are read by the caller, or a ServiceAccount's entry); then check it as a
+ * whole. `inheritedAccount` is the account it has without an `account` field of its own.
  */
 export function readSettings(
   context: SettingsContext,
-  node: Node | null,
+  entries: readonly MappingEntry[],
   what: string,
   otherKeys: readonly string[],
   inheritedAccount: string | undefined,
 ): PolicySettings {
   const { yaml } = context;
   const settings: { -readonly [K in keyof PolicySettings]: PolicySettings[K] } = {};
-  const entries = yaml.mapping(node, what) ?? [];
   for (const { key, value, keyNode } of entries) {
     if (otherKeys.includes(key)) continue;
     const at = `${what}.${key}`;

@@ -208,6 +208,12 @@ Deno.test("policy file: the whole JetStream API is judged by the rule's account 
   );
 });
 
+Deno.test("policy file: a key that is no string is reported once, in a rule as anywhere else", () => {
+  assert.deepEqual(problemsOf(() => parse("namespaces:\n  - names: [a]\n    1: x\n")), [
+    "policy.yaml:3:5: namespaces[0]: keys must be strings",
+  ]);
+});
+
 Deno.test("policy file: operator mode lists accounts by key with one signing seed file each", () => {
   const app = createAccount().getPublicKey();
   const team = createAccount();

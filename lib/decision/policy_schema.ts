@@ -118,7 +118,7 @@ export function readLabels(
   return ok ? Object.freeze(labels) : undefined;
 }
 
-/** What reading settings needs besides the node: where problems go, and the accounts known. */
+/** What reading settings needs besides the entries: where problems go, and the accounts known. */
 export interface SettingsContext {
   readonly yaml: YamlReader;
   /** `NATS_ACCOUNT` and every account listed under `accounts`. */

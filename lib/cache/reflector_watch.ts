@@ -180,8 +180,8 @@ export async function* watchEvents(
  * import { applyWatchEvent } from "./reflector_watch.ts";
  * import { RecordIndex } from "./record_index.ts";
  * const index = new RecordIndex<{ namespace: string; name: string }>();
- * const toRecord = (o: unknown) => o as { namespace: string; name: string };
- * const event = { type: "ADDED", object: { namespace: "a", name: "b" } };
+ * const toRecord = () => ({ namespace: "team-a", name: "orders" });
+ * const event = { type: "ADDED", object: { metadata: { resourceVersion: "7" } } };
  * console.assert(applyWatchEvent(event, index, toRecord).kind === "applied" && index.size === 1);
  * ```
  */

@@ -1,37 +1,44 @@
 /**
  * The list/watch/relist machinery of DESIGN §4, one piece for every kind the service keeps in memory
- * (ServiceAccounts, Pods), like client-go's reflector: a paged list, then a watch from the list's
- * resourceVersion with bookmarks; `410 Gone` (as an HTTP status or an `ERROR` event) or a broken
- * stream backs off and re-watches from the last resourceVersion, or relists when that version is
- * gone; and on a fixed interval a full relist builds a new index that replaces the old one at once,
- * so a missed event heals. Lookups are synchronous against the current snapshot, which keeps serving
- * while a relist runs or the apiserver is down.
+ * (ServiceAccounts, Pods, Namespaces), like client-go's reflector: a paged list, then a watch from
+ * the list's resourceVersion with bookmarks; `410 Gone` (as an HTTP status or an `ERROR` event) or
+ * a broken stream backs off and re-watches from the last resourceVersion, or relists when that
+ * version is gone; and on a fixed interval a full relist builds a new index that replaces the old
+ * one at once, so a missed event heals. Lookups are synchronous against the current snapshot, which
+ * keeps serving while a relist runs or the apiserver is down.
  *
  * A reflector is parameterized by the collection path, by whether it asks for
  * `PartialObjectMetadata` (metadata only: a Pod's spec and status never cross the wire), and by a
  * function from one object to the record kept (or `undefined` to skip it). Records are keyed by
  * namespace and name; each namespace string is stored once and shared by its records.
  *
- * Transport: an {@linkcode ApiAccess} (lib/kubernetes/access.ts) says where the apiserver is and supplies
- * the credentials of each request. The HTTP requests themselves go through Deno's native `fetch`,
- * because client-node's undici `fetch` under Deno never errors a response body when the connection
- * drops or the request is aborted (Deno's `node:stream.isReadable()` returns `null` for web streams,
- * so undici skips erroring the stream): a dropped watch would hang forever, and so would a list page
- * cut mid-body.
+ * This module is the loop that ties the parts together; read them in this order:
+ * - lib/cache/record_index.ts: the index a reflector keeps and swaps;
+ * - lib/cache/reflector_list.ts: the paged list into a new index;
+ * - lib/cache/reflector_watch.ts: one watch stream, its events, and why it ended;
+ * - lib/cache/reflector_health.ts: failures in a row, their backoff and report, freshness;
+ * - lib/kubernetes/api_get.ts: the GET beneath both (Deno's `fetch`, and why not client-node's).
  *
  * @module
  */
 import { abortable, delay } from "../core/abort.ts";
-import { ApiError, apiErrorFromResponse, FailureReporter } from "../kubernetes/apiserver_errors.ts";
 import type { ApiAccess } from "../kubernetes/access.ts";
+import { apiGet } from "../kubernetes/api_get.ts";
 import type { Logger } from "../telemetry/log.ts";
 import type { Counter, Gauge } from "../telemetry/metrics.ts";
+import { type NamespacedRecord, RecordIndex, type ToRecord } from "./record_index.ts";
+import { listAll, type ListResult } from "./reflector_list.ts";
+import { type BackoffSettings, ReflectorHealth } from "./reflector_health.ts";
+import {
+  applyWatchEvent,
+  openedWatch,
+  type WatchEnd,
+  watchEvents,
+  watchPath,
+  WatchRequest,
+} from "./reflector_watch.ts";
 
-/** What every record a reflector keeps has: the object's namespace and name. */
-export interface NamespacedRecord {
-  readonly namespace: string;
-  readonly name: string;
-}
+export type { NamespacedRecord, ToRecord };
 
 /** The metrics one reflector maintains (each kind has its own set). */
 export interface ReflectorMetrics {
@@ -44,15 +51,6 @@ export interface ReflectorMetrics {
   /** Watch streams restarted, by `reason` ∈ gone|closed|error. */
   readonly watchRestarts: Counter;
 }
-
-/**
- * Turn one listed or watched object into the record kept, or `undefined` to ignore it. `intern`
- * returns the index's own copy of a namespace string, so records share it.
- */
-export type ToRecord<R extends NamespacedRecord> = (
-  object: unknown,
-  intern: (namespace: string) => string,
-) => R | undefined;
 
 /** `Accept` of a list that wants only metadata (what client-go's metadata informers send). */
 export const METADATA_LIST_ACCEPT =
@@ -222,90 +220,73 @@ export function objectMeta(
   return md as { namespace: string; name: string; uid: string };
 }
 
+/** Why a list runs: the first, the periodic one, one asked for, after `410 Gone`, after a failure. */
+type RelistTrigger = "initial" | "interval" | "resync" | "gone" | "error";
+
 /** Longest wait between two attempts before the first sync (issue 10, defect 6). */
 const FIRST_SYNC_MAX_BACKOFF_MS = 2_000;
 
-/** Why a watch ended. */
-type WatchEnd =
-  | { kind: "gone" }
-  | { kind: "closed"; events: number; durationMs: number }
-  | { kind: "error"; error: unknown }
-  | { kind: "relist" }
-  | { kind: "stopped" };
-
-interface ListPage {
-  metadata?: { resourceVersion?: string; continue?: string };
-  items?: unknown[];
+/** {@linkcode ReflectorOptions} checked, with every default filled in. */
+interface ReflectorSettings<R extends NamespacedRecord> {
+  readonly access: ApiAccess;
+  readonly path: string;
+  readonly toRecord: ToRecord<R>;
+  readonly listAccept: string | undefined;
+  readonly watchAccept: string | undefined;
+  readonly prefix: string;
+  readonly countField: string;
+  readonly what: string;
+  readonly request: string;
+  readonly relistIntervalMs: number;
+  readonly logger: Logger;
+  readonly metrics: ReflectorMetrics;
+  readonly backoff: BackoffSettings;
+  readonly pageSize: number;
+  readonly watchTimeoutSeconds: number;
+  readonly requestTimeoutMs: number;
+  readonly random: () => number;
 }
 
-interface WatchEvent {
-  type?: string;
-  object?: {
-    code?: number;
-    message?: string;
-    metadata?: { resourceVersion?: string };
+/** Check the options and unpack their defaults, in one place. */
+function reflectorSettings<R extends NamespacedRecord>(
+  options: ReflectorOptions<R>,
+): ReflectorSettings<R> {
+  if (!(options.relistIntervalMs > 0)) {
+    throw new RangeError(`relistIntervalMs must be positive, got ${options.relistIntervalMs}`);
+  }
+  const initialMs = options.backoff?.initialMs ?? 500;
+  return {
+    access: options.access,
+    path: options.path,
+    toRecord: options.toRecord,
+    listAccept: options.metadataOnly ? METADATA_LIST_ACCEPT : undefined,
+    watchAccept: options.metadataOnly ? METADATA_WATCH_ACCEPT : undefined,
+    prefix: options.logPrefix,
+    countField: options.countField,
+    what: options.what,
+    request: options.request,
+    relistIntervalMs: options.relistIntervalMs,
+    logger: options.logger,
+    metrics: options.metrics,
+    backoff: {
+      initialMs,
+      maxMs: Math.max(options.backoff?.maxMs ?? 30_000, initialMs),
+      firstSyncMaxMs: options.backoff?.firstSyncMaxMs ?? FIRST_SYNC_MAX_BACKOFF_MS,
+    },
+    pageSize: options.pageSize ?? 500,
+    watchTimeoutSeconds: options.watchTimeoutSeconds ?? 300,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    random: options.random ?? Math.random,
   };
 }
 
 /**
- * Records by namespace, then name. With 100,000 records, composite `ns/name` keys and one namespace
- * string per record are several MiB; here each namespace string is stored once.
+ * The loop of list → watch → (relist | re-watch) and the state it keeps: the current index, the
+ * last resourceVersion, when the next periodic relist is due, and readiness.
  */
-class RecordIndex<R extends NamespacedRecord> {
-  readonly #byNamespace = new Map<string, { namespace: string; items: Map<string, R> }>();
-  #size = 0;
-
-  get size(): number {
-    return this.#size;
-  }
-
-  get(namespace: string, name: string): R | undefined {
-    return this.#byNamespace.get(namespace)?.items.get(name);
-  }
-
-  /** The copy of `namespace` already held by the index (so records share it), else `namespace`. */
-  readonly intern = (namespace: string): string =>
-    this.#byNamespace.get(namespace)?.namespace ?? namespace;
-
-  set(record: R): void {
-    let bucket = this.#byNamespace.get(record.namespace);
-    if (!bucket) {
-      bucket = { namespace: record.namespace, items: new Map() };
-      this.#byNamespace.set(record.namespace, bucket);
-    }
-    const before = bucket.items.size;
-    bucket.items.set(record.name, record);
-    this.#size += bucket.items.size - before;
-  }
-
-  delete(namespace: string, name: string): void {
-    const bucket = this.#byNamespace.get(namespace);
-    if (!bucket?.items.delete(name)) return;
-    this.#size--;
-    if (bucket.items.size === 0) this.#byNamespace.delete(namespace);
-  }
-}
-
 class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
-  readonly #access: ApiAccess;
-  readonly #path: string;
-  readonly #toRecord: ToRecord<R>;
-  readonly #listAccept: string | undefined;
-  readonly #watchAccept: string | undefined;
-  readonly #prefix: string;
-  readonly #countField: string;
-  readonly #what: string;
-  readonly #relistIntervalMs: number;
-  readonly #log: Logger;
-  readonly #metrics: ReflectorMetrics;
-  readonly #backoffInitialMs: number;
-  readonly #backoffMaxMs: number;
-  readonly #firstSyncMaxMs: number;
-  readonly #pageSize: number;
-  readonly #watchTimeoutSeconds: number;
-  readonly #requestTimeoutMs: number;
-  readonly #random: () => number;
-
+  readonly #s: ReflectorSettings<R>;
+  readonly #health: ReflectorHealth;
   #index = new RecordIndex<R>();
   #synced = false;
   readonly #syncedDeferred = Promise.withResolvers<void>();
@@ -317,36 +298,19 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
   /** Set by {@linkcode resync}: the next relist is one asked for, and a running watch ends now. */
   #resyncRequested = false;
   #endWatchForRelist: (() => void) | undefined;
-  #failures = 0;
-  #freshAt = Date.now();
-  readonly #report: FailureReporter;
 
   constructor(options: ReflectorOptions<R>) {
-    if (!(options.relistIntervalMs > 0)) {
-      throw new RangeError(`relistIntervalMs must be positive, got ${options.relistIntervalMs}`);
-    }
-    this.#access = options.access;
-    this.#path = options.path;
-    this.#toRecord = options.toRecord;
-    this.#listAccept = options.metadataOnly ? METADATA_LIST_ACCEPT : undefined;
-    this.#watchAccept = options.metadataOnly ? METADATA_WATCH_ACCEPT : undefined;
-    this.#prefix = options.logPrefix;
-    this.#countField = options.countField;
-    this.#what = options.what;
-    this.#relistIntervalMs = options.relistIntervalMs;
-    this.#log = options.logger;
-    this.#report = new FailureReporter({ logger: options.logger, request: options.request });
-    this.#metrics = options.metrics;
-    this.#backoffInitialMs = options.backoff?.initialMs ?? 500;
-    this.#backoffMaxMs = Math.max(options.backoff?.maxMs ?? 30_000, this.#backoffInitialMs);
-    this.#firstSyncMaxMs = options.backoff?.firstSyncMaxMs ?? FIRST_SYNC_MAX_BACKOFF_MS;
-    this.#pageSize = options.pageSize ?? 500;
-    this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? 300;
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    this.#random = options.random ?? Math.random;
+    const s = reflectorSettings(options);
+    this.#s = s;
+    this.#health = new ReflectorHealth({
+      logger: s.logger,
+      request: s.request,
+      backoff: s.backoff,
+      random: s.random,
+    });
     // Nobody may be waiting: a rejection at close must not surface as unhandled.
     this.#syncedDeferred.promise.catch(() => {});
-    this.#metrics.synced.set(0);
+    s.metrics.synced.set(0);
     this.#loop = this.#run();
   }
 
@@ -363,7 +327,7 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
   }
 
   get freshAt(): number {
-    return this.#freshAt;
+    return this.#health.freshAt;
   }
 
   waitSynced(signal?: AbortSignal): Promise<void> {
@@ -379,9 +343,9 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
 
   async close(): Promise<void> {
     if (!this.#stop.signal.aborted) {
-      this.#stop.abort(new Error(`${this.#what} closed`));
+      this.#stop.abort(new Error(`${this.#s.what} closed`));
       if (!this.#synced) {
-        this.#syncedDeferred.reject(new Error(`${this.#what} closed before its first sync`));
+        this.#syncedDeferred.reject(new Error(`${this.#s.what} closed before its first sync`));
       }
     }
     await this.#loop;
@@ -393,227 +357,155 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
 
   // ---- the loop ----
 
+  /** List when a list is due (backing off after a failure), then watch; until closed. */
   async #run(): Promise<void> {
-    let needList = true;
-    let trigger: "initial" | "interval" | "resync" | "gone" | "error" = "initial";
     const signal = this.#stop.signal;
+    let relist: RelistTrigger | undefined = "initial";
     while (!signal.aborted) {
-      if (!needList && Date.now() >= this.#nextRelistAt) {
-        needList = true;
-        trigger = this.#resyncRequested ? "resync" : "interval";
-      }
+      relist ??= this.#periodicRelistDue();
       this.#resyncRequested = false;
-      if (needList) {
-        this.#metrics.relists.inc({ trigger });
+      if (relist !== undefined) {
+        this.#s.metrics.relists.inc({ trigger: relist });
         try {
-          await this.#relist(trigger);
-          needList = false;
+          await this.#relist(relist);
+          relist = undefined;
         } catch (err) {
           if (signal.aborted) break;
-          this.#failure("list", err);
-          trigger = "error";
-          await this.#sleep(this.#backoffDelay());
+          this.#health.failed(err, { phase: "list", serving: this.#index.size });
+          relist = "error";
+          await this.#sleep(this.#health.backoffMs(this.#synced));
           continue;
         }
       }
       const end = await this.#watch();
-      switch (end.kind) {
-        case "stopped":
-          return;
-        case "relist":
-          break;
-        case "gone":
-          this.#metrics.watchRestarts.inc({ reason: "gone" });
-          this.#log.debug(`${this.#prefix}_watch_expired`, { resource_version: this.#rv });
-          needList = true;
-          trigger = "gone";
-          await this.#sleep(this.#backoffDelay());
-          break;
-        case "error":
-          this.#metrics.watchRestarts.inc({ reason: "error" });
-          this.#failure("watch", end.error);
-          await this.#sleep(this.#backoffDelay());
-          break;
-        case "closed":
-          this.#metrics.watchRestarts.inc({ reason: "closed" });
-          this.#log.debug(`${this.#prefix}_watch_closed`, {
-            events: end.events,
-            duration_ms: Math.round(end.durationMs),
-          });
-          // A stream that ends at once without news is a failure in disguise: do not spin.
-          if (end.events === 0 && end.durationMs < 1000) await this.#sleep(this.#backoffDelay());
-          break;
-      }
+      if (end.kind === "stopped") return;
+      relist = await this.#afterWatch(end);
+    }
+  }
+
+  /** The trigger of the periodic (or asked-for) relist, once it is due. */
+  #periodicRelistDue(): RelistTrigger | undefined {
+    if (Date.now() < this.#nextRelistAt) return undefined;
+    return this.#resyncRequested ? "resync" : "interval";
+  }
+
+  /**
+   * Count and log how a watch ended and wait as its cause asks; returns `gone` when the next step
+   * is a relist from scratch (a due relist is found by {@linkcode #periodicRelistDue}).
+   */
+  async #afterWatch(end: Exclude<WatchEnd, { kind: "stopped" }>): Promise<"gone" | undefined> {
+    const { metrics, logger, prefix } = this.#s;
+    switch (end.kind) {
+      case "relist":
+        return undefined;
+      case "gone":
+        metrics.watchRestarts.inc({ reason: "gone" });
+        logger.debug(`${prefix}_watch_expired`, { resource_version: this.#rv });
+        await this.#sleep(this.#health.backoffMs(this.#synced));
+        return "gone";
+      case "error":
+        metrics.watchRestarts.inc({ reason: "error" });
+        this.#health.failed(end.error, { phase: "watch", serving: this.#index.size });
+        await this.#sleep(this.#health.backoffMs(this.#synced));
+        return undefined;
+      case "closed":
+        metrics.watchRestarts.inc({ reason: "closed" });
+        logger.debug(`${prefix}_watch_closed`, {
+          events: end.events,
+          duration_ms: Math.round(end.durationMs),
+        });
+        // A stream that ends at once without news is a failure in disguise: do not spin.
+        if (end.events === 0 && end.durationMs < 1000) {
+          await this.#sleep(this.#health.backoffMs(this.#synced));
+        }
+        return undefined;
     }
   }
 
   /** List every page into a new index and swap it in; the old index serves until then. */
-  async #relist(trigger: string): Promise<void> {
+  async #relist(trigger: RelistTrigger): Promise<void> {
+    const s = this.#s;
     const started = performance.now();
-    const index = new RecordIndex<R>();
-    let cont: string | undefined;
-    let listRv: string | undefined;
-    let pages = 0;
-    do {
-      const params = new URLSearchParams({ limit: String(this.#pageSize) });
-      if (cont) params.set("continue", cont);
-      const page = await this.#getJson<ListPage>(`${this.#path}?${params}`);
-      pages++;
-      // The first page's resourceVersion is the consistent snapshot the continues belong to.
-      listRv ??= page.metadata?.resourceVersion;
-      for (const item of page.items ?? []) {
-        const record = this.#toRecord(item, index.intern);
-        if (record) index.set(record);
-      }
-      cont = page.metadata?.continue || undefined;
-    } while (cont);
-    if (listRv === undefined) throw new Error("list response has no metadata.resourceVersion");
-    this.#index = index;
-    this.#rv = listRv;
-    // A resync asked for while this list ran may have missed what prompted it: list again.
-    this.#nextRelistAt = this.#resyncRequested ? 0 : Date.now() + this.#relistIntervalMs;
-    this.#metrics.size.set(index.size);
-    this.#recovered();
+    const list = await listAll({
+      access: s.access,
+      path: s.path,
+      accept: s.listAccept,
+      pageSize: s.pageSize,
+      timeoutMs: s.requestTimeoutMs,
+      signal: this.#stop.signal,
+      toRecord: s.toRecord,
+    });
+    this.#swapIn(list);
     const fields = {
       trigger,
-      [this.#countField]: index.size,
-      pages,
+      [s.countField]: list.index.size,
+      pages: list.pages,
       duration_ms: Math.round(performance.now() - started),
     };
     if (!this.#synced) {
       this.#synced = true;
-      this.#metrics.synced.set(1);
+      s.metrics.synced.set(1);
       this.#syncedDeferred.resolve();
-      this.#log.info(`${this.#prefix}_synced`, fields);
+      s.logger.info(`${s.prefix}_synced`, fields);
     } else {
-      this.#log.debug(`${this.#prefix}_relisted`, fields);
+      s.logger.debug(`${s.prefix}_relisted`, fields);
     }
+  }
+
+  /** Make a complete list the current snapshot, and schedule the next periodic relist. */
+  #swapIn(list: ListResult<R>): void {
+    this.#index = list.index;
+    this.#rv = list.resourceVersion;
+    // A resync asked for while this list ran may have missed what prompted it: list again.
+    this.#nextRelistAt = this.#resyncRequested ? 0 : Date.now() + this.#s.relistIntervalMs;
+    this.#s.metrics.size.set(list.index.size);
+    this.#health.recovered();
   }
 
   /** One watch stream from the last resourceVersion, until it ends or a relist is due. */
   async #watch(): Promise<WatchEnd> {
-    const ctl = new AbortController();
-    const onStop = () => ctl.abort();
-    this.#stop.signal.addEventListener("abort", onStop, { once: true });
-    if (this.#stop.signal.aborted) ctl.abort();
-    let relistDue = false;
-    const endForRelist = () => {
-      relistDue = true;
-      ctl.abort();
-    };
-    this.#endWatchForRelist = endForRelist;
-    const relistTimer = setTimeout(endForRelist, Math.max(0, this.#nextRelistAt - Date.now()));
-    const timeoutSeconds = Math.round(this.#watchTimeoutSeconds * (1 + this.#random()));
-    // The apiserver ends the stream at timeoutSeconds; past that plus grace, the connection is dead.
-    const deadline = setTimeout(() => ctl.abort(), timeoutSeconds * 1000 + this.#requestTimeoutMs);
+    const s = this.#s;
+    const timeoutSeconds = Math.round(s.watchTimeoutSeconds * (1 + s.random()));
+    using request = new WatchRequest(this.#stop.signal, {
+      relistInMs: Math.max(0, this.#nextRelistAt - Date.now()),
+      deadlineMs: timeoutSeconds * 1000 + s.requestTimeoutMs,
+    });
+    this.#endWatchForRelist = request.endForRelist;
+    try {
+      const res = await apiGet(s.access, watchPath(s.path, this.#rv, timeoutSeconds), {
+        signal: request.signal,
+        accept: s.watchAccept,
+        headersTimeoutMs: s.requestTimeoutMs,
+      });
+      const opened = await openedWatch(res);
+      if (opened.kind !== "open") return request.ended(opened);
+      this.#health.recovered();
+      return request.ended(await this.#follow(opened.body, request));
+    } catch (err) {
+      return request.ended({ kind: "error", error: err });
+    } finally {
+      this.#endWatchForRelist = undefined;
+    }
+  }
+
+  /** Apply the events of an open watch stream to the index until the stream or an event ends it. */
+  async #follow(body: ReadableStream<Uint8Array>, request: WatchRequest): Promise<WatchEnd> {
     const started = performance.now();
     let events = 0;
-    const ended = (end: WatchEnd): WatchEnd => {
-      if (this.#stop.signal.aborted) return { kind: "stopped" };
-      if (relistDue) return { kind: "relist" };
-      return end;
-    };
-    try {
-      const params = new URLSearchParams({
-        watch: "true",
-        allowWatchBookmarks: "true",
-        timeoutSeconds: String(timeoutSeconds),
-      });
-      if (this.#rv !== undefined) params.set("resourceVersion", this.#rv);
-      const res = await this.#get(`${this.#path}?${params}`, ctl.signal, this.#watchAccept, true);
-      if (res.status === 410) {
-        await res.body?.cancel();
-        return ended({ kind: "gone" });
+    for await (const event of watchEvents(body)) {
+      events++;
+      const outcome = applyWatchEvent(event, this.#index, this.#s.toRecord);
+      if (outcome.kind === "gone" || outcome.kind === "error") {
+        request.abort();
+        return outcome;
       }
-      if (res.status !== 200) {
-        return ended({ kind: "error", error: await apiErrorFromResponse(res) });
+      if (outcome.kind === "applied") {
+        if (outcome.resourceVersion) this.#rv = outcome.resourceVersion;
+        this.#s.metrics.size.set(this.#index.size);
+        this.#health.recovered();
       }
-      if (!res.body) {
-        return ended({ kind: "error", error: new Error("watch response has no body") });
-      }
-      this.#recovered();
-      const lines = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter());
-      for await (const line of lines) {
-        if (!line.trim()) continue;
-        let event: WatchEvent;
-        try {
-          event = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        events++;
-        const outcome = this.#apply(event);
-        if (outcome) {
-          ctl.abort();
-          return ended(outcome);
-        }
-      }
-      return ended({ kind: "closed", events, durationMs: performance.now() - started });
-    } catch (err) {
-      return ended({ kind: "error", error: err });
-    } finally {
-      clearTimeout(relistTimer);
-      this.#endWatchForRelist = undefined;
-      clearTimeout(deadline);
-      this.#stop.signal.removeEventListener("abort", onStop);
     }
-  }
-
-  /** Apply one watch event; returns how the watch must end, if it must. */
-  #apply(event: WatchEvent): WatchEnd | undefined {
-    const obj = event.object;
-    switch (event.type) {
-      case "ADDED":
-      case "MODIFIED": {
-        const record = this.#toRecord(obj, this.#index.intern);
-        if (record) this.#index.set(record);
-        break;
-      }
-      case "DELETED": {
-        const record = this.#toRecord(obj, this.#index.intern);
-        if (record) this.#index.delete(record.namespace, record.name);
-        break;
-      }
-      case "BOOKMARK":
-        break;
-      case "ERROR":
-        if (obj?.code === 410) return { kind: "gone" };
-        return {
-          kind: "error",
-          error: new ApiError(obj?.code ?? 0, obj?.message ?? "watch ERROR event"),
-        };
-      default:
-        return undefined;
-    }
-    const rv = obj?.metadata?.resourceVersion;
-    if (rv) this.#rv = rv;
-    this.#metrics.size.set(this.#index.size);
-    this.#recovered();
-    return undefined;
-  }
-
-  // ---- failure bookkeeping ----
-
-  #backoffDelay(): number {
-    const exp = Math.min(
-      this.#synced ? this.#backoffMaxMs : Math.min(this.#backoffMaxMs, this.#firstSyncMaxMs),
-      this.#backoffInitialMs * 2 ** Math.min(this.#failures, 30),
-    );
-    // Jitter in [50 %, 100 %] so replicas do not retry in step.
-    return exp * (0.5 + 0.5 * this.#random());
-  }
-
-  /** Count a failure; warn once per change of cause (lib/kubernetes/apiserver_errors.ts), the rest at debug. */
-  #failure(phase: "list" | "watch", err: unknown): void {
-    this.#failures++;
-    this.#report.failed(err, { phase, serving: this.#index.size });
-  }
-
-  /** The apiserver answered: a list completed, a watch opened, or an event or bookmark arrived. */
-  #recovered(): void {
-    this.#report.succeeded();
-    this.#failures = 0;
-    this.#freshAt = Date.now();
+    return { kind: "closed", events, durationMs: performance.now() - started };
   }
 
   /** Wait `ms`, cut short by close or by a due relist. */
@@ -622,68 +514,4 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
     const wait = this.#synced ? Math.max(0, Math.min(ms, this.#nextRelistAt - Date.now())) : ms;
     return delay(wait, signal);
   }
-
-  // ---- HTTP ----
-
-  async #getJson<T>(path: string): Promise<T> {
-    const ctl = new AbortController();
-    const onStop = () => ctl.abort();
-    this.#stop.signal.addEventListener("abort", onStop, { once: true });
-    if (this.#stop.signal.aborted) ctl.abort();
-    const timer = setTimeout(() => ctl.abort(), this.#requestTimeoutMs);
-    try {
-      const res = await this.#get(path, ctl.signal, this.#listAccept, false);
-      if (res.status !== 200) throw await apiErrorFromResponse(res);
-      return await res.json() as T;
-    } finally {
-      clearTimeout(timer);
-      this.#stop.signal.removeEventListener("abort", onStop);
-    }
-  }
-
-  /**
-   * GET `path` on the apiserver with credentials from the access (recomputed per request, so
-   * rotated tokens are picked up). For a watch, the connect timeout is applied here.
-   */
-  async #get(
-    path: string,
-    signal: AbortSignal,
-    accept: string | undefined,
-    connectTimeout: boolean,
-  ): Promise<Response> {
-    const headers = await this.#access.headers();
-    if (accept !== undefined) headers.set("accept", accept);
-    const url = this.#access.server + path;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let reqSignal = signal;
-    if (connectTimeout) {
-      const ctl = new AbortController();
-      timer = setTimeout(() => ctl.abort(), this.#requestTimeoutMs);
-      reqSignal = AbortSignal.any([signal, ctl.signal]);
-    }
-    try {
-      const client = this.#access.client;
-      return await fetch(url, { headers, signal: reqSignal, ...(client ? { client } : {}) });
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
-
-/** Split a text stream into lines (the watch protocol is newline-delimited JSON). */
-function lineSplitter(): TransformStream<string, string> {
-  let buffer = "";
-  return new TransformStream<string, string>({
-    transform(chunk, controller) {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        controller.enqueue(buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
-    },
-    flush(controller) {
-      if (buffer) controller.enqueue(buffer);
-    },
-  });
 }

@@ -138,76 +138,57 @@ export function parseServiceAccounts(
   options: ServiceAccountsParseOptions & { path: string },
 ): ParsedServiceAccounts {
   const { path, annotationPrefix } = options;
+  const fail: Fail = (reason, position) => {
+    throw new ServiceAccountsFileError(path, reason, position);
+  };
+  const records: ServiceAccountRecord[] = [];
+  const skippedKinds: string[] = [];
+  const seen = new Map<string, number | undefined>();
+  for (const { object, pos, impliedKind } of manifestObjects(text, fail)) {
+    if (object === null || object === undefined) continue;
+    if (!isObject(object)) fail("expected a Kubernetes object (a mapping)", pos);
+    const o = object as Record<string, unknown>;
+    const kind = o.kind ?? impliedKind;
+    if (typeof kind !== "string" || kind === "") fail("object has no kind", pos);
+    if (kind !== "ServiceAccount") {
+      skippedKinds.push(kind as string);
+      continue;
+    }
+    const record = serviceAccountRecord(o, annotationPrefix, (reason) => fail(reason, pos));
+    const key = `${record.namespace}/${record.name}`;
+    if (seen.has(key)) {
+      const first = seen.get(key);
+      fail(`ServiceAccount ${key} is listed twice${first ? ` (first at line ${first})` : ""}`, pos);
+    }
+    seen.set(key, pos?.line);
+    records.push(record);
+  }
+  return { records, skippedKinds };
+}
+
+/** Throw the {@linkcode ServiceAccountsFileError} of a problem, at a position when known. */
+type Fail = (reason: string, position?: Position) => never;
+
+/** One object of the file, where it starts, and the kind its list implies for it. */
+interface ManifestObject {
+  readonly object: unknown;
+  readonly pos: Position | undefined;
+  readonly impliedKind?: string;
+}
+
+/**
+ * The objects of a YAML/JSON stream, in file order: each document, or each item of a document that
+ * is a `…List` (items of a `ServiceAccountList` imply their kind). Syntax errors fail at the
+ * document that has them, after the objects before it were yielded.
+ */
+function* manifestObjects(text: string, fail: Fail): Generator<ManifestObject> {
   const lines = new LineCounter();
   const at = (offset: number | undefined): Position | undefined => {
     if (offset === undefined) return undefined;
     const p = lines.linePos(offset);
     return { line: p.line, column: p.col };
   };
-  const fail = (reason: string, position?: Position): never => {
-    throw new ServiceAccountsFileError(path, reason, position);
-  };
-
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: true });
-  const records: ServiceAccountRecord[] = [];
-  const skippedKinds: string[] = [];
-  const seen = new Map<string, number | undefined>();
-
-  const addObject = (obj: unknown, pos: Position | undefined, impliedKind?: string): void => {
-    if (obj === null || obj === undefined) return;
-    if (!isObject(obj)) fail("expected a Kubernetes object (a mapping)", pos);
-    const o = obj as Record<string, unknown>;
-    const kind = o.kind ?? impliedKind;
-    if (typeof kind !== "string" || kind === "") fail("object has no kind", pos);
-    if (kind !== "ServiceAccount") {
-      skippedKinds.push(kind as string);
-      return;
-    }
-    const meta = o.metadata;
-    if (!isObject(meta)) fail("ServiceAccount has no metadata", pos);
-    const m = meta as Record<string, unknown>;
-    const name = m.name;
-    if (typeof name !== "string" || name === "") fail("ServiceAccount has no metadata.name", pos);
-    const n = name as string;
-    if (!isDnsSubdomain(n)) {
-      fail(`ServiceAccount name "${n}" is not a valid DNS subdomain`, pos);
-    }
-    const namespace = m.namespace ?? "default";
-    if (!isDnsLabel(namespace)) {
-      fail(`ServiceAccount "${n}" has an invalid metadata.namespace`, pos);
-    }
-    const ns = namespace as string;
-    const uid = m.uid ?? stableServiceAccountUid(ns, n);
-    if (typeof uid !== "string" || uid === "") {
-      fail(`ServiceAccount ${ns}/${n} has an invalid metadata.uid`, pos);
-    }
-    const annotations: Record<string, string> = {};
-    if (m.annotations !== undefined && m.annotations !== null) {
-      if (!isObject(m.annotations)) {
-        fail(`ServiceAccount ${ns}/${n}: annotations must be a map`, pos);
-      }
-      for (const [k, v] of Object.entries(m.annotations as Record<string, unknown>)) {
-        if (typeof v !== "string") {
-          fail(`ServiceAccount ${ns}/${n}: annotation "${k}" must be a string`, pos);
-        }
-        if (k.startsWith(annotationPrefix)) annotations[k] = v as string;
-      }
-    }
-    const key = `${ns}/${n}`;
-    if (seen.has(key)) {
-      const first = seen.get(key);
-      fail(`ServiceAccount ${key} is listed twice${first ? ` (first at line ${first})` : ""}`, pos);
-    }
-    seen.set(key, pos?.line);
-    records.push(Object.freeze({
-      namespace: ns,
-      name: n,
-      uid: uid as string,
-      annotations: Object.freeze(annotations),
-    }));
-  };
-
-  for (const doc of docs) {
+  for (const doc of parseAllDocuments(text, { lineCounter: lines, prettyErrors: true })) {
     const err = doc.errors[0];
     if (err) {
       const p = err.linePos?.[0];
@@ -232,17 +213,64 @@ export function parseServiceAccounts(
       const itemsNode = isMap(node) ? node.get("items", true) : undefined;
       const items = v.items ?? [];
       if (!Array.isArray(items)) fail(`${kind}.items must be a list`, pos);
-      const implied = kind === "ServiceAccountList" ? "ServiceAccount" : undefined;
-      (items as unknown[]).forEach((item, i) => {
+      const impliedKind = kind === "ServiceAccountList" ? "ServiceAccount" : undefined;
+      for (const [i, item] of (items as unknown[]).entries()) {
         const itemNode = isSeq(itemsNode) ? itemsNode.items[i] : undefined;
         const range = (itemNode as { range?: [number, number, number] } | undefined)?.range;
-        addObject(item, at(range?.[0]) ?? pos, implied);
-      });
+        yield { object: item, pos: at(range?.[0]) ?? pos, ...(impliedKind ? { impliedKind } : {}) };
+      }
     } else {
-      addObject(v, pos);
+      yield { object: v, pos };
     }
   }
-  return { records, skippedKinds };
+}
+
+/**
+ * The record of one `kind: ServiceAccount` object: names checked as the apiserver checks them,
+ * namespace `default` when unset, a derived UID when none is given, and only the annotations under
+ * the prefix (all of which must be strings).
+ */
+function serviceAccountRecord(
+  o: Record<string, unknown>,
+  annotationPrefix: string,
+  fail: (reason: string) => never,
+): ServiceAccountRecord {
+  const meta = o.metadata;
+  if (!isObject(meta)) fail("ServiceAccount has no metadata");
+  const m = meta as Record<string, unknown>;
+  const name = m.name;
+  if (typeof name !== "string" || name === "") fail("ServiceAccount has no metadata.name");
+  const n = name as string;
+  if (!isDnsSubdomain(n)) {
+    fail(`ServiceAccount name "${n}" is not a valid DNS subdomain`);
+  }
+  const namespace = m.namespace ?? "default";
+  if (!isDnsLabel(namespace)) {
+    fail(`ServiceAccount "${n}" has an invalid metadata.namespace`);
+  }
+  const ns = namespace as string;
+  const uid = m.uid ?? stableServiceAccountUid(ns, n);
+  if (typeof uid !== "string" || uid === "") {
+    fail(`ServiceAccount ${ns}/${n} has an invalid metadata.uid`);
+  }
+  const annotations: Record<string, string> = {};
+  if (m.annotations !== undefined && m.annotations !== null) {
+    if (!isObject(m.annotations)) {
+      fail(`ServiceAccount ${ns}/${n}: annotations must be a map`);
+    }
+    for (const [k, v] of Object.entries(m.annotations as Record<string, unknown>)) {
+      if (typeof v !== "string") {
+        fail(`ServiceAccount ${ns}/${n}: annotation "${k}" must be a string`);
+      }
+      if (k.startsWith(annotationPrefix)) annotations[k] = v as string;
+    }
+  }
+  return Object.freeze({
+    namespace: ns,
+    name: n,
+    uid: uid as string,
+    annotations: Object.freeze(annotations),
+  });
 }
 
 /**

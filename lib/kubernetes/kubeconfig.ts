@@ -155,6 +155,26 @@ function str(o: Obj, key: string, where: string): string | undefined {
  */
 export function selectKubeconfig(files: readonly KubeconfigFile[]): KubeconfigSelection {
   if (files.length === 0) throw new KubeconfigError("no kubeconfig file");
+  const docs = parseDocuments(files);
+  const current = currentContext(docs, files.map((f) => f.path).join(":"));
+  return Object.freeze({
+    ...clusterSettings(current),
+    ...(current.user ? userSettings(current.user) : {}),
+  });
+}
+
+/** A mutable {@linkcode KubeconfigSelection}, filled field by field. */
+type Draft<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A named entry of the merged kubeconfig, and the file that defined it. */
+interface Entry {
+  readonly name: string;
+  readonly file: string;
+  readonly value: Obj;
+}
+
+/** The files as YAML mappings, in order; empty files are skipped. */
+function parseDocuments(files: readonly KubeconfigFile[]): { file: string; doc: Obj }[] {
   const docs: { file: string; doc: Obj }[] = [];
   for (const { path, text } of files) {
     let doc: unknown;
@@ -167,7 +187,17 @@ export function selectKubeconfig(files: readonly KubeconfigFile[]): KubeconfigSe
     if (!isObj(doc)) throw new KubeconfigError(`${path}: not a kubeconfig (expected a mapping)`);
     docs.push({ file: path, doc });
   }
-  const names = files.map((f) => f.path).join(":");
+  return docs;
+}
+
+/**
+ * The current context (from the first file that sets one) and the cluster and user it names;
+ * `names` is the file list, for messages.
+ */
+function currentContext(
+  docs: readonly { file: string; doc: Obj }[],
+  names: string,
+): { context: string; cluster: Entry; user: Entry | undefined } {
   const current = docs.map((d) => d.doc["current-context"]).find((c) =>
     typeof c === "string" && c !== ""
   );
@@ -186,8 +216,19 @@ export function selectKubeconfig(files: readonly KubeconfigFile[]): KubeconfigSe
   if (userName && !user) {
     throw new KubeconfigError(`${ctxWhere}: user "${userName}" is not defined`);
   }
+  return {
+    context: current,
+    cluster: { name: clusterName, ...cluster },
+    user: user && userName ? { name: userName, ...user } : undefined,
+  };
+}
 
-  const cw = `${cluster.file}: cluster "${clusterName}"`;
+/** The context's name and what its cluster says: server, CA, TLS and proxy settings. */
+function clusterSettings(
+  current: { context: string; cluster: Entry },
+): Draft<KubeconfigSelection> {
+  const { cluster } = current;
+  const cw = `${cluster.file}: cluster "${cluster.name}"`;
   const c = cluster.value;
   const serverRaw = str(c, "server", cw);
   if (!serverRaw) throw new KubeconfigError(`${cw} has no server`);
@@ -212,10 +253,8 @@ export function selectKubeconfig(files: readonly KubeconfigFile[]): KubeconfigSe
   const tlsServerName = str(c, "tls-server-name", cw);
   const proxyUrl = str(c, "proxy-url", cw);
 
-  const selection: {
-    -readonly [K in keyof KubeconfigSelection]: KubeconfigSelection[K];
-  } = {
-    context: current,
+  const selection: Draft<KubeconfigSelection> = {
+    context: current.context,
     server: `${server.protocol}//${server.host}${server.pathname.replace(/\/+$/, "")}`,
     insecureSkipTlsVerify: insecure === true,
   };
@@ -223,58 +262,66 @@ export function selectKubeconfig(files: readonly KubeconfigFile[]): KubeconfigSe
   else if (caFile) selection.ca = { file: resolvePath(cluster.file, caFile) };
   if (tlsServerName) selection.tlsServerName = tlsServerName;
   if (proxyUrl) selection.proxyUrl = proxyUrl;
+  return selection;
+}
 
-  if (user) {
-    const uw = `${user.file}: user "${userName}"`;
-    const u = user.value;
-    const certData = str(u, "client-certificate-data", uw);
-    const certFile = str(u, "client-certificate", uw);
-    const keyData = str(u, "client-key-data", uw);
-    const keyFile = str(u, "client-key", uw);
-    if (certData) {
-      selection.clientCert = { pem: decodeBase64Pem(certData, `${uw}: client-certificate-data`) };
-    } else if (certFile) selection.clientCert = { file: resolvePath(user.file, certFile) };
-    if (keyData) selection.clientKey = { pem: decodeBase64Pem(keyData, `${uw}: client-key-data`) };
-    else if (keyFile) selection.clientKey = { file: resolvePath(user.file, keyFile) };
-    if (!selection.clientCert !== !selection.clientKey) {
-      throw new KubeconfigError(
-        `${uw}: a client certificate needs its key, and a key its certificate`,
-      );
-    }
-    const token = str(u, "token", uw);
-    const tokenFile = str(u, "tokenFile", uw);
-    if (token) selection.token = token;
-    if (tokenFile) selection.tokenFile = resolvePath(user.file, tokenFile);
-    const username = str(u, "username", uw);
-    const password = str(u, "password", uw);
-    if (username !== undefined || password !== undefined) {
-      selection.basic = { username: username ?? "", password: password ?? "" };
-    }
-    const as = str(u, "as", uw);
-    const asUid = str(u, "as-uid", uw);
-    const asGroups = u["as-groups"];
-    if (
-      asGroups !== undefined && asGroups !== null && (!Array.isArray(asGroups) ||
-        !asGroups.every((g) => typeof g === "string"))
-    ) {
-      throw new KubeconfigError(`${uw}: "as-groups" is not a list of strings`);
-    }
-    if (as || asUid || (Array.isArray(asGroups) && asGroups.length > 0)) {
-      selection.impersonate = {
-        ...(as ? { user: as } : {}),
-        ...(Array.isArray(asGroups) && asGroups.length > 0 ? { groups: asGroups as string[] } : {}),
-        ...(asUid ? { uid: asUid } : {}),
-      };
-    }
-    if (u.exec !== undefined && u.exec !== null) {
-      selection.plugin = "exec";
-      const command = isObj(u.exec) ? u.exec.command : undefined;
-      if (typeof command === "string" && command !== "") selection.execCommand = command;
-    } else if (u["auth-provider"] !== undefined && u["auth-provider"] !== null) {
-      selection.plugin = "auth-provider";
-    }
+/** What the context's user says: client certificate, token, basic auth, impersonation, plugin. */
+function userSettings(user: Entry): Partial<Draft<KubeconfigSelection>> {
+  const uw = `${user.file}: user "${user.name}"`;
+  const u = user.value;
+  const selection: Partial<Draft<KubeconfigSelection>> = {};
+  const certData = str(u, "client-certificate-data", uw);
+  const certFile = str(u, "client-certificate", uw);
+  const keyData = str(u, "client-key-data", uw);
+  const keyFile = str(u, "client-key", uw);
+  if (certData) {
+    selection.clientCert = { pem: decodeBase64Pem(certData, `${uw}: client-certificate-data`) };
+  } else if (certFile) selection.clientCert = { file: resolvePath(user.file, certFile) };
+  if (keyData) selection.clientKey = { pem: decodeBase64Pem(keyData, `${uw}: client-key-data`) };
+  else if (keyFile) selection.clientKey = { file: resolvePath(user.file, keyFile) };
+  if (!selection.clientCert !== !selection.clientKey) {
+    throw new KubeconfigError(
+      `${uw}: a client certificate needs its key, and a key its certificate`,
+    );
   }
-  return Object.freeze(selection);
+  const token = str(u, "token", uw);
+  const tokenFile = str(u, "tokenFile", uw);
+  if (token) selection.token = token;
+  if (tokenFile) selection.tokenFile = resolvePath(user.file, tokenFile);
+  const username = str(u, "username", uw);
+  const password = str(u, "password", uw);
+  if (username !== undefined || password !== undefined) {
+    selection.basic = { username: username ?? "", password: password ?? "" };
+  }
+  const impersonate = impersonation(u, uw);
+  if (impersonate) selection.impersonate = impersonate;
+  if (u.exec !== undefined && u.exec !== null) {
+    selection.plugin = "exec";
+    const command = isObj(u.exec) ? u.exec.command : undefined;
+    if (typeof command === "string" && command !== "") selection.execCommand = command;
+  } else if (u["auth-provider"] !== undefined && u["auth-provider"] !== null) {
+    selection.plugin = "auth-provider";
+  }
+  return selection;
+}
+
+/** `as`, `as-groups` and `as-uid`, when any is set. */
+function impersonation(u: Obj, uw: string): KubeconfigSelection["impersonate"] {
+  const as = str(u, "as", uw);
+  const asUid = str(u, "as-uid", uw);
+  const asGroups = u["as-groups"];
+  if (
+    asGroups !== undefined && asGroups !== null && (!Array.isArray(asGroups) ||
+      !asGroups.every((g) => typeof g === "string"))
+  ) {
+    throw new KubeconfigError(`${uw}: "as-groups" is not a list of strings`);
+  }
+  if (!(as || asUid || (Array.isArray(asGroups) && asGroups.length > 0))) return undefined;
+  return {
+    ...(as ? { user: as } : {}),
+    ...(Array.isArray(asGroups) && asGroups.length > 0 ? { groups: asGroups as string[] } : {}),
+    ...(asUid ? { uid: asUid } : {}),
+  };
 }
 
 /**

@@ -81,7 +81,9 @@ export const LATENCY_BUCKETS: readonly number[] = [
 ];
 
 /**
- * A set of metric families that renders as one Prometheus text page.
+ * A set of metric families that renders as one Prometheus text page. The registry owns the names
+ * (unique, valid) and the page; each kind of family keeps its own samples (`counterFamily`
+ * and its neighbours below).
  *
  * @example
  * ```ts
@@ -95,12 +97,15 @@ export const LATENCY_BUCKETS: readonly number[] = [
 export class Registry {
   #families = new Map<string, Family>();
 
-  #add(f: Family): void {
-    if (this.#families.has(f.name)) throw new TypeError(`Metric "${f.name}" is already registered`);
-    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(f.name)) {
-      throw new TypeError(`Metric name "${f.name}" is not valid`);
+  #add<M>({ family, metric }: { family: Family; metric: M }): M {
+    if (this.#families.has(family.name)) {
+      throw new TypeError(`Metric "${family.name}" is already registered`);
     }
-    this.#families.set(f.name, f);
+    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(family.name)) {
+      throw new TypeError(`Metric name "${family.name}" is not valid`);
+    }
+    this.#families.set(family.name, family);
+    return metric;
   }
 
   /** Whether a family named `name` is registered. */
@@ -110,34 +115,7 @@ export class Registry {
 
   /** Register a counter. */
   counter(name: string, help: string): Counter {
-    const values = new Map<string, number>();
-    const labelsOf = new Map<string, Labels | undefined>();
-    this.#add({
-      name,
-      help,
-      type: "counter",
-      render: () => [...values].map(([k, v]) => `${name}${braces(k)} ${fmt(v)}`),
-    });
-    return {
-      inc(labels, by = 1) {
-        if (by < 0) throw new RangeError("Counter can only increase");
-        const k = labelKey(labels);
-        const before = values.get(k);
-        if (before === undefined) labelsOf.set(k, labels && { ...labels });
-        values.set(k, (before ?? 0) + by);
-      },
-      value: (labels) => values.get(labelKey(labels)) ?? 0,
-      sum(match) {
-        let total = 0;
-        for (const [k, v] of values) {
-          const l = labelsOf.get(k);
-          if (!match || Object.entries(match).every(([n, want]) => (l?.[n] ?? "") === want)) {
-            total += v;
-          }
-        }
-        return total;
-      },
-    };
+    return this.#add(counterFamily(name, help));
   }
 
   /**
@@ -151,23 +129,7 @@ export class Registry {
     type: "counter" | "gauge",
     collect: () => Iterable<Sample>,
   ): void {
-    this.#add({
-      name,
-      help,
-      type,
-      omitWhenEmpty: true,
-      render: () => {
-        const lines: string[] = [];
-        try {
-          for (const [labels, v] of collect()) {
-            lines.push(`${name}${braces(labelKey(labels))} ${fmt(v)}`);
-          }
-        } catch {
-          return [];
-        }
-        return lines;
-      },
-    });
+    this.#add(collectorFamily(name, help, type, collect));
   }
 
   /**
@@ -175,62 +137,12 @@ export class Registry {
    * the owner of the value does not need to know about metrics.
    */
   gauge(name: string, help: string, collect?: () => number): Gauge {
-    const values = new Map<string, number>();
-    this.#add({
-      name,
-      help,
-      type: "gauge",
-      render: () => {
-        if (collect) values.set("", collect());
-        return [...values].map(([k, v]) => `${name}${braces(k)} ${fmt(v)}`);
-      },
-    });
-    return {
-      set(value, labels) {
-        values.set(labelKey(labels), value);
-      },
-      value: (labels) => (collect && !labels ? collect() : values.get(labelKey(labels)) ?? 0),
-    };
+    return this.#add(gaugeFamily(name, help, collect));
   }
 
   /** Register a histogram with upper bounds `buckets` (ascending; `+Inf` is implied). */
   histogram(name: string, help: string, buckets: readonly number[] = LATENCY_BUCKETS): Histogram {
-    const bounds = [...buckets].sort((a, b) => a - b);
-    const series = new Map<string, { counts: number[]; sum: number; count: number }>();
-    this.#add({
-      name,
-      help,
-      type: "histogram",
-      render: () => {
-        const lines: string[] = [];
-        for (const [k, s] of series) {
-          let cumulative = 0;
-          bounds.forEach((b, i) => {
-            cumulative += s.counts[i] ?? 0;
-            lines.push(`${name}_bucket{${k ? k + "," : ""}le="${fmt(b)}"} ${cumulative}`);
-          });
-          lines.push(`${name}_bucket{${k ? k + "," : ""}le="+Inf"} ${s.count}`);
-          lines.push(`${name}_sum${braces(k)} ${fmt(s.sum)}`);
-          lines.push(`${name}_count${braces(k)} ${s.count}`);
-        }
-        return lines;
-      },
-    });
-    return {
-      observe(value, labels) {
-        const k = labelKey(labels);
-        let s = series.get(k);
-        if (!s) {
-          s = { counts: new Array(bounds.length).fill(0), sum: 0, count: 0 };
-          series.set(k, s);
-        }
-        const i = bounds.findIndex((b) => value <= b);
-        if (i >= 0) s.counts[i] = (s.counts[i] ?? 0) + 1;
-        s.sum += value;
-        s.count += 1;
-      },
-      count: (labels) => series.get(labelKey(labels))?.count ?? 0,
-    };
+    return this.#add(histogramFamily(name, help, buckets));
   }
 
   /** Render every family in Prometheus text format 0.0.4. */
@@ -245,4 +157,134 @@ export class Registry {
     }
     return out.join("\n") + "\n";
   }
+}
+
+/** A counter's samples by label set, and how they render. */
+function counterFamily(name: string, help: string): { family: Family; metric: Counter } {
+  const values = new Map<string, number>();
+  const labelsOf = new Map<string, Labels | undefined>();
+  const family: Family = {
+    name,
+    help,
+    type: "counter",
+    render: () => [...values].map(([k, v]) => `${name}${braces(k)} ${fmt(v)}`),
+  };
+  const metric: Counter = {
+    inc(labels, by = 1) {
+      if (by < 0) throw new RangeError("Counter can only increase");
+      const k = labelKey(labels);
+      const before = values.get(k);
+      if (before === undefined) labelsOf.set(k, labels && { ...labels });
+      values.set(k, (before ?? 0) + by);
+    },
+    value: (labels) => values.get(labelKey(labels)) ?? 0,
+    sum(match) {
+      let total = 0;
+      for (const [k, v] of values) {
+        const l = labelsOf.get(k);
+        if (!match || Object.entries(match).every(([n, want]) => (l?.[n] ?? "") === want)) {
+          total += v;
+        }
+      }
+      return total;
+    },
+  };
+  return { family, metric };
+}
+
+/** A family computed at render time; left out when `collect` throws or yields nothing. */
+function collectorFamily(
+  name: string,
+  help: string,
+  type: "counter" | "gauge",
+  collect: () => Iterable<Sample>,
+): { family: Family; metric: void } {
+  const family: Family = {
+    name,
+    help,
+    type,
+    omitWhenEmpty: true,
+    render: () => {
+      const lines: string[] = [];
+      try {
+        for (const [labels, v] of collect()) {
+          lines.push(`${name}${braces(labelKey(labels))} ${fmt(v)}`);
+        }
+      } catch {
+        return [];
+      }
+      return lines;
+    },
+  };
+  return { family, metric: undefined };
+}
+
+/** A gauge's values by label set (or its `collect`ed value), and how they render. */
+function gaugeFamily(
+  name: string,
+  help: string,
+  collect: (() => number) | undefined,
+): { family: Family; metric: Gauge } {
+  const values = new Map<string, number>();
+  const family: Family = {
+    name,
+    help,
+    type: "gauge",
+    render: () => {
+      if (collect) values.set("", collect());
+      return [...values].map(([k, v]) => `${name}${braces(k)} ${fmt(v)}`);
+    },
+  };
+  const metric: Gauge = {
+    set(value, labels) {
+      values.set(labelKey(labels), value);
+    },
+    value: (labels) => (collect && !labels ? collect() : values.get(labelKey(labels)) ?? 0),
+  };
+  return { family, metric };
+}
+
+/** A histogram's bucket counts, sum and count by label set, and how they render. */
+function histogramFamily(
+  name: string,
+  help: string,
+  buckets: readonly number[],
+): { family: Family; metric: Histogram } {
+  const bounds = [...buckets].sort((a, b) => a - b);
+  const series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  const family: Family = {
+    name,
+    help,
+    type: "histogram",
+    render: () => {
+      const lines: string[] = [];
+      for (const [k, s] of series) {
+        let cumulative = 0;
+        bounds.forEach((b, i) => {
+          cumulative += s.counts[i] ?? 0;
+          lines.push(`${name}_bucket{${k ? k + "," : ""}le="${fmt(b)}"} ${cumulative}`);
+        });
+        lines.push(`${name}_bucket{${k ? k + "," : ""}le="+Inf"} ${s.count}`);
+        lines.push(`${name}_sum${braces(k)} ${fmt(s.sum)}`);
+        lines.push(`${name}_count${braces(k)} ${s.count}`);
+      }
+      return lines;
+    },
+  };
+  const metric: Histogram = {
+    observe(value, labels) {
+      const k = labelKey(labels);
+      let s = series.get(k);
+      if (!s) {
+        s = { counts: new Array(bounds.length).fill(0), sum: 0, count: 0 };
+        series.set(k, s);
+      }
+      const i = bounds.findIndex((b) => value <= b);
+      if (i >= 0) s.counts[i] = (s.counts[i] ?? 0) + 1;
+      s.sum += value;
+      s.count += 1;
+    },
+    count: (labels) => series.get(labelKey(labels))?.count ?? 0,
+  };
+  return { family, metric };
 }

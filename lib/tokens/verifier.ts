@@ -1,52 +1,28 @@
 /**
  * Verify a Kubernetes ServiceAccount token and say who it names. Every refusal is an
- * {@linkcode AuthError} whose `code` is one {@linkcode DenyReason} and whose message tells the
- * operator what to fix ("token expired 42s ago", "audience [api] does not include nats"); no message
- * ever contains the token.
+ * {@linkcode AuthError} whose `code` is one `DenyReason` (lib/core/errors.ts) and whose message
+ * tells the operator what to fix ("token expired 42s ago", "audience [api] does not include nats");
+ * no message ever contains the token.
  *
  * Signature checks are the expensive part of a login (DESIGN §8), and a pod presents the same token on
  * every reconnect until the kubelet rotates it, so verified tokens are remembered — by SHA-256, only
  * until their `exp`, and only for the key set they were verified with.
  *
- * The signature itself is checked with `node:crypto` (OpenSSL, synchronous) when the key jose
- * resolved is of the exact kind the algorithm needs: RS256 verifies about twice as fast that way as
- * through WebCrypto, which Deno runs on a thread pool. Anything unusual (a `crit` header, several
- * candidate keys, a key of another kind, an undecodable part) takes jose's `compactVerify` path, so
- * its checks and error codes stay the reference.
+ * The steps, in the order a token meets them: its shape (canonical base64url, here), its header
+ * (`alg` allowed, here), its signature (lib/tokens/signature.ts: `node:crypto` where it can, jose
+ * otherwise), its claims (lib/tokens/claims.ts). The keys come from a {@linkcode KeySource}
+ * (lib/tokens/jwks.ts).
  *
  * @module
  */
-import {
-  constants,
-  createHash,
-  KeyObject,
-  verify as nodeVerify,
-  type VerifyKeyObjectInput,
-} from "node:crypto";
-import { compactVerify, decodeProtectedHeader, errors, type ProtectedHeaderParameters } from "jose";
-import { AuthError, type DenyReason } from "../core/errors.ts";
-import { KeyInvalidError, type KeySource, KeysUnavailableError } from "./jwks.ts";
-import { serviceAccountNameProblem } from "../kubernetes/names.ts";
+import { createHash } from "node:crypto";
+import { decodeProtectedHeader, type ProtectedHeaderParameters } from "jose";
+import { AuthError } from "../core/errors.ts";
+import type { KeySource } from "./key_source.ts";
+import { checkClaims, quoteForMessage as quote } from "./claims.ts";
+import { ALLOWED_ALGORITHMS, type KeyObjectCache, verifySignature } from "./signature.ts";
 import type { TokenIdentity } from "../core/model.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
-
-/**
- * Signature algorithms a ServiceAccount token may use. Kubernetes signs with RS256 by default and
- * ES256 with an EC key; `none` and the HMAC algorithms are never accepted, because a verifier that
- * lets the token pick HS256 can be fooled into using a public key as a shared secret.
- */
-export const ALLOWED_ALGORITHMS: readonly string[] = Object.freeze([
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
-]);
 
 /** Longest token accepted, in characters (real ones are 1–2 KiB; CONNECT lines are 4 KiB). */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
@@ -90,6 +66,8 @@ interface CacheEntry {
 const DEFAULT_CLOCK_SKEW_SEC = 60;
 const DEFAULT_CACHE_SIZE = 10_000;
 const ALLOWED = new Set(ALLOWED_ALGORITHMS);
+
+export { ALLOWED_ALGORITHMS };
 
 /**
  * Build a verifier for tokens from one issuer and for one audience. Checks, in order: shape,
@@ -206,16 +184,6 @@ function sha256(text: string): string {
   return createHash("sha256").update(text).digest("base64url");
 }
 
-/** Bound a text taken from a token, so a token cannot flood the logs through an error message. */
-function clip(text: string): string {
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-/** Quote a value taken from a token for an error message. */
-function quote(value: unknown): string {
-  return clip(JSON.stringify(value) ?? String(value));
-}
-
 /** Base64url alphabet position of each character code, -1 outside it (no padding, no whitespace). */
 const B64URL = (() => {
   const table = new Int8Array(128).fill(-1);
@@ -297,332 +265,4 @@ function readHeader(token: string): ProtectedHeaderParameters {
     throw new AuthError("token_malformed", 'token header must not use the "b64" parameter');
   }
   return header;
-}
-
-function hasCode(err: unknown, code: string): boolean {
-  return err instanceof errors.JOSEError && err.code === code;
-}
-
-/** Check the signature with the key the header names; returns the decoded payload bytes. */
-async function verifySignature(
-  token: string,
-  header: ProtectedHeaderParameters,
-  keys: KeySource,
-  keyObjects: KeyObjectCache,
-): Promise<Uint8Array> {
-  const options = { algorithms: [...ALLOWED_ALGORITHMS] };
-  const kid = header.kid === undefined ? "(none)" : quote(header.kid);
-  const alg = String(header.alg);
-  try {
-    if (header.crit === undefined) {
-      const fast = await verifyNative(token, header, alg, keys, keyObjects);
-      if (fast === false) {
-        throw new AuthError("signature_invalid", `token signature does not verify with key ${kid}`);
-      }
-      if (fast !== undefined) return fast;
-    }
-    return (await compactVerify(token, keys.getKey, options)).payload;
-  } catch (err) {
-    if (err instanceof AuthError) throw err;
-    if (err instanceof KeysUnavailableError) {
-      throw new AuthError("jwks_unavailable", `cannot verify tokens yet: ${err.message}`, {
-        cause: err,
-      });
-    }
-    if (err instanceof KeyInvalidError) {
-      throw new AuthError("jwks_key_invalid", `cannot verify this token: ${err.message}`, {
-        cause: err,
-      });
-    }
-    if (err instanceof errors.JWKSMultipleMatchingKeys) {
-      // A token without `kid` and several keys that fit its `alg`: try each, as jose recommends.
-      for await (const key of err) {
-        try {
-          return (await compactVerify(token, key, options)).payload;
-        } catch (inner) {
-          if (!(inner instanceof errors.JWSSignatureVerificationFailed)) {
-            throw toAuthError(inner, kid, alg);
-          }
-        }
-      }
-      throw new AuthError(
-        "signature_invalid",
-        `token signature does not verify with any of the keys for ${header.alg}`,
-      );
-    }
-    throw toAuthError(err, kid, alg);
-  }
-}
-
-/** How `node:crypto` verifies one JWS algorithm, and the WebCrypto key it must be given. */
-interface NativeAlgorithm {
-  /** Digest for `crypto.verify` (`null` for EdDSA). */
-  readonly digest: string | null;
-  /** WebCrypto `algorithm.name` of the key jose imported for this `alg`. */
-  readonly keyAlgorithm: string;
-  /** `algorithm.hash.name` (RSA) or `algorithm.namedCurve` (EC) the key must have. */
-  readonly keyDetail?: string;
-  readonly options?: Omit<VerifyKeyObjectInput, "key">;
-}
-
-const NATIVE: Readonly<Record<string, NativeAlgorithm>> = {
-  RS256: { digest: "sha256", keyAlgorithm: "RSASSA-PKCS1-v1_5", keyDetail: "SHA-256" },
-  RS384: { digest: "sha384", keyAlgorithm: "RSASSA-PKCS1-v1_5", keyDetail: "SHA-384" },
-  RS512: { digest: "sha512", keyAlgorithm: "RSASSA-PKCS1-v1_5", keyDetail: "SHA-512" },
-  PS256: {
-    digest: "sha256",
-    keyAlgorithm: "RSA-PSS",
-    keyDetail: "SHA-256",
-    options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
-  },
-  PS384: {
-    digest: "sha384",
-    keyAlgorithm: "RSA-PSS",
-    keyDetail: "SHA-384",
-    options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 },
-  },
-  PS512: {
-    digest: "sha512",
-    keyAlgorithm: "RSA-PSS",
-    keyDetail: "SHA-512",
-    options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 64 },
-  },
-  ES256: {
-    digest: "sha256",
-    keyAlgorithm: "ECDSA",
-    keyDetail: "P-256",
-    options: { dsaEncoding: "ieee-p1363" },
-  },
-  ES384: {
-    digest: "sha384",
-    keyAlgorithm: "ECDSA",
-    keyDetail: "P-384",
-    options: { dsaEncoding: "ieee-p1363" },
-  },
-  ES512: {
-    digest: "sha512",
-    keyAlgorithm: "ECDSA",
-    keyDetail: "P-521",
-    options: { dsaEncoding: "ieee-p1363" },
-  },
-  EdDSA: { digest: null, keyAlgorithm: "Ed25519" },
-};
-
-/** `KeyObject`s made from jose's `CryptoKey`s, per verifier; both live as long as the key set. */
-type KeyObjectCache = WeakMap<CryptoKey, KeyObject>;
-
-function keyDetailOf(key: CryptoKey): string | undefined {
-  const algorithm = key.algorithm as { hash?: { name?: string }; namedCurve?: string };
-  return algorithm.hash?.name ?? algorithm.namedCurve;
-}
-
-/**
- * Verify with `node:crypto`. Resolves to the payload bytes, `false` for a signature that does not
- * verify, or `undefined` when this token needs jose's full path (errors from the key lookup
- * propagate unchanged).
- */
-async function verifyNative(
-  token: string,
-  header: ProtectedHeaderParameters,
-  alg: string,
-  keys: KeySource,
-  keyObjects: KeyObjectCache,
-): Promise<Uint8Array | false | undefined> {
-  const native = NATIVE[alg];
-  if (!native) return undefined;
-  const dot1 = token.indexOf(".");
-  const dot2 = token.indexOf(".", dot1 + 1);
-  const parts = { payload: token.slice(dot1 + 1, dot2), signature: token.slice(dot2 + 1) };
-  const resolved = await keys.getKey({ ...header, alg }, {
-    ...parts,
-    protected: token.slice(0, dot1),
-  });
-  if (
-    !(resolved instanceof CryptoKey) || resolved.type !== "public" ||
-    resolved.algorithm.name !== native.keyAlgorithm ||
-    (native.keyDetail !== undefined && keyDetailOf(resolved) !== native.keyDetail)
-  ) {
-    return undefined;
-  }
-  let signature: Uint8Array;
-  let payload: Uint8Array;
-  try {
-    signature = Uint8Array.fromBase64(parts.signature, { alphabet: "base64url" });
-    payload = Uint8Array.fromBase64(parts.payload, { alphabet: "base64url" });
-  } catch {
-    return undefined;
-  }
-  let key = keyObjects.get(resolved);
-  if (!key) {
-    key = KeyObject.from(resolved);
-    keyObjects.set(resolved, key);
-  }
-  const data = encoder.encode(token.slice(0, dot2));
-  let ok: boolean;
-  try {
-    ok = nodeVerify(
-      native.digest,
-      data,
-      native.options ? { ...native.options, key } : key,
-      signature,
-    );
-  } catch {
-    return undefined;
-  }
-  return ok ? payload : false;
-}
-
-const encoder = new TextEncoder();
-
-function toAuthError(err: unknown, kid: string, alg: string): AuthError {
-  const reason = ((): [DenyReason, string] => {
-    if (hasCode(err, "ERR_JWKS_NO_MATCHING_KEY")) {
-      return ["unknown_key", `no ${alg} key with kid ${kid} in the key set, even after a refresh`];
-    }
-    if (hasCode(err, "ERR_JWS_SIGNATURE_VERIFICATION_FAILED")) {
-      return ["signature_invalid", `token signature does not verify with key ${kid}`];
-    }
-    if (hasCode(err, "ERR_JOSE_ALG_NOT_ALLOWED")) {
-      return ["algorithm_not_allowed", "token algorithm is not allowed"];
-    }
-    if (hasCode(err, "ERR_JWS_INVALID") || hasCode(err, "ERR_JWT_INVALID")) {
-      return ["token_malformed", `token is malformed: ${(err as Error).message}`];
-    }
-    if (err instanceof errors.JOSEError) {
-      return ["signature_invalid", `key ${kid} cannot verify this token: ${err.message}`];
-    }
-    return ["internal_error", `token verification failed unexpectedly: ${String(err)}`];
-  })();
-  return new AuthError(reason[0], reason[1], { cause: err });
-}
-
-interface ClaimRules {
-  readonly issuers: readonly string[];
-  readonly audience: string;
-  readonly nowMs: number;
-  readonly nowSec: number;
-  readonly skewSec: number;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function nonEmptyString(value: unknown): value is string {
-  return typeof value === "string" && value !== "";
-}
-
-function numericDate(claims: Record<string, unknown>, name: string): number | undefined {
-  const value = claims[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new AuthError("claims_invalid", `token "${name}" claim is not a number`);
-  }
-  return value;
-}
-
-function checkClaims(payloadBytes: Uint8Array, rules: ClaimRules): TokenIdentity {
-  let claims: unknown;
-  try {
-    claims = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payloadBytes));
-  } catch {
-    throw new AuthError("token_malformed", "token payload is not a JSON object");
-  }
-  if (!isRecord(claims)) {
-    throw new AuthError("token_malformed", "token payload is not a JSON object");
-  }
-  const { issuers, audience, nowSec, skewSec } = rules;
-
-  if (typeof claims.iss !== "string" || !issuers.includes(claims.iss)) {
-    const expected = issuers.map(quote).join(" or ");
-    throw new AuthError(
-      "issuer_mismatch",
-      claims.iss === undefined
-        ? `token has no issuer; expected ${expected}`
-        : `token issuer ${quote(claims.iss)} is not the expected ${expected}`,
-    );
-  }
-
-  const aud = typeof claims.aud === "string" ? [claims.aud] : claims.aud;
-  if (!Array.isArray(aud) || !aud.every((a) => typeof a === "string")) {
-    throw new AuthError(
-      "audience_mismatch",
-      claims.aud === undefined
-        ? `token has no audience; expected one including ${quote(audience)}`
-        : `token audience ${quote(claims.aud)} is not a string or a list of strings`,
-    );
-  }
-  if (!aud.includes(audience)) {
-    throw new AuthError(
-      "audience_mismatch",
-      `audience [${aud.slice(0, 5).map(clip).join(", ")}${
-        aud.length > 5 ? ", ..." : ""
-      }] does not include ${audience}`,
-    );
-  }
-
-  const exp = numericDate(claims, "exp");
-  if (exp === undefined) {
-    throw new AuthError("claims_invalid", 'token has no "exp" claim; it would never expire');
-  }
-  // A user JWT's exp is whole seconds: a fractional exp counts as its second's start.
-  const expSec = Math.floor(exp);
-  if (expSec * 1000 <= rules.nowMs) {
-    throw new AuthError("token_expired", `token expired ${Math.max(0, nowSec - expSec)}s ago`);
-  }
-  const nbf = numericDate(claims, "nbf");
-  if (nbf !== undefined && nbf > nowSec + skewSec) {
-    throw new AuthError("token_not_yet_valid", `token is not valid for another ${nbf - nowSec}s`);
-  }
-  const iat = numericDate(claims, "iat");
-  if (iat !== undefined && iat > nowSec + skewSec) {
-    throw new AuthError(
-      "token_issued_in_future",
-      `token was issued ${iat - nowSec}s in the future; check the clocks`,
-    );
-  }
-
-  const k8s = claims["kubernetes.io"];
-  if (!isRecord(k8s)) {
-    throw new AuthError(
-      "claims_invalid",
-      'token has no "kubernetes.io" claim; it is not a ServiceAccount token',
-    );
-  }
-  const sa = k8s.serviceaccount;
-  if (
-    !nonEmptyString(k8s.namespace) || !isRecord(sa) || !nonEmptyString(sa.name) ||
-    !nonEmptyString(sa.uid)
-  ) {
-    throw new AuthError(
-      "claims_invalid",
-      'token "kubernetes.io" claim lacks namespace, serviceaccount.name or serviceaccount.uid',
-    );
-  }
-  const nameProblem = serviceAccountNameProblem(k8s.namespace, sa.name);
-  if (nameProblem !== undefined) {
-    throw new AuthError("claims_invalid", `token "kubernetes.io" claim: ${nameProblem}`);
-  }
-  const expectedSub = `system:serviceaccount:${k8s.namespace}:${sa.name}`;
-  if (claims.sub !== expectedSub) {
-    throw new AuthError(
-      "claims_invalid",
-      `token subject ${quote(claims.sub)} does not match its kubernetes.io claim (${
-        quote(expectedSub)
-      })`,
-    );
-  }
-
-  const pod = k8s.pod;
-  const podName = isRecord(pod) && nonEmptyString(pod.name) ? pod.name : undefined;
-  const podUid = isRecord(pod) && nonEmptyString(pod.uid) ? pod.uid : undefined;
-  return Object.freeze({
-    namespace: k8s.namespace,
-    serviceAccount: sa.name,
-    uid: sa.uid,
-    ...(podName !== undefined ? { podName } : {}),
-    ...(podUid !== undefined ? { podUid } : {}),
-    expiresAt: expSec,
-    ...(iat !== undefined ? { issuedAt: iat } : {}),
-  });
 }

@@ -359,7 +359,7 @@ function fmt(n: number): string {
   return n.toLocaleString("en-US", { maximumFractionDigits: 2 });
 }
 
-/** The results as Markdown tables (what the README's Performance section shows). */
+/** The results as Markdown tables (what docs/performance.md shows). */
 export function renderTable(r: BenchResult): string {
   const lines: string[] = [];
   lines.push(

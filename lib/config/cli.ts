@@ -84,7 +84,7 @@ Configuration is read from environment variables only (required: NATS_ACCOUNT,
 NATS_SIGNING_KEY_FILE); a bad value stops the start with one message naming every problem.
 Variables read:
 ${vars}
-See README.md, "Configuration", for each one's meaning and default.
+See docs/configuration.md for each one's meaning and default.
 
 Signals: SIGTERM/SIGINT drain and stop; SIGHUP relists ServiceAccounts and refetches keys now.
 HTTP (PORT, default 8080): GET /healthz, /readyz, /metrics; POST /resync (as SIGHUP).

@@ -1,8 +1,7 @@
 /**
  * The Go reference's documented metric names, computed at scrape time from our own families, so
  * a dashboard or alert written for the reference keeps working. None of them is counted twice in
- * code: each is a view of a family in lib/telemetry/service_metrics.ts. README ("Differences from the Go
- * reference") lists the documented names we cannot reproduce and the one whose labels differ
+ * code: each is a view of a family in lib/telemetry/service_metrics.ts. docs/differences.md lists the documented names we cannot reproduce and the one whose labels differ
  * (`nats_auth_requests_total`: `result` is allowed|denied|dropped|error and the reason label is
  * `reason`, where the reference documents success|failure and `failure_reason`).
  *
@@ -18,7 +17,7 @@ export interface ReferenceSources {
   readonly natsConnected: Gauge;
 }
 
-/** Every name {@linkcode registerReferenceAliases} adds, for the README table and tests. */
+/** Every name {@linkcode registerReferenceAliases} adds, for the docs' metric table (docs/operations.md) and tests. */
 export const REFERENCE_ALIASES: readonly string[] = [
   "nats_auth_requests_success",
   "nats_auth_requests_denied",

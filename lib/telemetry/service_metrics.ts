@@ -1,5 +1,5 @@
 /**
- * Every metric the service emits, named in one place, so the README's metric table and the code
+ * Every metric the service emits, named in one place, so the metric table of docs/operations.md and the code
  * cannot drift apart. Names match the Go reference where it has one.
  *
  * @module

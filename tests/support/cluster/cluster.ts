@@ -153,7 +153,7 @@ export class KubeCluster implements AsyncDisposable {
   /** The admin kubeconfig (`system:masters`), valid inside the namespace. */
   readonly kubeconfig: string;
   readonly #components: Component[] = [];
-  readonly #relays: Deno.ChildProcess[] = [];
+  readonly #processes: Deno.ChildProcess[] = [];
   #disposed = false;
 
   private constructor(id: string, runDir: string, binary: string) {
@@ -277,6 +277,22 @@ export class KubeCluster implements AsyncDisposable {
     });
   }
 
+  /**
+   * Start a long-running host command inside the namespace (a client that must outlive one call),
+   * stdout and stderr piped; killed with the cluster if still running.
+   */
+  spawn(cmd: string, args: readonly string[], env: Record<string, string> = {}): Deno.ChildProcess {
+    const child = new Deno.Command("nsenter", {
+      args: [`--net=${this.netnsPath}`, "--", cmd, ...args],
+      env: { ...Deno.env.toObject(), KUBECONFIG: this.kubeconfig, ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#processes.push(child);
+    return child;
+  }
+
   /** `kubectl <args>` as the cluster admin; its stdout. */
   async kubectl(args: readonly string[], options: RunOptions = {}): Promise<string> {
     return (await this.run(
@@ -302,9 +318,9 @@ export class KubeCluster implements AsyncDisposable {
       args: ["-", "127.0.0.1:0", this.netnsPath, address],
       stdin: "null",
       stdout: "piped",
-      stderr: "null",
+      stderr: "piped",
     }).spawn();
-    this.#relays.push(child);
+    this.#processes.push(child);
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
     while (!text.includes("\n")) {
@@ -313,7 +329,6 @@ export class KubeCluster implements AsyncDisposable {
       text += value;
     }
     reader.releaseLock();
-    child.stdout.cancel().catch(() => {});
     return text.trim();
   }
 
@@ -572,11 +587,14 @@ export class KubeCluster implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    for (const relay of this.#relays) {
+    for (const child of this.#processes) {
       try {
-        relay.kill("SIGKILL");
+        child.kill("SIGKILL");
       } catch { /* gone */ }
-      await relay.status;
+      await child.status;
+      for (const stream of [child.stdout, child.stderr]) {
+        await stream.cancel().catch(() => {});
+      }
     }
     const pidOf = (name: string) =>
       this.#components.filter((c) => c.name === name).map((c) => c.child.pid);

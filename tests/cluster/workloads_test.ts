@@ -163,6 +163,17 @@ Deno.test({
       "e. a NATS server pod deleted: its clients come back on the others, no login refused",
       async () => {
         const deniedBefore = await calloutCounter(cluster, DENIED);
+        const uidOf = () =>
+          cluster.kubectl([
+            "-n",
+            NATS_NAMESPACE,
+            "get",
+            "pod",
+            "nats-0",
+            "-o",
+            "jsonpath={.metadata.uid}",
+          ]);
+        const before = await uidOf();
         await cluster.kubectl(["-n", NATS_NAMESPACE, "delete", "pod", "nats-0", "--wait=false"]);
         // Lame duck mode moves clients off nats-0 over its 30 s; requests keep working throughout.
         for (let i = 0; i < 6; i++) {
@@ -173,13 +184,19 @@ Deno.test({
           assert.match(a.output, /pong/);
           await new Promise((r) => setTimeout(r, 2_000));
         }
+        // The StatefulSet recreates nats-0 once the old one is gone (after its lame duck period).
+        await waitFor(async () => (await uidOf().catch(() => before)) !== before, {
+          timeoutMs: 120_000,
+          intervalMs: 1_000,
+          what: "a new nats-0",
+        });
         await cluster.kubectl([
           "-n",
           NATS_NAMESPACE,
-          "rollout",
-          "status",
-          "statefulset/nats",
-          "--timeout=150s",
+          "wait",
+          "--for=condition=Ready",
+          "pod/nats-0",
+          "--timeout=60s",
         ]);
         const b = await requestFrom(cluster, "team-b", clientB!, "team-b.echo");
         assert.ok(b.ok, `team-b's responder is back: ${b.output}`);

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { imageCacheDir, type ImageSpec } from "./oci_image.ts";
+import { imageCacheDir, type ImageSpec, lockFile } from "./oci_image.ts";
 import { imageEntry, imageRunArgs, ROOT } from "../start_task.ts";
 
 async function output(cmd: string, args: string[], env?: Record<string, string>): Promise<string> {
@@ -40,6 +40,8 @@ export async function toolBinary(name: string): Promise<string> {
 async function staticGoBinary(module: string, version: string, binary: string): Promise<string> {
   const dir = `${imageCacheDir()}/go-${binary}-${version}`;
   const path = `${dir}/${binary}`;
+  await Deno.mkdir(imageCacheDir(), { recursive: true });
+  using _lock = await lockFile(`${dir}.lock`);
   try {
     await Deno.stat(path);
     return path;
@@ -94,7 +96,9 @@ export async function pauseImage(): Promise<ImageSpec> {
   );
   if (!fresh) {
     await Deno.mkdir(imageCacheDir(), { recursive: true });
-    await output("gcc", ["-static", "-Os", "-o", bin, src]);
+    using _lock = await lockFile(`${bin}.lock`);
+    await output("gcc", ["-static", "-Os", "-o", `${bin}.tmp`, src]);
+    await Deno.rename(`${bin}.tmp`, bin);
   }
   return {
     ref: "localhost/pause:local",
@@ -140,7 +144,10 @@ export async function natsBoxImage(): Promise<ImageSpec> {
       { path: "bin/busybox", from: busybox, mode: 0o755 },
       ...applets.map((a) => ({ path: `bin/${a}`, symlink: "busybox" })),
       { path: "usr/local/bin/nats", from: nats, mode: 0o755 },
-      ...BASE_ENTRIES,
+      // No entry for uid 65532 and no USER/XDG_CONFIG_HOME: what runs here must not need them.
+      { path: "etc/passwd", text: "root:x:0:0:root:/root:/bin/sh\n" },
+      { path: "etc/group", text: "root:x:0:\n" },
+      { path: "tmp", dir: true, mode: 0o1777 },
     ],
     cmd: ["sh"],
   };

@@ -81,6 +81,21 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<void> {
   }
 }
 
+/**
+ * An exclusive lock on `path` (created if missing), released when disposed: one process at a time
+ * builds a cached artefact.
+ */
+export async function lockFile(path: string): Promise<Disposable> {
+  const file = await Deno.open(path, { create: true, write: true });
+  await file.lock(true);
+  return {
+    [Symbol.dispose]() {
+      file.unlockSync();
+      file.close();
+    },
+  };
+}
+
 async function writeRootfs(dir: string, entries: readonly ImageEntry[]): Promise<void> {
   for (const e of entries) {
     const path = join(dir, e.path);
@@ -114,11 +129,13 @@ async function writeBlob(layout: string, bytes: Uint8Array): Promise<string> {
 export async function buildImage(spec: ImageSpec): Promise<string> {
   const name = spec.ref.split("/").at(-1)!.split(":")[0]!;
   const out = `${imageCacheDir()}/${name}-${await specKey(spec)}.tar`;
+  await Deno.mkdir(imageCacheDir(), { recursive: true });
+  // One build of an image at a time: parallel test files may ask for the same one.
+  using _lock = await lockFile(`${imageCacheDir()}/${name}.lock`);
   try {
     await Deno.stat(out);
     return out;
   } catch { /* build it */ }
-  await Deno.mkdir(imageCacheDir(), { recursive: true });
   const work = await Deno.makeTempDir({ prefix: "oci-image-" });
   try {
     const rootfs = `${work}/rootfs`;

@@ -25,6 +25,7 @@ import { readDevSigningKey, signDevToken } from "./issuer.ts";
 import { formatDuration } from "../lib/core/duration.ts";
 import { loadServiceAccountsFile } from "../lib/cache/serviceaccounts_file.ts";
 import { DEV_SERVICE_USER, devNatsConfig } from "./nats_conf.ts";
+import { Children, OutputLog, type StopReason, StopRequest } from "./supervisor.ts";
 import {
   DEFAULT_STATE_DIR,
   DEV_ACCOUNT,
@@ -162,19 +163,11 @@ function older(a: readonly number[], b: readonly number[]): boolean {
   return false;
 }
 
-/** Why we stopped: a signal, or a child that exited by itself. */
-type StopReason =
-  | { readonly kind: "signal"; readonly signal: Deno.Signal }
-  | { readonly kind: "exit"; readonly name: string; readonly status: Deno.CommandStatus };
-
 /** A fatal start-up problem with a message meant for the user as is. */
 class DevError extends Error {}
 
-interface Child {
-  readonly name: string;
-  readonly process: Deno.ChildProcess;
-  readonly status: Promise<Deno.CommandStatus>;
-}
+/** The repository root: the service runs from here, relative state directories start here. */
+const ROOT = join(import.meta.dirname!, "..");
 
 const VERSION_TEXT = (v: readonly number[]) => v.join(".");
 
@@ -241,40 +234,6 @@ function onPath(command: string): boolean {
     }
   }
   return false;
-}
-
-/** Copy a child's output into an open file until the stream ends. */
-async function pump(stream: ReadableStream<Uint8Array>, file: Deno.FsFile): Promise<void> {
-  try {
-    for await (const chunk of stream) {
-      for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
-    }
-  } catch {
-    // the process went away
-  }
-}
-
-async function tail(path: string, lines: number): Promise<string> {
-  const text = await Deno.readTextFile(path).catch(() => "");
-  return text.trimEnd().split("\n").slice(-lines).map((l) => `  | ${l}`).join("\n");
-}
-
-/** Stop a child: `signal`, then SIGKILL after `graceMs`. Resolves when it has exited. */
-async function stopChild(child: Child, signal: Deno.Signal, graceMs: number): Promise<void> {
-  const kill = (s: Deno.Signal) => {
-    try {
-      child.process.kill(s);
-    } catch {
-      // already gone
-    }
-  };
-  kill(signal);
-  const timer = setTimeout(() => {
-    console.error(`dev: ${child.name} did not stop within ${graceMs / 1000}s; killing it`);
-    kill("SIGKILL");
-  }, graceMs);
-  await child.status;
-  clearTimeout(timer);
 }
 
 /** Mint a token file for every ServiceAccount in the file; written atomically like the kubelet does. */
@@ -382,6 +341,55 @@ function banner(input: BannerInput): string {
  * 1 when something failed, 2 for wrong usage.
  */
 export async function runDev(args: readonly string[]): Promise<number> {
+  const options = devOptions(args);
+  if (typeof options === "number") return options;
+  // Released in reverse order on every way out: token renewal, the service (so it drains its NATS
+  // connection while the server is still there), nats-server, its log, the signal listeners.
+  await using stack = new AsyncDisposableStack();
+  const stop = stack.use(new StopRequest());
+  try {
+    const nats = await findNatsServer();
+    if (older(nats.version, RECOMMENDED_NATS_SERVER)) {
+      console.error(
+        `dev: warning: nats-server ${VERSION_TEXT(nats.version)} has known auth callout bugs; ` +
+          `use ${VERSION_TEXT(RECOMMENDED_NATS_SERVER)} or later`,
+      );
+    }
+    const state = await openState(options.stateDir);
+    const natsConf = await writeNatsServerConfig(state, options.natsPort);
+    const natsLog = stack.use(await OutputLog.open(join(state.dir, "nats-server.log")));
+    const children = stack.use(new Children(stop));
+
+    const natsServer = await startNatsServer(children, natsLog, nats, natsConf, stop.signal);
+    if (natsServer === undefined) return await stopped(stop.reason, natsLog);
+    const httpPort = options.httpPort ?? freePort();
+    startServiceChild(children, state, httpPort, natsServer.port, natsConf.password);
+    if (!await untilReady(httpPort, stop.signal)) return await stopped(stop.reason, natsLog);
+
+    const tokens = await mintTokenFiles(state);
+    stack.use(renewTokenFiles(state));
+    console.log(banner({
+      state,
+      stateDirGiven: options.stateDir,
+      natsUrl: natsServer.url,
+      monitorUrl: natsServer.monitorUrl,
+      httpPort,
+      tokens,
+    }));
+    await stop.requested();
+    return await stopped(stop.reason, natsLog);
+  } catch (err) {
+    if (err instanceof DevError) {
+      console.error(`dev: ${err.message}`);
+    } else {
+      console.error("dev: failed:", err);
+    }
+    return 1;
+  }
+}
+
+/** The options of this run, or the exit status when there is nothing to run (help, usage error). */
+function devOptions(args: readonly string[]): DevOptions | number {
   let options: DevOptions | "help";
   try {
     options = parseDevArgs(args, {
@@ -398,209 +406,222 @@ export async function runDev(args: readonly string[]): Promise<number> {
     console.log(DEV_USAGE);
     return 0;
   }
+  return options;
+}
 
-  const stop = new AbortController();
-  const requestStop = (reason: StopReason) => {
-    if (!stop.signal.aborted) stop.abort(reason);
-  };
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  const listeners = signals.map((signal) => {
-    const listener = () => requestStop({ kind: "signal", signal });
-    Deno.addSignalListener(signal, listener);
-    return [signal, listener] as const;
+/** The state directory (relative to the repository root unless absolute), created on first use. */
+async function openState(stateDir: string): Promise<DevState> {
+  const state = await ensureDevState(isAbsolute(stateDir) ? stateDir : join(ROOT, stateDir));
+  console.log(
+    state.created.length > 0
+      ? `dev: created ${shown(state.dir)}/ with ${state.created.join(", ")}`
+      : `dev: reusing the keys, issuer and ServiceAccounts in ${shown(state.dir)}/`,
+  );
+  return state;
+}
+
+/** nats-server's configuration file, and the service user's password written into it. */
+interface NatsServerConf {
+  readonly file: string;
+  readonly password: string;
+  /** Where nats-server writes its ports file. */
+  readonly runDir: string;
+}
+
+/**
+ * Write nats-server's configuration (auth callout in config mode, a fresh service password, the
+ * ports file in an emptied run directory), readable only by the user.
+ */
+async function writeNatsServerConfig(
+  state: DevState,
+  port: number | undefined,
+): Promise<NatsServerConf> {
+  for await (const entry of Deno.readDir(state.runDir)) {
+    await Deno.remove(join(state.runDir, entry.name), { recursive: true });
+  }
+  const password = randomPassword();
+  const file = join(state.dir, "nats-server.conf");
+  await Deno.writeTextFile(
+    file,
+    devNatsConfig({
+      port: port ?? -1,
+      issuer: state.accountPublicKey,
+      servicePassword: password,
+      account: DEV_ACCOUNT,
+      portsFileDir: state.runDir,
+    }),
+    { mode: 0o600 },
+  );
+  await Deno.chmod(file, 0o600);
+  return { file, password, runDir: state.runDir };
+}
+
+/** Where the running nats-server listens. */
+interface NatsServerAddress {
+  readonly port: number;
+  readonly url: string;
+  readonly monitorUrl: string | undefined;
+}
+
+/**
+ * Start nats-server with `conf`, its output into `log`, and wait for its ports file. Undefined
+ * when a stop was requested first.
+ */
+async function startNatsServer(
+  children: Children,
+  log: OutputLog,
+  nats: { bin: string; version: readonly number[] },
+  conf: NatsServerConf,
+  signal: AbortSignal,
+): Promise<NatsServerAddress | undefined> {
+  console.log(`dev: starting nats-server ${VERSION_TEXT(nats.version)} (${nats.bin})`);
+  log.follow(children.spawn("nats-server", nats.bin, {
+    args: ["-c", conf.file],
+    stdout: "piped",
+    stderr: "piped",
+    stopSignal: "SIGTERM",
+  }));
+  const ports = await natsServerPorts(conf.runDir, signal);
+  if (ports === undefined) return undefined;
+  const port = Number(new URL(ports.nats?.[0] ?? "nats://127.0.0.1:0").port);
+  const url = `nats://127.0.0.1:${port}`;
+  console.log(`dev: nats-server is listening on ${url}`);
+  return { port, url, monitorUrl: ports.monitoring?.[0] };
+}
+
+/** The ports file nats-server writes into `runDir` once it listens; undefined if `signal` aborts. */
+async function natsServerPorts(
+  runDir: string,
+  signal: AbortSignal,
+): Promise<{ nats?: string[]; monitoring?: string[] } | undefined> {
+  let ports: { nats?: string[]; monitoring?: string[] } | undefined;
+  while (!signal.aborted && !ports) {
+    for await (const entry of Deno.readDir(runDir)) {
+      if (!entry.name.endsWith(".ports")) continue;
+      try {
+        ports = JSON.parse(await Deno.readTextFile(join(runDir, entry.name)));
+      } catch {
+        // being written
+      }
+    }
+    if (!ports) await delay(50, signal);
+  }
+  return signal.aborted ? undefined : ports;
+}
+
+/**
+ * The service's environment: every configuration variable cleared but the pass-through ones, then
+ * what the state directory and nats-server provide.
+ */
+function serviceEnv(
+  state: DevState,
+  httpPort: number,
+  natsPort: number,
+  password: string,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  const passThrough = new Set(["LOG_LEVEL", "NATS_USER_JWT_TTL"]);
+  for (const name of CONFIG_ENV_VARS) if (!passThrough.has(name)) env[name] = "";
+  return Object.assign(env, {
+    PORT: String(httpPort),
+    NATS_URL: `nats://${DEV_SERVICE_USER}:${password}@127.0.0.1:${natsPort}`,
+    NATS_ACCOUNT: DEV_ACCOUNT,
+    NATS_SIGNING_KEY_FILE: state.accountSeedFile,
+    JWKS_PATH: state.jwksFile,
+    JWT_ISSUER: state.issuer,
+    K8S_IN_CLUSTER: "false",
+    SERVICEACCOUNTS_FILE: state.serviceAccountsFile,
   });
-  const children: Child[] = [];
-  let renewal: ReturnType<typeof setInterval> | undefined;
-  let natsLog: Deno.FsFile | undefined;
-  let natsLogDone: Promise<unknown> = Promise.resolve();
-  const root = join(import.meta.dirname!, "..");
-  const spawn = (name: string, command: string, commandOptions: Deno.CommandOptions): Child => {
-    const process = new Deno.Command(command, { stdin: "null", detached: true, ...commandOptions })
-      .spawn();
-    const status = process.status;
-    const child = { name, process, status };
-    children.push(child);
-    status.then((s) => requestStop({ kind: "exit", name, status: s }));
-    return child;
-  };
+}
 
-  try {
-    const nats = await findNatsServer();
-    if (older(nats.version, RECOMMENDED_NATS_SERVER)) {
+/** The service, restarted by `deno run --watch` when its code changes. */
+function startServiceChild(
+  children: Children,
+  state: DevState,
+  httpPort: number,
+  natsPort: number,
+  password: string,
+): void {
+  console.log(`dev: starting the service on http://127.0.0.1:${httpPort} (deno run --watch)`);
+  children.spawn("the service", Deno.execPath(), {
+    cwd: ROOT,
+    args: [
+      "run",
+      "--watch=lib/,main.ts",
+      "--no-clear-screen",
+      "--allow-net=127.0.0.1,0.0.0.0",
+      `--allow-read=${state.dir}`,
+      // Not scoped: main.ts reads the whole environment once (Deno.env.toObject()), and so
+      // does the `debug` package that @kubernetes/client-node loads.
+      "--allow-env",
+      "main.ts",
+    ],
+    env: serviceEnv(state, httpPort, natsPort, password),
+    stdout: "inherit",
+    stderr: "inherit",
+    stopSignal: "SIGINT",
+  });
+}
+
+/**
+ * Wait until the service's /readyz says ready, saying what is missing if that takes a while.
+ * False when a stop was requested first.
+ */
+async function untilReady(httpPort: number, signal: AbortSignal): Promise<boolean> {
+  const readyz = `http://127.0.0.1:${httpPort}/readyz`;
+  const started = performance.now();
+  let lastNote = started;
+  let failing = "not answering yet";
+  while (!signal.aborted) {
+    try {
+      const res = await fetch(readyz, { signal: AbortSignal.timeout(2000) });
+      const body = await res.text();
+      if (res.ok) return true;
+      const parsed = JSON.parse(body) as { failing?: string[] };
+      failing = `failing: ${(parsed.failing ?? []).join(", ")}`;
+    } catch {
+      failing = "not answering yet";
+    }
+    if (performance.now() - lastNote > 15_000) {
+      lastNote = performance.now();
       console.error(
-        `dev: warning: nats-server ${VERSION_TEXT(nats.version)} has known auth callout bugs; ` +
-          `use ${VERSION_TEXT(RECOMMENDED_NATS_SERVER)} or later`,
+        `dev: still waiting for ${readyz} (${failing}) after ${
+          Math.round((lastNote - started) / 1000)
+        }s; see the service's log above`,
       );
     }
-
-    const state = await ensureDevState(
-      isAbsolute(options.stateDir) ? options.stateDir : join(root, options.stateDir),
-    );
-    console.log(
-      state.created.length > 0
-        ? `dev: created ${shown(state.dir)}/ with ${state.created.join(", ")}`
-        : `dev: reusing the keys, issuer and ServiceAccounts in ${shown(state.dir)}/`,
-    );
-
-    // nats-server: config-mode auth callout, output to a log file, port from its ports file.
-    for await (const entry of Deno.readDir(state.runDir)) {
-      await Deno.remove(join(state.runDir, entry.name), { recursive: true });
-    }
-    const password = randomPassword();
-    const confFile = join(state.dir, "nats-server.conf");
-    await Deno.writeTextFile(
-      confFile,
-      devNatsConfig({
-        port: options.natsPort ?? -1,
-        issuer: state.accountPublicKey,
-        servicePassword: password,
-        account: DEV_ACCOUNT,
-        portsFileDir: state.runDir,
-      }),
-      { mode: 0o600 },
-    );
-    await Deno.chmod(confFile, 0o600);
-    const logFile = join(state.dir, "nats-server.log");
-    natsLog = await Deno.open(logFile, { write: true, create: true, truncate: true });
-    console.log(`dev: starting nats-server ${VERSION_TEXT(nats.version)} (${nats.bin})`);
-    const natsChild = spawn("nats-server", nats.bin, {
-      args: ["-c", confFile],
-      stdout: "piped",
-      stderr: "piped",
-    });
-    natsLogDone = Promise.all([
-      pump(natsChild.process.stdout, natsLog),
-      pump(natsChild.process.stderr, natsLog),
-    ]);
-    let ports: { nats?: string[]; monitoring?: string[] } | undefined;
-    while (!stop.signal.aborted && !ports) {
-      for await (const entry of Deno.readDir(state.runDir)) {
-        if (!entry.name.endsWith(".ports")) continue;
-        try {
-          ports = JSON.parse(await Deno.readTextFile(join(state.runDir, entry.name)));
-        } catch {
-          // being written
-        }
-      }
-      if (!ports) await delay(50, stop.signal);
-    }
-    if (stop.signal.aborted) return await stopped(stop.signal.reason, logFile);
-    const natsPort = Number(new URL(ports!.nats?.[0] ?? "nats://127.0.0.1:0").port);
-    const natsUrl = `nats://127.0.0.1:${natsPort}`;
-    const monitorUrl = ports!.monitoring?.[0];
-    console.log(`dev: nats-server is listening on ${natsUrl}`);
-
-    // The service, restarted by `deno run --watch` when its code changes.
-    const httpPort = options.httpPort ?? freePort();
-    const env: Record<string, string> = {};
-    const passThrough = new Set(["LOG_LEVEL", "NATS_USER_JWT_TTL"]);
-    for (const name of CONFIG_ENV_VARS) if (!passThrough.has(name)) env[name] = "";
-    Object.assign(env, {
-      PORT: String(httpPort),
-      NATS_URL: `nats://${DEV_SERVICE_USER}:${password}@127.0.0.1:${natsPort}`,
-      NATS_ACCOUNT: DEV_ACCOUNT,
-      NATS_SIGNING_KEY_FILE: state.accountSeedFile,
-      JWKS_PATH: state.jwksFile,
-      JWT_ISSUER: state.issuer,
-      K8S_IN_CLUSTER: "false",
-      SERVICEACCOUNTS_FILE: state.serviceAccountsFile,
-    });
-    console.log(`dev: starting the service on http://127.0.0.1:${httpPort} (deno run --watch)`);
-    spawn("the service", Deno.execPath(), {
-      cwd: root,
-      args: [
-        "run",
-        "--watch=lib/,main.ts",
-        "--no-clear-screen",
-        "--allow-net=127.0.0.1,0.0.0.0",
-        `--allow-read=${state.dir}`,
-        // Not scoped: main.ts reads the whole environment once (Deno.env.toObject()), and so
-        // does the `debug` package that @kubernetes/client-node loads.
-        "--allow-env",
-        "main.ts",
-      ],
-      env,
-      stdout: "inherit",
-      stderr: "inherit",
-    });
-
-    // Ready when /readyz says so; say what is missing if that takes a while.
-    const readyz = `http://127.0.0.1:${httpPort}/readyz`;
-    const started = performance.now();
-    let lastNote = started;
-    let failing = "not answering yet";
-    while (!stop.signal.aborted) {
-      try {
-        const res = await fetch(readyz, { signal: AbortSignal.timeout(2000) });
-        const body = await res.text();
-        if (res.ok) break;
-        const parsed = JSON.parse(body) as { failing?: string[] };
-        failing = `failing: ${(parsed.failing ?? []).join(", ")}`;
-      } catch {
-        failing = "not answering yet";
-      }
-      if (performance.now() - lastNote > 15_000) {
-        lastNote = performance.now();
-        console.error(
-          `dev: still waiting for ${readyz} (${failing}) after ${
-            Math.round((lastNote - started) / 1000)
-          }s; see the service's log above`,
-        );
-      }
-      await delay(200, stop.signal);
-    }
-    if (stop.signal.aborted) return await stopped(stop.signal.reason, logFile);
-
-    const tokens = await mintTokenFiles(state);
-    renewal = setInterval(() => {
-      mintTokenFiles(state).catch((err) => {
-        console.error(
-          `dev: could not renew the token files: ${err instanceof Error ? err.message : err}`,
-        );
-      });
-    }, DEV_TOKEN_LIFETIME_SECONDS * 800);
-    console.log(
-      banner({ state, stateDirGiven: options.stateDir, natsUrl, monitorUrl, httpPort, tokens }),
-    );
-
-    await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
-    return await stopped(stop.signal.reason, logFile);
-  } catch (err) {
-    if (err instanceof DevError) {
-      console.error(`dev: ${err.message}`);
-    } else {
-      console.error("dev: failed:", err);
-    }
-    return 1;
-  } finally {
-    clearInterval(renewal);
-    // The service first, so it drains its NATS connection while the server is still there.
-    for (const child of [...children].reverse()) {
-      await stopChild(child, child.name === "nats-server" ? "SIGTERM" : "SIGINT", 15_000);
-    }
-    if (children.length > 0) {
-      console.log(`dev: stopped ${children.map((c) => c.name).reverse().join(" and ")}`);
-    }
-    await natsLogDone;
-    natsLog?.close();
-    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
+    await delay(200, signal);
   }
+  return false;
+}
 
-  async function stopped(reason: StopReason, logFile: string): Promise<number> {
-    if (reason.kind === "signal") {
-      console.log(`dev: ${reason.signal} received; stopping the service and nats-server`);
-      return 0;
-    }
-    const how = reason.status.signal
-      ? `was killed by ${reason.status.signal}`
-      : `exited with status ${reason.status.code}`;
-    console.error(`dev: ${reason.name} ${how} unexpectedly; stopping the rest`);
-    if (reason.name === "nats-server") {
-      await natsLogDone;
-      console.error(`last lines of ${shown(logFile)}:\n${await tail(logFile, 15)}`);
-    }
-    return 1;
+/** Renew the token files before they expire, like the kubelet; stops when disposed. */
+function renewTokenFiles(state: DevState): Disposable {
+  const renewal = setInterval(() => {
+    mintTokenFiles(state).catch((err) => {
+      console.error(
+        `dev: could not renew the token files: ${err instanceof Error ? err.message : err}`,
+      );
+    });
+  }, DEV_TOKEN_LIFETIME_SECONDS * 800);
+  return { [Symbol.dispose]: () => clearInterval(renewal) };
+}
+
+/** Say why dev mode stops; the exit status (0 after a signal, 1 when a child died). */
+async function stopped(reason: StopReason, natsLog: OutputLog): Promise<number> {
+  if (reason.kind === "signal") {
+    console.log(`dev: ${reason.signal} received; stopping the service and nats-server`);
+    return 0;
   }
+  const how = reason.status.signal
+    ? `was killed by ${reason.status.signal}`
+    : `exited with status ${reason.status.code}`;
+  console.error(`dev: ${reason.name} ${how} unexpectedly; stopping the rest`);
+  if (reason.name === "nats-server") {
+    await natsLog.copied();
+    console.error(`last lines of ${shown(natsLog.path)}:\n${await natsLog.tail(15)}`);
+  }
+  return 1;
 }
 
 if (import.meta.main) {

@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { CONFIG_ENV_VARS } from "./config.ts";
+import { CONFIG_ENV_VARS } from "./variables.ts";
 import { PROGRAM, VERSION } from "../core/version.ts";
 
 /** What the command line asks for. `text` goes to stdout (help, version) or stderr (usage). */

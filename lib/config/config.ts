@@ -5,12 +5,41 @@
  * instead of silently becoming the default. Seeds are read and checked here, at the boundary,
  * and never appear in an error message or in {@linkcode describeConfig}.
  *
+ * Read it with its neighbours: lib/config/variables.ts is the schema (every variable, its default,
+ * what it sets), lib/config/parse.ts the generic value checks, lib/config/seeds.ts the seed files
+ * and misplaced seeds. {@linkcode loadConfig} is a list of steps, one per part of the `Config`.
+ *
  * @module
  */
-import * as nkeys from "@nats-io/nkeys";
-import { formatDuration, parseDuration } from "../core/duration.ts";
+import { formatDuration } from "../core/duration.ts";
 import { type LogLevel, redactUrl } from "../telemetry/log.ts";
 import { subjectProblem } from "../core/subjects.ts";
+import {
+  boolVar,
+  deepFreeze,
+  durationVar,
+  type EnvReader,
+  httpUrlProblem,
+  isDnsLabel,
+  isPortNumber,
+  maskServerEntry,
+  serverProblem,
+  show,
+  splitList,
+} from "./parse.ts";
+import {
+  isPublicAccountKey,
+  misplacedSeeds,
+  publicKeyOf,
+  readSeed,
+  withoutSeedEchoes,
+} from "./seeds.ts";
+import { defaultOf, IN_CLUSTER_API_SERVER_URL } from "./variables.ts";
+
+/** Every environment variable {@linkcode loadConfig} reads (lib/config/variables.ts). */
+export { CONFIG_ENV_VARS } from "./variables.ts";
+/** The seed in a seed or creds file's text (lib/config/seeds.ts); the policy file reads seeds too. */
+export { extractSeed } from "./seeds.ts";
 
 /** The service's configuration. Frozen; seeds are secrets and are left out of describeConfig. */
 export interface Config {
@@ -127,61 +156,6 @@ export interface Config {
   readonly explainEnabled: boolean;
 }
 
-/** The in-cluster apiserver address. */
-export const IN_CLUSTER_API_SERVER_URL = "https://kubernetes.default.svc";
-/** Where Kubernetes mounts the pod's ServiceAccount CA. */
-export const IN_CLUSTER_CA_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
-/** Where Kubernetes mounts the pod's ServiceAccount token. */
-export const IN_CLUSTER_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-/**
- * The reference answers through synadia-io/callout.go, a NATS micro service, whose queue group is
- * micro's default "q". Sharing it means a rolling upgrade from the Go service never has both
- * versions answering the same request.
- */
-export const DEFAULT_QUEUE_GROUP = "q";
-
-/** Every environment variable {@linkcode loadConfig} reads, for a scoped `--allow-env`. */
-export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
-  "PORT",
-  "LOG_LEVEL",
-  "NATS_URL",
-  "NATS_USER_CREDS_FILE",
-  "NATS_CREDS_FILE",
-  "NATS_TOKEN",
-  "NATS_TLS_CA_FILE",
-  "NATS_TLS_CERT_FILE",
-  "NATS_TLS_KEY_FILE",
-  "NATS_QUEUE_GROUP",
-  "NATS_SYSTEM_CREDS_FILE",
-  "NATS_SYSTEM_TOKEN",
-  "NATS_SYSTEM_USER",
-  "NATS_SYSTEM_PASSWORD",
-  "NATS_ACCOUNT",
-  "NATS_SIGNING_KEY_FILE",
-  "NATS_XKEY_SEED_FILE",
-  "NATS_USER_JWT_TTL",
-  "JWKS_URL",
-  "JWKS_PATH",
-  "JWT_ISSUER",
-  "JWT_AUDIENCE",
-  "JWT_AUDIENCE_ALLOW_API_AUDIENCE",
-  "K8S_IN_CLUSTER",
-  "K8S_NAMESPACE",
-  "KUBECONFIG",
-  "HOME",
-  "K8S_CA_FILE",
-  "K8S_TOKEN_FILE",
-  "K8S_WATCH_PODS",
-  "KUBERNETES_SERVICE_HOST",
-  "KUBERNETES_SERVICE_PORT",
-  "SA_ANNOTATION_PREFIX",
-  "CACHE_CLEANUP_INTERVAL",
-  "CACHE_MAX_STALENESS",
-  "SERVICEACCOUNTS_FILE",
-  "POLICY_FILE",
-  "EXPLAIN_ENABLED",
-]);
-
 /**
  * The configuration cannot be used. `problems` has one entry per problem, each naming the
  * variable and what is wrong; the message lists them all, one per line, so one failed start shows
@@ -209,42 +183,15 @@ export interface LoadConfigOptions {
   readTextFile?: (path: string) => string;
 }
 
-const GO_TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
-const GO_FALSE = new Set(["0", "f", "F", "FALSE", "false", "False"]);
-const LOG_LEVELS: Readonly<Record<string, LogLevel>> = {
-  debug: "debug",
-  info: "info",
-  warn: "warn",
-  warning: "warn",
-  error: "error",
-  // zap's levels above error, so a reference configuration keeps working.
-  dpanic: "error",
-  panic: "error",
-  fatal: "error",
-};
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const KEY_KINDS: Readonly<Record<string, string>> = {
-  A: "account",
-  U: "user",
-  O: "operator",
-  N: "server",
-  C: "cluster",
-  X: "curve (xkey)",
-};
-
-const SECOND = 1000;
-const HOUR = 3_600_000;
-
-/** Quote a user-supplied (non-secret) value for a problem line, shortened if long. */
-function show(value: string): string {
-  return JSON.stringify(value.length > 80 ? value.slice(0, 77) + "..." : value);
-}
-
 /**
  * Build the {@linkcode Config} from environment variables. Every problem is collected and thrown
  * together as a {@linkcode ConfigError}. Empty values count as unset, like the reference. Seed
  * files are read with `readTextFile` and checked: an `SA…` account seed for the signing key, an
  * `SX…` curve seed for the xkey, each as a plain seed or the seed block of a creds file.
+ *
+ * Each step below reads a few variables (lib/config/variables.ts has them all, with their
+ * defaults) and reports what is wrong with them; the steps run in the order the problem lines are
+ * listed in.
  *
  * @example
  * ```ts ignore
@@ -264,278 +211,363 @@ export function loadConfig(
   // A seed pasted where a public value belongs must not pass, nor be echoed by a later problem
   // line or the start-up log: such a variable reads as unset from here on, and its own problems
   // are dropped in favour of the one line saying a seed was found.
-  const seedIn = new Set(seedProblems(env, problem));
+  const seedIn = new Set(misplacedSeeds(env, problem));
+  const vars = envReader(env, seedIn, problem);
+
+  const http = readHttpAndLogging(vars);
+  const nats = readNatsConnection(vars);
+  const account = readAccount(vars);
+  const keys = readKeys(vars, readTextFile);
+  const k8s = readKubernetesAccess(vars);
+  const keySource = readKeySource(vars);
+  const source = readServiceAccountSource(vars);
+  const jwt = readTokenVerification(vars, keySource, {
+    needsKeysAndIssuer: !k8s.inCluster && source.serviceAccountsFile !== undefined,
+  });
+  const cache = readServiceAccountCache(vars);
+  const features = readFeatures(vars);
+
+  if (problems.length > 0) throw new ConfigError(withoutSeedEchoes(problems, seedIn));
+  return deepFreeze<Config>({
+    ...http,
+    nats,
+    account,
+    ...keys,
+    jwt,
+    k8s,
+    ...cache,
+    ...source,
+    ...features,
+  });
+}
+
+/** The environment, trimmed, empty as unset, the variables in `unset` (seeds) as unset. */
+function envReader(
+  env: Readonly<Record<string, string | undefined>>,
+  unset: ReadonlySet<string>,
+  problem: (text: string) => void,
+): EnvReader {
   const get = (name: string): string | undefined => {
-    if (seedIn.has(name)) return undefined;
+    if (unset.has(name)) return undefined;
     const value = env[name]?.trim();
     return value === undefined || value === "" ? undefined : value;
   };
+  const getOrDefault = (name: string): string => {
+    const value = get(name) ?? defaultOf(name);
+    if (value === undefined) {
+      throw new TypeError(`Cannot read ${name}: it is unset and has no default`);
+    }
+    return value;
+  };
+  return { get, getOrDefault, defaultOf, problem };
+}
 
-  // HTTP and logging.
-  let port = 8080;
-  const portRaw = get("PORT");
-  if (portRaw !== undefined) {
-    const n = /^\d+$/.test(portRaw) ? Number(portRaw) : NaN;
-    if (Number.isInteger(n) && n >= 1 && n <= 65535) port = n;
-    else problem(`PORT: ${show(portRaw)} is not a port number (1-65535)`);
+const LOG_LEVELS: Readonly<Record<string, LogLevel>> = {
+  debug: "debug",
+  info: "info",
+  warn: "warn",
+  warning: "warn",
+  error: "error",
+  // zap's levels above error, so a reference configuration keeps working.
+  dpanic: "error",
+  panic: "error",
+  fatal: "error",
+};
+
+/** `PORT` and `LOG_LEVEL`. */
+function readHttpAndLogging(vars: EnvReader): Pick<Config, "port" | "logLevel"> {
+  const portRaw = vars.getOrDefault("PORT");
+  if (!isPortNumber(portRaw)) vars.problem(`PORT: ${show(portRaw)} is not a port number (1-65535)`);
+  const levelRaw = vars.getOrDefault("LOG_LEVEL");
+  const logLevel = LOG_LEVELS[levelRaw.toLowerCase()];
+  if (!logLevel) {
+    vars.problem(`LOG_LEVEL: ${show(levelRaw)} is not one of debug, info, warn, error`);
   }
+  return { port: Number(portRaw), logLevel: logLevel ?? "info" };
+}
 
-  let logLevel: LogLevel = "info";
-  const levelRaw = get("LOG_LEVEL");
-  if (levelRaw !== undefined) {
-    const level = LOG_LEVELS[levelRaw.toLowerCase()];
-    if (level) logLevel = level;
-    else problem(`LOG_LEVEL: ${show(levelRaw)} is not one of debug, info, warn, error`);
-  }
-
-  // The service's NATS connection.
+/**
+ * The service's own NATS connection: servers, how it authenticates, TLS, the queue group, and the
+ * system-account connection of live revocation.
+ */
+function readNatsConnection(vars: EnvReader): Config["nats"] {
   const servers: string[] = [];
-  const urlRaw = get("NATS_URL") ?? "nats://nats:4222";
-  const entries = urlRaw.split(",").map((s) => s.trim());
-  for (const entry of entries) {
+  for (const entry of splitList(vars.getOrDefault("NATS_URL"))) {
     const bad = serverProblem(entry);
-    if (bad) problem(`NATS_URL: ${show(maskServerEntry(entry))} ${bad}`);
+    if (bad) vars.problem(`NATS_URL: ${show(maskServerEntry(entry))} ${bad}`);
     else servers.push(entry.includes("://") ? entry : `nats://${entry}`);
   }
+  const { credsFile, token } = readNatsAuth(vars);
+  const tls = readNatsTls(vars);
+  const queueGroup = vars.getOrDefault("NATS_QUEUE_GROUP");
+  const queueBad = subjectProblem(queueGroup) ??
+    (/[*>]/.test(queueGroup) ? "contains a wildcard" : undefined);
+  if (queueBad) vars.problem(`NATS_QUEUE_GROUP: ${show(queueGroup)} ${queueBad}`);
+  const system = readSystemConnection(vars);
+  return {
+    servers,
+    ...(credsFile !== undefined ? { credsFile } : {}),
+    ...(token !== undefined ? { token } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    queueGroup,
+    ...(system !== undefined ? { system } : {}),
+  };
+}
 
-  const credsPrimary = get("NATS_USER_CREDS_FILE");
-  const credsAlias = get("NATS_CREDS_FILE");
+/** A creds file (`NATS_USER_CREDS_FILE` or its old name `NATS_CREDS_FILE`) or a token, not both. */
+function readNatsAuth(vars: EnvReader): { credsFile?: string; token?: string } {
+  const credsPrimary = vars.get("NATS_USER_CREDS_FILE");
+  const credsAlias = vars.get("NATS_CREDS_FILE");
   if (credsPrimary !== undefined && credsAlias !== undefined && credsPrimary !== credsAlias) {
-    problem(
+    vars.problem(
       "NATS_USER_CREDS_FILE and NATS_CREDS_FILE: both are set to different files; " +
         "set only NATS_USER_CREDS_FILE (NATS_CREDS_FILE is its old name)",
     );
   }
   const credsFile = credsPrimary ?? credsAlias;
-  const token = get("NATS_TOKEN");
+  const token = vars.get("NATS_TOKEN");
   if (credsFile !== undefined && token !== undefined) {
-    problem(
+    vars.problem(
       `${credsPrimary !== undefined ? "NATS_USER_CREDS_FILE" : "NATS_CREDS_FILE"} and ` +
         "NATS_TOKEN: they are mutually exclusive; set at most one",
     );
   }
+  return {
+    ...(credsFile !== undefined ? { credsFile } : {}),
+    ...(token !== undefined ? { token } : {}),
+  };
+}
 
-  const caFile = get("NATS_TLS_CA_FILE");
-  const certFile = get("NATS_TLS_CERT_FILE");
-  const keyFile = get("NATS_TLS_KEY_FILE");
+/** The TLS files of the NATS connection; a client certificate needs both its cert and its key. */
+function readNatsTls(vars: EnvReader): Config["nats"]["tls"] {
+  const caFile = vars.get("NATS_TLS_CA_FILE");
+  const certFile = vars.get("NATS_TLS_CERT_FILE");
+  const keyFile = vars.get("NATS_TLS_KEY_FILE");
   if (certFile !== undefined && keyFile === undefined) {
-    problem("NATS_TLS_KEY_FILE: required when NATS_TLS_CERT_FILE is set (client certificate)");
+    vars.problem("NATS_TLS_KEY_FILE: required when NATS_TLS_CERT_FILE is set (client certificate)");
   }
   if (keyFile !== undefined && certFile === undefined) {
-    problem("NATS_TLS_CERT_FILE: required when NATS_TLS_KEY_FILE is set (client certificate)");
+    vars.problem("NATS_TLS_CERT_FILE: required when NATS_TLS_KEY_FILE is set (client certificate)");
   }
-  const tls = caFile === undefined && certFile === undefined && keyFile === undefined
-    ? undefined
-    : {
-      ...(caFile !== undefined ? { caFile } : {}),
-      ...(certFile !== undefined ? { certFile } : {}),
-      ...(keyFile !== undefined ? { keyFile } : {}),
-    };
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return undefined;
+  return {
+    ...(caFile !== undefined ? { caFile } : {}),
+    ...(certFile !== undefined ? { certFile } : {}),
+    ...(keyFile !== undefined ? { keyFile } : {}),
+  };
+}
 
-  const queueGroup = get("NATS_QUEUE_GROUP") ?? DEFAULT_QUEUE_GROUP;
-  const queueBad = subjectProblem(queueGroup) ??
-    (/[*>]/.test(queueGroup) ? "contains a wildcard" : undefined);
-  if (queueBad) problem(`NATS_QUEUE_GROUP: ${show(queueGroup)} ${queueBad}`);
-
-  // Live revocation's system-account connection.
-  const systemCreds = get("NATS_SYSTEM_CREDS_FILE");
-  const systemToken = get("NATS_SYSTEM_TOKEN");
-  const systemUser = get("NATS_SYSTEM_USER");
-  const systemPassword = get("NATS_SYSTEM_PASSWORD");
-  const systemKinds = [systemCreds, systemToken, systemUser].filter((v) => v !== undefined).length;
-  if (systemKinds > 1) {
-    problem(
+/** Live revocation's system-account connection: one way to authenticate, or none (off). */
+function readSystemConnection(vars: EnvReader): Config["nats"]["system"] {
+  const credsFile = vars.get("NATS_SYSTEM_CREDS_FILE");
+  const token = vars.get("NATS_SYSTEM_TOKEN");
+  const user = vars.get("NATS_SYSTEM_USER");
+  const password = vars.get("NATS_SYSTEM_PASSWORD");
+  const kinds = [credsFile, token, user].filter((v) => v !== undefined).length;
+  if (kinds > 1) {
+    vars.problem(
       "NATS_SYSTEM_CREDS_FILE, NATS_SYSTEM_TOKEN and NATS_SYSTEM_USER: set only one way for the " +
         "system-account connection to authenticate",
     );
   }
-  if (systemPassword !== undefined && systemUser === undefined) {
-    problem("NATS_SYSTEM_USER: required when NATS_SYSTEM_PASSWORD is set");
+  if (password !== undefined && user === undefined) {
+    vars.problem("NATS_SYSTEM_USER: required when NATS_SYSTEM_PASSWORD is set");
   }
-  const system = systemKinds === 0 ? undefined : {
-    ...(systemCreds !== undefined ? { credsFile: systemCreds } : {}),
-    ...(systemToken !== undefined ? { token: systemToken } : {}),
-    ...(systemUser !== undefined ? { user: systemUser } : {}),
-    ...(systemUser !== undefined && systemPassword !== undefined
-      ? { password: systemPassword }
-      : {}),
+  if (kinds === 0) return undefined;
+  return {
+    ...(credsFile !== undefined ? { credsFile } : {}),
+    ...(token !== undefined ? { token } : {}),
+    ...(user !== undefined ? { user } : {}),
+    ...(user !== undefined && password !== undefined ? { password } : {}),
   };
+}
 
-  const account = get("NATS_ACCOUNT") ?? "";
+/** `NATS_ACCOUNT` (required): an account name, or a public account key that must be a valid one. */
+function readAccount(vars: EnvReader): string {
+  const account = vars.get("NATS_ACCOUNT") ?? "";
   if (account === "") {
-    problem('NATS_ACCOUNT: required (the account clients are placed in, e.g. "APP")');
+    vars.problem('NATS_ACCOUNT: required (the account clients are placed in, e.g. "APP")');
   } else if (/\s/.test(account)) {
-    problem(`NATS_ACCOUNT: ${show(account)} contains whitespace`);
+    vars.problem(`NATS_ACCOUNT: ${show(account)} contains whitespace`);
   } else if (/^A[A-Z2-7]{55}$/.test(account) && !isPublicAccountKey(account)) {
     // A mistyped key would pass as an account name and fail only at the server, on every login.
-    problem(
+    vars.problem(
       `NATS_ACCOUNT: ${show(account)} looks like an account public key (operator mode) but is ` +
         "not a valid one (checksum); copy it again, e.g. from `nsc describe account <name>`",
     );
   }
+  return account;
+}
 
-  // Keys.
-  const signingKeyFile = get("NATS_SIGNING_KEY_FILE") ?? "";
+const SECOND = 1000;
+const HOUR = 3_600_000;
+
+/** The signing seed (required), the xkey seed, and the cap on an issued user JWT's life. */
+function readKeys(
+  vars: EnvReader,
+  readTextFile: (path: string) => string,
+): Pick<
+  Config,
+  "signingKeyFile" | "signingKeySeed" | "xkeySeedFile" | "xkeySeed" | "userJwtTtlMs"
+> {
+  const signingKeyFile = vars.get("NATS_SIGNING_KEY_FILE") ?? "";
   let signingKeySeed = "";
   if (signingKeyFile === "") {
-    problem("NATS_SIGNING_KEY_FILE: required (file holding the account signing seed, SA...)");
+    vars.problem("NATS_SIGNING_KEY_FILE: required (file holding the account signing seed, SA...)");
   } else {
     signingKeySeed =
-      readSeed("NATS_SIGNING_KEY_FILE", signingKeyFile, "A", readTextFile, problem) ?? "";
+      readSeed("NATS_SIGNING_KEY_FILE", signingKeyFile, "A", readTextFile, vars.problem) ?? "";
   }
-  const xkeySeedFile = get("NATS_XKEY_SEED_FILE");
+  const xkeySeedFile = vars.get("NATS_XKEY_SEED_FILE");
   const xkeySeed = xkeySeedFile === undefined
     ? undefined
-    : readSeed("NATS_XKEY_SEED_FILE", xkeySeedFile, "X", readTextFile, problem);
-
-  const userJwtTtlMs = get("NATS_USER_JWT_TTL") === undefined
+    : readSeed("NATS_XKEY_SEED_FILE", xkeySeedFile, "X", readTextFile, vars.problem);
+  const userJwtTtlMs = vars.get("NATS_USER_JWT_TTL") === undefined
     ? undefined
-    : durationVar(get, problem, "NATS_USER_JWT_TTL", 0, { min: 10 * SECOND, max: 24 * HOUR });
-
-  // Kubernetes.
-  let inCluster = true;
-  const inClusterRaw = get("K8S_IN_CLUSTER");
-  if (inClusterRaw !== undefined) {
-    if (GO_TRUE.has(inClusterRaw)) inCluster = true;
-    else if (GO_FALSE.has(inClusterRaw)) inCluster = false;
-    else problem(`K8S_IN_CLUSTER: ${show(inClusterRaw)} is not a boolean (true or false)`);
-  }
-  const namespace = get("K8S_NAMESPACE");
-  if (namespace !== undefined && !DNS_LABEL.test(namespace)) {
-    problem(`K8S_NAMESPACE: ${show(namespace)} is not a valid namespace name (RFC 1123 label)`);
-  }
-  const kubeconfig = get("KUBECONFIG");
-  let watchPods = true;
-  const watchPodsRaw = get("K8S_WATCH_PODS");
-  if (watchPodsRaw !== undefined) {
-    if (GO_TRUE.has(watchPodsRaw)) watchPods = true;
-    else if (GO_FALSE.has(watchPodsRaw)) watchPods = false;
-    else problem(`K8S_WATCH_PODS: ${show(watchPodsRaw)} is not a boolean (true or false)`);
-  }
-  const home = get("HOME");
-  const k8sCaFile = get("K8S_CA_FILE") ?? IN_CLUSTER_CA_FILE;
-  const k8sTokenFile = get("K8S_TOKEN_FILE") ?? IN_CLUSTER_TOKEN_FILE;
-  const serviceHost = get("KUBERNETES_SERVICE_HOST");
-  const servicePort = get("KUBERNETES_SERVICE_PORT") ?? "443";
-  if (!/^\d+$/.test(servicePort) || Number(servicePort) < 1 || Number(servicePort) > 65535) {
-    problem(`KUBERNETES_SERVICE_PORT: ${show(servicePort)} is not a port number (1-65535)`);
-  }
-  const apiServerUrl = serviceHost === undefined
-    ? IN_CLUSTER_API_SERVER_URL
-    : `https://${serviceHost.includes(":") ? `[${serviceHost}]` : serviceHost}:${servicePort}`;
-
-  // Token verification.
-  const jwksUrlRaw = get("JWKS_URL");
-  const jwksPath = get("JWKS_PATH");
-  if (jwksUrlRaw !== undefined && jwksPath !== undefined) {
-    problem("JWKS_URL and JWKS_PATH: they are mutually exclusive; set only one");
-  }
-  if (jwksUrlRaw !== undefined) {
-    const bad = httpUrlProblem(jwksUrlRaw);
-    if (bad) problem(`JWKS_URL: ${show(maskServerEntry(jwksUrlRaw))} ${bad}`);
-  }
-  const jwksUrl = jwksUrlRaw;
-  const serviceAccountsFile = get("SERVICEACCOUNTS_FILE");
-  // Off unless set; "0" is off too. A quiet, healthy watch on kube-apiserver v1.37 hears its first
-  // bookmark after ~120 s, then one every ~60 s: values under 3m flap on a real cluster (the 10 s
-  // minimum is for tests).
-  const maxStalenessRaw = get("CACHE_MAX_STALENESS");
-  const cacheMaxStalenessMs = maxStalenessRaw === undefined || /^0+[a-z]*$/i.test(maxStalenessRaw)
-    ? undefined
-    : durationVar(get, problem, "CACHE_MAX_STALENESS", 0, { min: 10 * SECOND });
-  const issuerRaw = get("JWT_ISSUER");
-  const issuers = issuerRaw === undefined ? undefined : parseIssuers(issuerRaw, problem);
-  // Without an apiserver to ask (dev mode: ServiceAccounts from a file, out of cluster), the keys
-  // and the issuer must be given; otherwise they default to the apiserver's own
-  // (`<apiserver>/openid/v1/jwks`, `/.well-known/openid-configuration`).
-  if (!inCluster && serviceAccountsFile !== undefined) {
-    if (jwksUrl === undefined && jwksPath === undefined) {
-      problem("JWKS_URL or JWKS_PATH: one is required with SERVICEACCOUNTS_FILE out of cluster");
-    }
-    if (issuers === undefined) {
-      problem("JWT_ISSUER: required with SERVICEACCOUNTS_FILE out of cluster");
-    }
-  }
-  const audience = get("JWT_AUDIENCE") ?? "nats";
-  const allowApiAudience = boolVar(get, problem, "JWT_AUDIENCE_ALLOW_API_AUDIENCE", false);
-  if (audience === "" || /[\s,]/.test(audience)) {
-    problem(`JWT_AUDIENCE: ${show(audience)} must be one audience, without whitespace or commas`);
-  } else if (!allowApiAudience) {
-    const risky = apiAudienceRisk(audience, issuers ?? []);
-    if (risky) problem(`JWT_AUDIENCE: ${risky}`);
-  }
-
-  // ServiceAccounts.
-  const annotationPrefix = get("SA_ANNOTATION_PREFIX") ?? "nats.io/";
-  if (/\s/.test(annotationPrefix) || (annotationPrefix.match(/\//g)?.length ?? 0) > 1) {
-    problem(
-      `SA_ANNOTATION_PREFIX: ${show(annotationPrefix)} cannot start an annotation key ` +
-        '(no whitespace, at most one "/", e.g. "nats.io/")',
-    );
-  }
-  const relistIntervalMs = durationVar(get, problem, "CACHE_CLEANUP_INTERVAL", 15 * 60 * SECOND, {
-    min: 10 * SECOND,
-  });
-  const policyFile = get("POLICY_FILE");
-  let explainEnabled = false;
-  const explainRaw = get("EXPLAIN_ENABLED");
-  if (explainRaw !== undefined) {
-    if (GO_TRUE.has(explainRaw)) explainEnabled = true;
-    else if (!GO_FALSE.has(explainRaw)) {
-      problem(`EXPLAIN_ENABLED: ${show(explainRaw)} is not a boolean (true or false)`);
-    }
-  }
-
-  if (problems.length > 0) {
-    throw new ConfigError(
-      problems.filter((p) =>
-        ![...seedIn].some((name) => p.startsWith(`${name}:`) && !p.includes(SEED_PROBLEM))
-      ),
-    );
-  }
-
-  const config: Config = {
-    port,
-    logLevel,
-    nats: {
-      servers,
-      ...(credsFile !== undefined ? { credsFile } : {}),
-      ...(token !== undefined ? { token } : {}),
-      ...(tls !== undefined ? { tls } : {}),
-      queueGroup,
-      ...(system !== undefined ? { system } : {}),
-    },
-    account,
+    : durationVar(vars, "NATS_USER_JWT_TTL", { min: 10 * SECOND, max: 24 * HOUR });
+  return {
     signingKeyFile,
     signingKeySeed,
     ...(xkeySeedFile !== undefined ? { xkeySeedFile } : {}),
     ...(xkeySeed !== undefined ? { xkeySeed } : {}),
     ...(userJwtTtlMs !== undefined ? { userJwtTtlMs } : {}),
-    jwt: {
-      ...(jwksUrl !== undefined ? { jwksUrl } : {}),
-      ...(jwksPath !== undefined ? { jwksPath } : {}),
-      ...(issuers !== undefined ? { issuers } : {}),
-      audience,
-      allowApiAudience,
-    },
-    k8s: {
-      inCluster,
-      ...(namespace !== undefined ? { namespace } : {}),
-      ...(kubeconfig !== undefined ? { kubeconfig } : {}),
-      ...(home !== undefined ? { home } : {}),
-      apiServerUrl,
-      caFile: k8sCaFile,
-      tokenFile: k8sTokenFile,
-      watchPods,
-    },
-    annotationPrefix,
-    relistIntervalMs,
+  };
+}
+
+/**
+ * How the service reaches the apiserver: in cluster (the kubelet's `KUBERNETES_SERVICE_*`, the
+ * pod's CA and token) or through a kubeconfig; which namespace it watches; whether it watches Pods.
+ */
+function readKubernetesAccess(vars: EnvReader): Config["k8s"] {
+  const inCluster = boolVar(vars, "K8S_IN_CLUSTER");
+  const namespace = vars.get("K8S_NAMESPACE");
+  if (namespace !== undefined && !isDnsLabel(namespace)) {
+    vars.problem(
+      `K8S_NAMESPACE: ${show(namespace)} is not a valid namespace name (RFC 1123 label)`,
+    );
+  }
+  const kubeconfig = vars.get("KUBECONFIG");
+  const watchPods = boolVar(vars, "K8S_WATCH_PODS");
+  const home = vars.get("HOME");
+  const serviceHost = vars.get("KUBERNETES_SERVICE_HOST");
+  const servicePort = vars.getOrDefault("KUBERNETES_SERVICE_PORT");
+  if (!isPortNumber(servicePort)) {
+    vars.problem(`KUBERNETES_SERVICE_PORT: ${show(servicePort)} is not a port number (1-65535)`);
+  }
+  const apiServerUrl = serviceHost === undefined
+    ? IN_CLUSTER_API_SERVER_URL
+    : `https://${serviceHost.includes(":") ? `[${serviceHost}]` : serviceHost}:${servicePort}`;
+  return {
+    inCluster,
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+    ...(home !== undefined ? { home } : {}),
+    apiServerUrl,
+    caFile: vars.getOrDefault("K8S_CA_FILE"),
+    tokenFile: vars.getOrDefault("K8S_TOKEN_FILE"),
+    watchPods,
+  };
+}
+
+/** Where the token keys come from: `JWKS_URL` or `JWKS_PATH`, or neither (the apiserver's). */
+function readKeySource(vars: EnvReader): Pick<Config["jwt"], "jwksUrl" | "jwksPath"> {
+  const jwksUrl = vars.get("JWKS_URL");
+  const jwksPath = vars.get("JWKS_PATH");
+  if (jwksUrl !== undefined && jwksPath !== undefined) {
+    vars.problem("JWKS_URL and JWKS_PATH: they are mutually exclusive; set only one");
+  }
+  if (jwksUrl !== undefined) {
+    const bad = httpUrlProblem(jwksUrl);
+    if (bad) vars.problem(`JWKS_URL: ${show(maskServerEntry(jwksUrl))} ${bad}`);
+  }
+  return {
+    ...(jwksUrl !== undefined ? { jwksUrl } : {}),
+    ...(jwksPath !== undefined ? { jwksPath } : {}),
+  };
+}
+
+/**
+ * Where ServiceAccounts come from (`SERVICEACCOUNTS_FILE`, else the apiserver) and how stale the
+ * apiserver's may grow before readiness fails (`CACHE_MAX_STALENESS`).
+ */
+function readServiceAccountSource(
+  vars: EnvReader,
+): Pick<Config, "cacheMaxStalenessMs" | "serviceAccountsFile"> {
+  const serviceAccountsFile = vars.get("SERVICEACCOUNTS_FILE");
+  // Off unless set; "0" is off too. A quiet, healthy watch on kube-apiserver v1.37 hears its first
+  // bookmark after ~120 s, then one every ~60 s: values under 3m flap on a real cluster (the 10 s
+  // minimum is for tests).
+  const maxStalenessRaw = vars.get("CACHE_MAX_STALENESS");
+  const cacheMaxStalenessMs = maxStalenessRaw === undefined || /^0+[a-z]*$/i.test(maxStalenessRaw)
+    ? undefined
+    : durationVar(vars, "CACHE_MAX_STALENESS", { min: 10 * SECOND });
+  return {
     ...(cacheMaxStalenessMs !== undefined ? { cacheMaxStalenessMs } : {}),
     ...(serviceAccountsFile !== undefined ? { serviceAccountsFile } : {}),
-    ...(policyFile !== undefined ? { policyFile } : {}),
-    explainEnabled,
   };
-  return deepFreeze(config);
+}
+
+/**
+ * What a token must say: its issuers and its audience. Without an apiserver to ask (dev mode:
+ * ServiceAccounts from a file, out of cluster — `needsKeysAndIssuer`), the keys and the issuer
+ * must be given; otherwise they default to the apiserver's own (`<apiserver>/openid/v1/jwks`,
+ * `/.well-known/openid-configuration`).
+ */
+function readTokenVerification(
+  vars: EnvReader,
+  keySource: Pick<Config["jwt"], "jwksUrl" | "jwksPath">,
+  { needsKeysAndIssuer }: { needsKeysAndIssuer: boolean },
+): Config["jwt"] {
+  const issuerRaw = vars.get("JWT_ISSUER");
+  const issuers = issuerRaw === undefined ? undefined : parseIssuers(issuerRaw, vars.problem);
+  if (needsKeysAndIssuer) {
+    if (keySource.jwksUrl === undefined && keySource.jwksPath === undefined) {
+      vars.problem(
+        "JWKS_URL or JWKS_PATH: one is required with SERVICEACCOUNTS_FILE out of cluster",
+      );
+    }
+    if (issuers === undefined) {
+      vars.problem("JWT_ISSUER: required with SERVICEACCOUNTS_FILE out of cluster");
+    }
+  }
+  const audience = vars.getOrDefault("JWT_AUDIENCE");
+  const allowApiAudience = boolVar(vars, "JWT_AUDIENCE_ALLOW_API_AUDIENCE");
+  if (audience === "" || /[\s,]/.test(audience)) {
+    vars.problem(
+      `JWT_AUDIENCE: ${show(audience)} must be one audience, without whitespace or commas`,
+    );
+  } else if (!allowApiAudience) {
+    const risky = apiAudienceRisk(audience, issuers ?? []);
+    if (risky) vars.problem(`JWT_AUDIENCE: ${risky}`);
+  }
+  return {
+    ...keySource,
+    ...(issuers !== undefined ? { issuers } : {}),
+    audience,
+    allowApiAudience,
+  };
+}
+
+/** How the ServiceAccount cache reads its objects: the annotation prefix and the relist interval. */
+function readServiceAccountCache(
+  vars: EnvReader,
+): Pick<Config, "annotationPrefix" | "relistIntervalMs"> {
+  const annotationPrefix = vars.getOrDefault("SA_ANNOTATION_PREFIX");
+  if (/\s/.test(annotationPrefix) || (annotationPrefix.match(/\//g)?.length ?? 0) > 1) {
+    vars.problem(
+      `SA_ANNOTATION_PREFIX: ${show(annotationPrefix)} cannot start an annotation key ` +
+        '(no whitespace, at most one "/", e.g. "nats.io/")',
+    );
+  }
+  const relistIntervalMs = durationVar(vars, "CACHE_CLEANUP_INTERVAL", { min: 10 * SECOND });
+  return { annotationPrefix, relistIntervalMs };
+}
+
+/** The optional features: the cluster policy file and the `/explain` endpoint. */
+function readFeatures(vars: EnvReader): Pick<Config, "policyFile" | "explainEnabled"> {
+  const policyFile = vars.get("POLICY_FILE");
+  const explainEnabled = boolVar(vars, "EXPLAIN_ENABLED");
+  return { ...(policyFile !== undefined ? { policyFile } : {}), explainEnabled };
 }
 
 /**
@@ -619,200 +651,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
   };
 }
 
-/** Variables that hold secrets by design: a seed-shaped value there is not a misplaced seed. */
-const SECRET_VARS = new Set(["NATS_TOKEN"]);
-/** An nkey seed: `S`, its role letter and 56 more base32 characters (58 in all). */
-const SEED_SHAPE = /S[A-Z2-7]{57}/;
-const SEED_PROBLEM = "holds an nkey seed";
-
-/**
- * Report every variable whose value contains an nkey seed (`SA…`, `SU…`, `SO…`, `SX…`, …) where a
- * public value, a name or a path is expected, and return their names. The userinfo of NATS_URL is
- * a secret position (a token or password) and is not checked. The problem line never shows the
- * value: a seed is a private key.
- */
-function seedProblems(
-  env: Readonly<Record<string, string | undefined>>,
-  problem: (text: string) => void,
-): string[] {
-  const found: string[] = [];
-  for (const name of CONFIG_ENV_VARS) {
-    if (SECRET_VARS.has(name)) continue;
-    let value = env[name];
-    if (value === undefined) continue;
-    if (name === "NATS_URL") {
-      value = value.split(",").map((e) => e.slice(e.lastIndexOf("@") + 1)).join(",");
-    }
-    if (!SEED_SHAPE.test(value)) continue;
-    found.push(name);
-    problem(
-      `${name}: ${SEED_PROBLEM} (S..., a private key; value not shown); a seed belongs only in ` +
-        "a file (NATS_SIGNING_KEY_FILE, NATS_XKEY_SEED_FILE, NATS_USER_CREDS_FILE) — " +
-        (name === "NATS_ACCOUNT"
-          ? "NATS_ACCOUNT takes the account name (config mode) or its public A... key"
-          : "this variable takes a public value") +
-        "; if the seed was shared, rotate it",
-    );
-  }
-  return found;
-}
-
-function isPublicAccountKey(key: string): boolean {
-  try {
-    return nkeys.fromPublic(key).getPublicKey().startsWith("A");
-  } catch {
-    return false;
-  }
-}
-
-function publicKeyOf(seed: string): string {
-  try {
-    return nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey();
-  } catch {
-    return "(invalid)";
-  }
-}
-
-/**
- * A NATS_URL entry for a problem line: a malformed entry may hold a token anywhere before its last
- * `@` (with or without a scheme, with whitespace), so all of that is masked, not only what
- * `redactUrl` recognizes as a URL's userinfo.
- */
-function maskServerEntry(entry: string): string {
-  const at = entry.lastIndexOf("@");
-  if (at < 0) return entry;
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(entry)?.[0] ?? "";
-  return `${scheme}***@${entry.slice(at + 1)}`;
-}
-
-/** Why one NATS_URL entry cannot be used, or undefined. Never echoes the entry. */
-function serverProblem(entry: string): string | undefined {
-  if (entry === "") return "has an empty server entry";
-  if (/\s/.test(entry)) return "is not a URL (contains whitespace)";
-  const text = entry.includes("://") ? entry : `nats://${entry}`;
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return "is not a URL (expected nats://host:port or tls://host:port)";
-  }
-  if (url.protocol !== "nats:" && url.protocol !== "tls:") {
-    return `has unsupported scheme "${url.protocol.slice(0, -1)}" (use nats:// or tls://)`;
-  }
-  if (url.hostname === "") return "has no host";
-  return undefined;
-}
-
-/** Why `text` is not an http(s) URL, or undefined. */
-function httpUrlProblem(text: string): string | undefined {
-  if (/\s/.test(text)) return "is not a URL (contains whitespace)";
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return "is not a URL";
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return "is not an http(s) URL";
-  return undefined;
-}
-
-function durationVar(
-  get: (name: string) => string | undefined,
-  problem: (text: string) => void,
-  name: string,
-  fallback: number,
-  bounds: { min: number; max?: number },
-): number {
-  const raw = get(name);
-  if (raw === undefined) return fallback;
-  let ms: number;
-  try {
-    ms = parseDuration(raw);
-  } catch {
-    problem(`${name}: ${show(raw)} is not a duration (e.g. "90s", "15m", "1h30m")`);
-    return fallback;
-  }
-  if (ms < bounds.min) {
-    problem(`${name}: ${show(raw)} is below the minimum of ${formatDuration(bounds.min)}`);
-  } else if (bounds.max !== undefined && ms > bounds.max) {
-    problem(`${name}: ${show(raw)} is above the maximum of ${formatDuration(bounds.max)}`);
-  }
-  return ms;
-}
-
-/**
- * Read an nkey seed of kind `kind` ("A" account, "X" curve) from `path`: the whole file, or the
- * `BEGIN … NKEY SEED` block of a creds file. Problems name the variable and path, never the seed.
- */
-function readSeed(
-  variable: string,
-  path: string,
-  kind: "A" | "X",
-  readTextFile: (path: string) => string,
-  problem: (text: string) => void,
-): string | undefined {
-  const want = kind === "A" ? "an account seed (SA...)" : "a curve seed (SX...)";
-  let text: string;
-  try {
-    text = readTextFile(path);
-  } catch (err) {
-    const reason = err instanceof Error ? err.message : String(err);
-    problem(`${variable}: cannot read ${show(path)}: ${reason}`);
-    return undefined;
-  }
-  const seed = extractSeed(text);
-  if (seed === undefined) {
-    problem(`${variable}: ${show(path)} has a BEGIN line but no NKEY SEED block with a seed`);
-    return undefined;
-  }
-  if (seed === "" || /\s/.test(seed)) {
-    problem(`${variable}: ${show(path)} must hold one seed, ${want}`);
-    return undefined;
-  }
-  if (!seed.startsWith(`S${kind}`)) {
-    const other = KEY_KINDS[seed[1] ?? ""];
-    const got = seed.startsWith("S") && other !== undefined
-      ? `a seed of another kind (S${seed[1]}..., ${other})`
-      : KEY_KINDS[seed[0] ?? ""] !== undefined && seed.length === 56
-      ? "a public key, not a seed"
-      : "something that is not an nkey seed";
-    problem(`${variable}: ${show(path)} holds ${got}; expected ${want}`);
-    return undefined;
-  }
-  try {
-    nkeys.fromSeed(new TextEncoder().encode(seed));
-  } catch {
-    problem(
-      `${variable}: ${
-        show(path)
-      } holds a malformed seed (bad encoding or checksum); expected ${want}`,
-    );
-    return undefined;
-  }
-  return seed;
-}
-
-/**
- * The seed in a file: the trimmed content, or, when the file has a BEGIN line (creds format), the
- * last non-empty line inside the first `BEGIN … NKEY SEED` block; undefined if there is none.
- */
-export function extractSeed(text: string): string | undefined {
-  if (!text.includes("BEGIN")) return text.trim();
-  let inside = false;
-  let seed: string | undefined;
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (/BEGIN [A-Z ]*NKEY SEED/.test(line)) {
-      inside = true;
-      continue;
-    }
-    if (!inside) continue;
-    if (/END [A-Z ]*NKEY SEED/.test(line)) break;
-    if (line !== "") seed = line;
-  }
-  return seed;
-}
-
 /**
  * The audiences a kube-apiserver accepts for its own API by default: its issuer(s) (the default of
  * `--api-audiences`) and the in-cluster service names. A NATS audience equal to one of them turns
@@ -883,26 +721,4 @@ function issuerProblem(entry: string): string | undefined {
     return "must not have a query or fragment";
   }
   return undefined;
-}
-
-function boolVar(
-  get: (name: string) => string | undefined,
-  problem: (text: string) => void,
-  name: string,
-  fallback: boolean,
-): boolean {
-  const raw = get(name);
-  if (raw === undefined) return fallback;
-  if (GO_TRUE.has(raw)) return true;
-  if (GO_FALSE.has(raw)) return false;
-  problem(`${name}: ${show(raw)} is not a boolean (true or false)`);
-  return fallback;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
 }

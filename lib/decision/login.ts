@@ -1,13 +1,25 @@
 /**
- * One login, top to bottom: extract the token from the CONNECT options → verify it → look its
- * ServiceAccount up → derive permissions → grant. This is the `Authorizer` the callout protocol
- * module calls; it owns the decision and nothing of the protocol (request checks, signing).
+ * One login, top to bottom. This is the `Authorizer` the callout protocol module calls; it owns
+ * the decision and nothing of the protocol (request checks, signing). `createLogin` reads as the
+ * list of steps, each a function below it; the first step that refuses ends the login with a
+ * stable reason:
+ *
+ * 1. {@linkcode extractToken} from the CONNECT options (`token_missing`);
+ * 2. verify it (`identify`: signature, issuer, audience, expiry, by the token verifier);
+ * 3. look its ServiceAccount up (`serviceaccount_not_found`), the one the token was issued for
+ *    (`checkServiceAccountUid`);
+ * 4. the Pod a bound token names still vouches for it (`checkBoundPod`);
+ * 5. the policy: the ServiceAccount's permissions (lib/decision/policy.ts, remembered per policy
+ *    version by `memoizedPermissions`) and the policy file's checks on this login (`checkPolicy`);
+ * 6. the grant: user name, permissions, account, expiry (`grant`).
+ *
+ * `explain` runs steps 2–6 without recording metrics; by ServiceAccount name it skips step 2.
  *
  * @module
  */
 import type { Authorizer, AuthorizeResult, CalloutRequest } from "../callout/handler.ts";
 import { AuthError, type DenyReason } from "../core/errors.ts";
-import type { Logger } from "../telemetry/log.ts";
+import type { LogFields, Logger } from "../telemetry/log.ts";
 import type {
   NamespaceLabelsLookup,
   Permissions,
@@ -135,201 +147,12 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
  * ```
  */
 export function createLogin(options: AuthorizerOptions): Login {
-  const { verifyToken, lookup, pods, isSynced, policy, userJwtTtlMs, logger, metrics } = options;
-  const namespaceLabels = options.namespaceLabels;
-  const defaultAccount = options.defaultAccount;
+  const { verifyToken, lookup, pods, isSynced, userJwtTtlMs, metrics } = options;
   const now = options.now ?? (() => Date.now());
-  const clusterPolicy = options.clusterPolicy ?? (() => undefined);
-  // Records and policies are immutable and replaced on every change, so the permissions derived
-  // from one pair can be remembered (the policy is pure), and the first derivation is the one
-  // moment to warn about its ignored annotation entries: once per ServiceAccount and policy version.
-  const derived = new WeakMap<object, WeakMap<ServiceAccountRecord, Derived>>();
-  const policyFor = (sa: ServiceAccountRecord): Derived => {
-    const cluster = clusterPolicy();
-    const key = cluster ?? NO_POLICY;
-    let perPolicy = derived.get(key);
-    if (!perPolicy) {
-      perPolicy = new WeakMap();
-      derived.set(key, perPolicy);
-    }
-    let result = perPolicy.get(sa);
-    // With rules by labels the result also depends on the Namespace's labels: each change of them
-    // is a new (frozen) object, so a different object means derive again.
-    const labels = cluster && namespaceLabels && usesLabels(cluster)
-      ? namespaceLabels(sa.namespace)
-      : undefined;
-    if (!result || result.labels !== labels) {
-      const resolved = cluster
-        ? resolveSettings(cluster, sa.namespace, sa.name, namespaceLabels)
-        : undefined;
-      result = {
-        ...permissionsFor(sa, resolved ? { ...policy, settings: resolved.settings } : policy),
-        resolved,
-        labels,
-      };
-      perPolicy.set(sa, result);
-      if (result.dropped.length > 0) {
-        logger.warn("annotation_subjects_ignored", {
-          namespace: sa.namespace,
-          serviceaccount: sa.name,
-          filtered_internal: result.filteredInternal,
-          invalid: result.invalid,
-          ...(result.outsidePolicy.length > 0
-            ? {
-              outside_policy: result.dropped.filter((d) => d.reason === "outside_policy")
-                .map((d) => `${d.annotation} ${d.entry}: ${d.detail}`),
-            }
-            : {}),
-        });
-      }
-    }
-    return result;
-  };
-
-  /**
-   * The decision, for a real login (a token from a request, metrics recorded) and for explain
-   * (a token, or a ServiceAccount by name with the token checks skipped; nothing recorded).
-   */
-  async function evaluate(
-    source: { token: string } | { namespace: string; name: string },
-    clientInfo: CalloutRequest["clientInfo"],
-    record: boolean,
-  ): Promise<Evaluation> {
-    if (!isSynced()) {
-      return {
-        result: deny("cache_not_ready", "ServiceAccount cache has not completed its first sync"),
-      };
-    }
-    let identity: TokenIdentity | undefined;
-    if ("token" in source) {
-      try {
-        identity = await verifyToken(source.token);
-      } catch (err) {
-        if (err instanceof AuthError) return { result: deny(err.code, err.message) };
-        throw err;
-      }
-    }
-    const namespace = identity?.namespace ?? ("namespace" in source ? source.namespace : "");
-    const name = identity?.serviceAccount ?? ("name" in source ? source.name : "");
-    const fields = { namespace, serviceaccount: name };
-    const sa = lookup(namespace, name);
-    if (!sa) {
-      if (record) metrics.cacheMisses.inc();
-      return {
-        result: deny(
-          "serviceaccount_not_found",
-          `ServiceAccount ${namespace}/${name} does not exist`,
-          fields,
-        ),
-      };
-    }
-    if (record) metrics.cacheHits.inc();
-    if (identity && sa.uid !== identity.uid) {
-      return {
-        result: deny(
-          "serviceaccount_uid_mismatch",
-          `ServiceAccount ${sa.namespace}/${sa.name} was recreated (uid ${sa.uid}, token for ${identity.uid})`,
-          fields,
-        ),
-      };
-    }
-    if (pods && identity?.podName !== undefined) {
-      const podFields = { ...fields, pod: identity.podName };
-      const pod = pods(identity.namespace, identity.podName);
-      if (!pod) {
-        return {
-          result: deny(
-            "pod_not_found",
-            `Pod ${identity.namespace}/${identity.podName}, to which the token is bound, does not exist`,
-            podFields,
-          ),
-        };
-      }
-      if (identity.podUid !== undefined && pod.uid !== identity.podUid) {
-        return {
-          result: deny(
-            "pod_uid_mismatch",
-            `Pod ${pod.namespace}/${pod.name} was recreated (uid ${pod.uid}, token for ${identity.podUid})`,
-            podFields,
-          ),
-        };
-      }
-      // As the apiserver (pkg/serviceaccount/claims.go): a Pod being deleted for longer than the
-      // JWT leeway of 60 s no longer vouches for its tokens.
-      if (pod.deletingSince !== undefined && pod.deletingSince < now() - POD_DELETION_LEEWAY_MS) {
-        return {
-          result: deny(
-            "pod_not_found",
-            `Pod ${pod.namespace}/${pod.name}, to which the token is bound, is being deleted since ${
-              new Date(pod.deletingSince).toISOString()
-            }`,
-            podFields,
-          ),
-        };
-      }
-    }
-    const derivedFor = policyFor(sa);
-    const { permissions, filteredInternal, invalid, outsidePolicy, resolved } = derivedFor;
-    if (resolved) {
-      // Without a token (explain by name) there is no lifetime to check.
-      const { maxTokenLifetimeMs, ...withoutLifetime } = resolved.settings;
-      const denial = checkLogin(
-        identity || maxTokenLifetimeMs === undefined ? resolved.settings : withoutLifetime,
-        {
-          connectionType: connectionTypeOf(clientInfo),
-          issuedAt: identity?.issuedAt,
-          expiresAt: identity?.expiresAt ?? 0,
-        },
-      );
-      if (denial) {
-        return { result: deny(denial.reason, denial.message, fields), derived: derivedFor };
-      }
-    }
-    if (record) {
-      if (filteredInternal.length > 0) {
-        metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);
-      }
-      if (invalid.length > 0) metrics.invalidSubjects.inc(undefined, invalid.length);
-      if (outsidePolicy.length > 0) {
-        metrics.policyDroppedSubjects.inc(undefined, outsidePolicy.length);
-      }
-    }
-    // Without a token (explain), the kubelet's default token lifetime stands in for its expiry.
-    const tokenExpiresMs = identity ? identity.expiresAt * 1000 : now() + 3_600_000;
-    const expiresAt = Math.floor(
-      (userJwtTtlMs === undefined
-        ? tokenExpiresMs
-        : Math.min(now() + userJwtTtlMs, tokenExpiresMs)) / 1000,
-    );
-    const account = resolved?.settings.account;
-    return {
-      result: {
-        ok: true,
-        user: {
-          name: userName(sa.namespace, sa.name),
-          permissions,
-          expiresAt,
-          ...(account !== undefined ? { account } : {}),
-        },
-        fields: {
-          ...fields,
-          expires_at: expiresAt,
-          ...(account !== undefined ? { account } : {}),
-        },
-        grantFields: {
-          dropped: derivedFor.dropped.map((d) => ({
-            annotation: d.annotation,
-            subject: d.entry,
-            why: d.reason,
-            ...(d.detail ? { detail: d.detail } : {}),
-          })),
-        },
-      },
-      derived: derivedFor,
-    };
-  }
+  const permissionsOf = memoizedPermissions(options);
 
   const authorize: Authorizer = async (request) => {
+    // 1. The token.
     const token = extractToken(request.connectOpts);
     if (!token) {
       return deny("token_missing", "no token in auth_token, pass or a non-NATS jwt field");
@@ -343,54 +166,76 @@ export function createLogin(options: AuthorizerOptions): Login {
       ? { token: input.token }
       : { namespace: input.namespace, name: input.name };
     if ("token" in input && input.token === "") {
-      return explanation(deny("token_missing", "no token given"), undefined, true);
+      return explanation(deny("token_missing", "no token given"), undefined, true, options);
     }
     const { result, derived } = await evaluate(source, clientInfo, false);
-    return explanation(result, derived, "token" in input);
+    return explanation(result, derived, "token" in input, options);
   };
 
-  function explanation(
-    result: AuthorizeResult,
-    derivedFor: Derived | undefined,
-    tokenChecked: boolean,
-  ): Explanation {
-    const f = result.fields ?? {};
-    const base = {
-      token_checked: tokenChecked,
-      ...(typeof f.namespace === "string" ? { namespace: f.namespace } : {}),
-      ...(typeof f.serviceaccount === "string" ? { serviceaccount: f.serviceaccount } : {}),
-      ...(derivedFor
-        ? {
-          account: derivedFor.resolved?.settings.account ?? defaultAccount,
-          dropped: derivedFor.dropped,
-          policy: derivedFor.resolved ? { matched: derivedFor.resolved.matched } : null,
-        }
-        : {}),
-    };
-    if (!result.ok) {
-      return { allowed: false, reason: result.reason, message: result.message, ...base };
+  /**
+   * One login, step by step; the first step that refuses ends it. Run for a real login (a token
+   * from a request, metrics recorded) and for explain (a token, or a ServiceAccount by name with
+   * the token checks skipped; nothing recorded).
+   */
+  async function evaluate(
+    source: LoginSource,
+    clientInfo: CalloutRequest["clientInfo"],
+    record: boolean,
+  ): Promise<Evaluation> {
+    // Before its snapshots are complete a replica cannot tell a new ServiceAccount from none.
+    if (!isSynced()) {
+      return {
+        result: deny("cache_not_ready", "ServiceAccount cache has not completed its first sync"),
+      };
     }
-    const { pub, sub, resp } = result.user.permissions;
-    return {
-      allowed: true,
-      ...base,
-      user: result.user.name,
-      permissions: {
-        pub: { allow: [...pub.allow], deny: [...(pub.deny ?? [])] },
-        sub: { allow: [...sub.allow], deny: [...(sub.deny ?? [])] },
-        resp: { max: resp.max, ttl_ms: resp.ttlNs / 1e6 },
-      },
-      expires_at: new Date(result.user.expiresAt * 1000).toISOString(),
-    };
+    // 2. Verify the token (explain by name: take the name).
+    const who = await identify(verifyToken, source);
+    if (!who.ok) return { result: who };
+    const fields = { namespace: who.namespace, serviceaccount: who.name };
+
+    // 3. Its ServiceAccount, as the cache has it now.
+    const sa = lookup(who.namespace, who.name);
+    if (record) (sa ? metrics.cacheHits : metrics.cacheMisses).inc();
+    if (!sa) return { result: serviceAccountNotFound(who, fields) };
+    const recreated = checkServiceAccountUid(sa, who.identity, fields);
+    if (recreated) return { result: recreated };
+
+    // 4. The Pod a bound token names.
+    const podRefusal = pods && who.identity
+      ? checkBoundPod(pods, who.identity, fields, now)
+      : undefined;
+    if (podRefusal) return { result: podRefusal };
+
+    // 5. The policy: permissions, and whether this login may have them.
+    const derived = permissionsOf(sa);
+    const policyRefusal = checkPolicy(derived.resolved, who.identity, clientInfo, fields);
+    if (policyRefusal) return { result: policyRefusal, derived };
+
+    // 6. The grant.
+    if (record) countDroppedEntries(metrics, derived);
+    const expiresAt = userJwtExpiry(who.identity, userJwtTtlMs, now);
+    return { result: grant(sa, derived, fields, expiresAt), derived };
   }
 
   const grantOf = (sa: ServiceAccountRecord): { permissions: Permissions; account?: string } => {
-    const { permissions, resolved } = policyFor(sa);
+    const { permissions, resolved } = permissionsOf(sa);
     const account = resolved?.settings.account;
     return account !== undefined ? { permissions, account } : { permissions };
   };
 
   return { authorize, explain, grantOf };
+}
+
+/** The login decision and its explanation: one code path, so explain cannot disagree with a login. */
+export interface Login {
+  readonly authorize: Authorizer;
+  explain(input: ExplainInput): Promise<Explanation>;
+  /**
+   * What a login of `sa` would be granted now by the policy and its annotations (token and
+   * connection checks aside): live revocation compares it with what a connection was granted.
+   * Synchronous and memoized per ServiceAccount and policy version.
+   */
+  grantOf(sa: ServiceAccountRecord): { permissions: Permissions; account?: string };
 }
 
 /** What to explain: a token (the whole login), or a ServiceAccount by name (token checks skipped). */
@@ -423,22 +268,304 @@ export interface Explanation {
   readonly policy?: { readonly matched: readonly string[] } | null;
 }
 
-/** The login decision and its explanation: one code path, so explain cannot disagree with a login. */
-export interface Login {
-  readonly authorize: Authorizer;
-  explain(input: ExplainInput): Promise<Explanation>;
-  /**
-   * What a login of `sa` would be granted now by the policy and its annotations (token and
-   * connection checks aside): live revocation compares it with what a connection was granted.
-   * Synchronous and memoized per ServiceAccount and policy version.
-   */
-  grantOf(sa: ServiceAccountRecord): { permissions: Permissions; account?: string };
-}
+/** Whom a login is for: a token to verify, or (explain only) a ServiceAccount by name. */
+type LoginSource = { token: string } | { namespace: string; name: string };
 
 /** The evaluation behind both: the result, and what the policy derived when it got that far. */
 interface Evaluation {
   readonly result: AuthorizeResult;
   readonly derived?: Derived;
+}
+
+/** A refusal: the end of a login, with its stable reason. */
+type Refusal = Extract<AuthorizeResult, { ok: false }>;
+
+/** Who logs in: the ServiceAccount, and the verified token's claims when there was a token. */
+interface Identified {
+  readonly ok: true;
+  readonly namespace: string;
+  readonly name: string;
+  /** `undefined` when explained by name: no token, so no uid, Pod, or lifetime to check. */
+  readonly identity: TokenIdentity | undefined;
+}
+
+/** What the policy gave one ServiceAccount under one cluster policy (none: `resolved` undefined). */
+interface Derived extends PolicyResult {
+  readonly resolved: ResolvedSettings | undefined;
+  /** The Namespace labels it was derived with (only when the policy has rules by labels). */
+  readonly labels: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * Step 2, verify the token: its signature, issuer, audience and expiry (the verifier's refusals
+ * keep their reasons). Explain by name skips it. A verifier failure that is no {@linkcode
+ * AuthError} is a bug and is thrown, not turned into a refusal.
+ */
+async function identify(
+  verifyToken: TokenVerifier,
+  source: LoginSource,
+): Promise<Identified | Refusal> {
+  if (!("token" in source)) {
+    return { ok: true, namespace: source.namespace, name: source.name, identity: undefined };
+  }
+  let identity: TokenIdentity;
+  try {
+    identity = await verifyToken(source.token);
+  } catch (err) {
+    if (err instanceof AuthError) return deny(err.code, err.message);
+    throw err;
+  }
+  return { ok: true, namespace: identity.namespace, name: identity.serviceAccount, identity };
+}
+
+/** Step 3, the ServiceAccount: the cache has none of that name. */
+function serviceAccountNotFound(who: Identified, fields: LogFields): Refusal {
+  return deny(
+    "serviceaccount_not_found",
+    `ServiceAccount ${who.namespace}/${who.name} does not exist`,
+    fields,
+  );
+}
+
+/** Step 3, the ServiceAccount: the one in the cache is not the one the token was issued for. */
+function checkServiceAccountUid(
+  sa: ServiceAccountRecord,
+  identity: TokenIdentity | undefined,
+  fields: LogFields,
+): Refusal | undefined {
+  if (!identity || sa.uid === identity.uid) return undefined;
+  return deny(
+    "serviceaccount_uid_mismatch",
+    `ServiceAccount ${sa.namespace}/${sa.name} was recreated (uid ${sa.uid}, token for ${identity.uid})`,
+    fields,
+  );
+}
+
+/**
+ * Step 4, the bound Pod (`kubernetes.io.pod`), as the apiserver judges it: the Pod exists, has
+ * the uid the token names, and is not being deleted for longer than the JWT leeway. A token bound
+ * to no Pod passes.
+ */
+function checkBoundPod(
+  pods: PodLookup,
+  identity: TokenIdentity,
+  fields: LogFields,
+  now: () => number,
+): Refusal | undefined {
+  if (identity.podName === undefined) return undefined;
+  const podFields = { ...fields, pod: identity.podName };
+  const pod = pods(identity.namespace, identity.podName);
+  if (!pod) {
+    return deny(
+      "pod_not_found",
+      `Pod ${identity.namespace}/${identity.podName}, to which the token is bound, does not exist`,
+      podFields,
+    );
+  }
+  if (identity.podUid !== undefined && pod.uid !== identity.podUid) {
+    return deny(
+      "pod_uid_mismatch",
+      `Pod ${pod.namespace}/${pod.name} was recreated (uid ${pod.uid}, token for ${identity.podUid})`,
+      podFields,
+    );
+  }
+  // As the apiserver (pkg/serviceaccount/claims.go): a Pod being deleted for longer than the
+  // JWT leeway of 60 s no longer vouches for its tokens.
+  if (pod.deletingSince !== undefined && pod.deletingSince < now() - POD_DELETION_LEEWAY_MS) {
+    return deny(
+      "pod_not_found",
+      `Pod ${pod.namespace}/${pod.name}, to which the token is bound, is being deleted since ${
+        new Date(pod.deletingSince).toISOString()
+      }`,
+      podFields,
+    );
+  }
+  return undefined;
+}
+
+/** The apiserver's JWT leeway (pkg/serviceaccount/claims.go): how long a terminating Pod still vouches. */
+const POD_DELETION_LEEWAY_MS = 60_000;
+
+/**
+ * Step 5, the policy file's checks on this login: connection type and token lifetime. Without a
+ * policy file nothing is checked; without a token (explain by name) there is no lifetime.
+ */
+function checkPolicy(
+  resolved: ResolvedSettings | undefined,
+  identity: TokenIdentity | undefined,
+  clientInfo: CalloutRequest["clientInfo"],
+  fields: LogFields,
+): Refusal | undefined {
+  if (!resolved) return undefined;
+  const { maxTokenLifetimeMs, ...withoutLifetime } = resolved.settings;
+  const denial = checkLogin(
+    identity || maxTokenLifetimeMs === undefined ? resolved.settings : withoutLifetime,
+    {
+      connectionType: connectionTypeOf(clientInfo),
+      issuedAt: identity?.issuedAt,
+      expiresAt: identity?.expiresAt ?? 0,
+    },
+  );
+  return denial ? deny(denial.reason, denial.message, fields) : undefined;
+}
+
+/** Count, on every login, the annotation entries the grant leaves out (the warning is once). */
+function countDroppedEntries(metrics: ServiceMetrics, derived: Derived): void {
+  const { filteredInternal, invalid, outsidePolicy } = derived;
+  if (filteredInternal.length > 0) {
+    metrics.filteredInternalSubjects.inc(undefined, filteredInternal.length);
+  }
+  if (invalid.length > 0) metrics.invalidSubjects.inc(undefined, invalid.length);
+  if (outsidePolicy.length > 0) {
+    metrics.policyDroppedSubjects.inc(undefined, outsidePolicy.length);
+  }
+}
+
+/**
+ * When the user JWT expires, in seconds: with its token, or earlier at `NATS_USER_JWT_TTL` when
+ * that cap is set. Without a token (explain), the kubelet's default token lifetime stands in.
+ */
+function userJwtExpiry(
+  identity: TokenIdentity | undefined,
+  userJwtTtlMs: number | undefined,
+  now: () => number,
+): number {
+  const tokenExpiresMs = identity ? identity.expiresAt * 1000 : now() + 3_600_000;
+  return Math.floor(
+    (userJwtTtlMs === undefined ? tokenExpiresMs : Math.min(now() + userJwtTtlMs, tokenExpiresMs)) /
+      1000,
+  );
+}
+
+/**
+ * Step 6, the grant: the user named after the ServiceAccount, its permissions and account, and
+ * for the log line each annotation entry left out and why.
+ */
+function grant(
+  sa: ServiceAccountRecord,
+  derived: Derived,
+  fields: LogFields,
+  expiresAt: number,
+): AuthorizeResult {
+  const account = derived.resolved?.settings.account;
+  return {
+    ok: true,
+    user: {
+      name: userName(sa.namespace, sa.name),
+      permissions: derived.permissions,
+      expiresAt,
+      ...(account !== undefined ? { account } : {}),
+    },
+    fields: {
+      ...fields,
+      expires_at: expiresAt,
+      ...(account !== undefined ? { account } : {}),
+    },
+    grantFields: {
+      dropped: derived.dropped.map((d) => ({
+        annotation: d.annotation,
+        subject: d.entry,
+        why: d.reason,
+        ...(d.detail ? { detail: d.detail } : {}),
+      })),
+    },
+  };
+}
+
+/**
+ * The permissions of a ServiceAccount under the cluster policy in force, remembered. Records and
+ * policies are immutable and replaced on every change, and the policy is pure, so what one pair
+ * gives can be kept (with rules by labels, also per Namespace labels object); and the first
+ * derivation is the one moment to warn about its ignored annotation entries: once per
+ * ServiceAccount and policy version.
+ */
+function memoizedPermissions(options: AuthorizerOptions): (sa: ServiceAccountRecord) => Derived {
+  const { policy, namespaceLabels, logger } = options;
+  const clusterPolicy = options.clusterPolicy ?? (() => undefined);
+  const memo = new WeakMap<object, WeakMap<ServiceAccountRecord, Derived>>();
+  return (sa) => {
+    const cluster = clusterPolicy();
+    const key = cluster ?? NO_POLICY;
+    let perPolicy = memo.get(key);
+    if (!perPolicy) {
+      perPolicy = new WeakMap();
+      memo.set(key, perPolicy);
+    }
+    const known = perPolicy.get(sa);
+    // With rules by labels the result also depends on the Namespace's labels: each change of them
+    // is a new (frozen) object, so a different object means derive again.
+    const labels = cluster && namespaceLabels && usesLabels(cluster)
+      ? namespaceLabels(sa.namespace)
+      : undefined;
+    if (known && known.labels === labels) return known;
+    const resolved = cluster
+      ? resolveSettings(cluster, sa.namespace, sa.name, namespaceLabels)
+      : undefined;
+    const derived: Derived = {
+      ...permissionsFor(sa, resolved ? { ...policy, settings: resolved.settings } : policy),
+      resolved,
+      labels,
+    };
+    perPolicy.set(sa, derived);
+    if (derived.dropped.length > 0) warnIgnoredEntries(logger, sa, derived);
+    return derived;
+  };
+}
+
+/** The memo key when no cluster policy is configured. */
+const NO_POLICY = Object.freeze({});
+
+/** The `annotation_subjects_ignored` warning: which entries were left out, grouped by why. */
+function warnIgnoredEntries(logger: Logger, sa: ServiceAccountRecord, derived: Derived): void {
+  logger.warn("annotation_subjects_ignored", {
+    namespace: sa.namespace,
+    serviceaccount: sa.name,
+    filtered_internal: derived.filteredInternal,
+    invalid: derived.invalid,
+    ...(derived.outsidePolicy.length > 0
+      ? {
+        outside_policy: derived.dropped.filter((d) => d.reason === "outside_policy")
+          .map((d) => `${d.annotation} ${d.entry}: ${d.detail}`),
+      }
+      : {}),
+  });
+}
+
+/** A login's result as explain shows it (`defaultAccount` stands in when the policy names none). */
+function explanation(
+  result: AuthorizeResult,
+  derived: Derived | undefined,
+  tokenChecked: boolean,
+  { defaultAccount }: AuthorizerOptions,
+): Explanation {
+  const f = result.fields ?? {};
+  const base = {
+    token_checked: tokenChecked,
+    ...(typeof f.namespace === "string" ? { namespace: f.namespace } : {}),
+    ...(typeof f.serviceaccount === "string" ? { serviceaccount: f.serviceaccount } : {}),
+    ...(derived
+      ? {
+        account: derived.resolved?.settings.account ?? defaultAccount,
+        dropped: derived.dropped,
+        policy: derived.resolved ? { matched: derived.resolved.matched } : null,
+      }
+      : {}),
+  };
+  if (!result.ok) {
+    return { allowed: false, reason: result.reason, message: result.message, ...base };
+  }
+  const { pub, sub, resp } = result.user.permissions;
+  return {
+    allowed: true,
+    ...base,
+    user: result.user.name,
+    permissions: {
+      pub: { allow: [...pub.allow], deny: [...(pub.deny ?? [])] },
+      sub: { allow: [...sub.allow], deny: [...(sub.deny ?? [])] },
+      resp: { max: resp.max, ttl_ms: resp.ttlNs / 1e6 },
+    },
+    expires_at: new Date(result.user.expiresAt * 1000).toISOString(),
+  };
 }
 
 /** A `client_info` as nats-server would send it for a connection type. */
@@ -456,23 +583,7 @@ function clientInfoFor(connectionType: string): CalloutRequest["clientInfo"] {
   return { kind: "Client", type: connectionType.toLowerCase() };
 }
 
-/** What the policy gave one ServiceAccount under one cluster policy (none: `resolved` undefined). */
-interface Derived extends PolicyResult {
-  readonly resolved: ResolvedSettings | undefined;
-  /** The Namespace labels it was derived with (only when the policy has rules by labels). */
-  readonly labels: Readonly<Record<string, string>> | undefined;
-}
-
-/** The memo key when no cluster policy is configured. */
-const NO_POLICY = Object.freeze({});
-
-function deny(
-  reason: AuthError["code"],
-  message: string,
-  fields?: Record<string, unknown>,
-): AuthorizeResult {
+/** A refusal with its reason, message and log fields. */
+function deny(reason: AuthError["code"], message: string, fields?: LogFields): Refusal {
   return fields ? { ok: false, reason, message, fields } : { ok: false, reason, message };
 }
-
-/** The apiserver's JWT leeway (pkg/serviceaccount/claims.go): how long a terminating Pod still vouches. */
-const POD_DELETION_LEEWAY_MS = 60_000;

@@ -444,64 +444,16 @@ export function permissionsFor(sa: ServiceAccountRecord, options: PolicyOptions)
   }
   const expand = (patterns: readonly string[] | undefined) =>
     patterns?.map((p) => expandPattern(p, sa.namespace, sa.name));
-  const bound = settings.annotations;
-  const boundDeny = expand(bound?.deny) ?? [];
-  const boundAllow = { pub: expand(bound?.allow?.pub), sub: expand(bound?.allow?.sub) };
-  const filteredInternal: string[] = [];
-  const invalid: string[] = [];
-  const outsidePolicy: string[] = [];
-  const dropped: DroppedEntry[] = [];
-
-  const outside = (direction: "pub" | "sub", entry: string): string | undefined => {
-    const denied = boundDeny.find((p) => subjectsOverlap(entry, p));
-    if (denied !== undefined) return `overlaps the denied pattern ${denied}`;
-    const allowed = boundAllow[direction];
-    if (allowed && !allowed.some((p) => subjectCovers(p, entry))) {
-      return allowed.length === 0
-        ? `the policy allows no ${direction} annotation entries`
-        : `not within the allowed patterns ${allowed.join(", ")}`;
-    }
-    return undefined;
+  const bound: AnnotationBound = {
+    allow: {
+      pub: expand(settings.annotations?.allow?.pub),
+      sub: expand(settings.annotations?.allow?.sub),
+    },
+    deny: expand(settings.annotations?.deny) ?? [],
   };
 
-  const extend = (
-    defaults: readonly string[],
-    annotation: string,
-    direction: "pub" | "sub",
-  ): string[] => {
-    const allow = new Set(defaults);
-    const value = sa.annotations[annotationPrefix + annotation];
-    for (const entry of value === undefined ? [] : parseSubjectList(value)) {
-      // Subscribe entries may carry a queue group after one space; the bound looks at the subject.
-      const problem = direction === "sub" ? subscribeEntryProblem(entry) : subjectProblem(entry);
-      const subject = direction === "sub" ? entry.split(" ")[0]! : entry;
-      let why: string | undefined;
-      if (isInternalSubject(entry)) {
-        filteredInternal.push(entry);
-        dropped.push({
-          annotation: direction,
-          entry,
-          reason: "internal",
-          detail: "NATS-managed subject",
-        });
-      } else if (problem !== undefined) {
-        invalid.push(entry);
-        dropped.push({
-          annotation: direction,
-          entry,
-          reason: "invalid",
-          detail: `subject ${problem}`,
-        });
-      } else if ((why = outside(direction, subject)) !== undefined) {
-        outsidePolicy.push(entry);
-        dropped.push({ annotation: direction, entry, reason: "outside_policy", detail: why });
-      } else allow.add(entry);
-    }
-    return [...allow];
-  };
-
-  // `<ns>` itself next to `<ns>.>`: MQTT's `<ns>/#` is the NATS subscription `<ns>` plus `<ns>.>`,
-  // and a client refused either half is refused the whole subscription.
+  // The defaults. `<ns>` itself next to `<ns>.>`: MQTT's `<ns>/#` is the NATS subscription `<ns>`
+  // plus `<ns>.>`, and a client refused either half is refused the whole subscription.
   const own = [sa.namespace, `${sa.namespace}.>`];
   const jsSettings = settings.jetstream;
   const js = jsSettings
@@ -511,25 +463,110 @@ export function permissionsFor(sa: ServiceAccountRecord, options: PolicyOptions)
       kv: expand(jsSettings.kv) ?? [],
     })
     : [];
-  const pub = extend([...own, ...js], PUB_ANNOTATION, "pub");
-  const sub = extend(
-    ["_INBOX.>", `${inboxPrefix(sa.namespace, sa.name)}.>`, ...own],
-    SUB_ANNOTATION,
-    "sub",
-  );
+  const pubDefaults = [...own, ...js];
+  const subDefaults = ["_INBOX.>", `${inboxPrefix(sa.namespace, sa.name)}.>`, ...own];
+
+  // The annotations' entries after them, each granted or dropped with a reason.
+  const entries = (annotation: string) =>
+    parseSubjectList(sa.annotations[annotationPrefix + annotation] ?? "");
+  const pub = withAnnotationEntries(pubDefaults, entries(PUB_ANNOTATION), "pub", bound);
+  const sub = withAnnotationEntries(subDefaults, entries(SUB_ANNOTATION), "sub", bound);
+  const dropped = [...pub.dropped, ...sub.dropped];
+
+  // The policy's deny lists and response limit.
   const pubDeny = expand(settings.deny?.pub) ?? [];
   const subDeny = expand(settings.deny?.sub) ?? [];
   const resp = settings.response ?? { max: 1, ttlMs: responseTtlMs };
 
   return {
     permissions: {
-      pub: pubDeny.length > 0 ? { allow: pub, deny: pubDeny } : { allow: pub },
-      sub: subDeny.length > 0 ? { allow: sub, deny: subDeny } : { allow: sub },
+      pub: pubDeny.length > 0 ? { allow: pub.allow, deny: pubDeny } : { allow: pub.allow },
+      sub: subDeny.length > 0 ? { allow: sub.allow, deny: subDeny } : { allow: sub.allow },
       resp: { max: resp.max, ttlNs: Math.round(resp.ttlMs * 1e6) },
     },
-    filteredInternal,
-    invalid,
-    outsidePolicy,
+    filteredInternal: entriesDroppedAs(dropped, "internal"),
+    invalid: entriesDroppedAs(dropped, "invalid"),
+    outsidePolicy: entriesDroppedAs(dropped, "outside_policy"),
     dropped,
   };
+}
+
+/** The policy's bound on annotation entries, its patterns expanded for one ServiceAccount. */
+interface AnnotationBound {
+  /** Per direction, the patterns one of which must cover an entry; `undefined`: no such bound. */
+  readonly allow: {
+    readonly pub: readonly string[] | undefined;
+    readonly sub: readonly string[] | undefined;
+  };
+  /** Patterns no entry may overlap. */
+  readonly deny: readonly string[];
+}
+
+/**
+ * Append an annotation's entries to the defaults, in order and without duplicates, except those
+ * dropped (returned with their reason, in order).
+ */
+function withAnnotationEntries(
+  defaults: readonly string[],
+  entries: readonly string[],
+  direction: "pub" | "sub",
+  bound: AnnotationBound,
+): { allow: string[]; dropped: DroppedEntry[] } {
+  const allow = new Set(defaults);
+  const dropped: DroppedEntry[] = [];
+  for (const entry of entries) {
+    const why = whyDropped(entry, direction, bound);
+    if (why) dropped.push(why);
+    else allow.add(entry);
+  }
+  return { allow: [...allow], dropped };
+}
+
+/**
+ * Why one annotation entry is not granted, or `undefined` if it is: a NATS-managed subject, not a
+ * valid subject (a subscribe entry may carry a queue group after one space), or beyond the bound.
+ */
+function whyDropped(
+  entry: string,
+  direction: "pub" | "sub",
+  bound: AnnotationBound,
+): DroppedEntry | undefined {
+  if (isInternalSubject(entry)) {
+    return { annotation: direction, entry, reason: "internal", detail: "NATS-managed subject" };
+  }
+  const problem = direction === "sub" ? subscribeEntryProblem(entry) : subjectProblem(entry);
+  if (problem !== undefined) {
+    return { annotation: direction, entry, reason: "invalid", detail: `subject ${problem}` };
+  }
+  // The bound looks at the subject, not at a subscribe entry's queue group.
+  const subject = direction === "sub" ? entry.split(" ")[0]! : entry;
+  const outside = outsideBound(subject, direction, bound);
+  return outside === undefined
+    ? undefined
+    : { annotation: direction, entry, reason: "outside_policy", detail: outside };
+}
+
+/** Why `subject` is beyond the bound (overlaps a denied pattern, or no allowed one covers it). */
+function outsideBound(
+  subject: string,
+  direction: "pub" | "sub",
+  bound: AnnotationBound,
+): string | undefined {
+  const denied = bound.deny.find((p) => subjectsOverlap(subject, p));
+  if (denied !== undefined) return `overlaps the denied pattern ${denied}`;
+  const allowed = bound.allow[direction];
+  if (allowed && !allowed.some((p) => subjectCovers(p, subject))) {
+    return allowed.length === 0
+      ? `the policy allows no ${direction} annotation entries`
+      : `not within the allowed patterns ${allowed.join(", ")}`;
+  }
+  return undefined;
+}
+
+/** The entries dropped for `reason`, in order. */
+function entriesDroppedAs(
+  dropped: readonly DroppedEntry[],
+  reason: DroppedEntry["reason"],
+): string[] {
+  return dropped.filter((d) => d.reason === reason).map((d) => d.entry);
 }

@@ -6,6 +6,11 @@
  * while looking healthy): it reconnects forever with jittered backoff, and `ready` / the
  * `nats_connected` gauge say at every moment whether requests can reach us.
  *
+ * Reading order: {@linkcode connectNats} turns the options into nats.js's (credentials, TLS, the
+ * {@linkcode ReconnectBackoff}), dials until the first connection, then watches the status for
+ * the connection's lifetime. {@linkcode serveCallout} hands each request to the handler on its
+ * own, joins and leaves the queue group as `canDecide` says, and drains on stop.
+ *
  * @module
  */
 import {
@@ -14,6 +19,7 @@ import {
   errors,
   type Msg,
   type NatsConnection,
+  type NodeConnectionOptions,
   type Status,
   type Subscription,
 } from "@nats-io/transport-node";
@@ -310,29 +316,55 @@ async function tcpReachable(hostport: string, timeoutMs: number): Promise<boolea
  * ```
  */
 export async function connectNats(options: NatsConnectOptions): Promise<NatsConnection> {
-  const {
-    credsFile,
-    token,
-    user,
-    pass,
-    tls,
-    name,
-    logger,
-    metrics,
-    backoff = {},
-    random = Math.random,
-    signal,
-    dialTimeoutMs = 5000,
-  } = options;
+  const { logger, metrics, backoff = {}, random = Math.random, signal } = options;
   if (options.servers.length === 0) throw new TypeError("servers must not be empty");
   const { servers, credentials } = liftUrlCredentials(options.servers);
-  // `tls://` asks for TLS as nats-server's own clients read it: required even without CA/cert files,
-  // so a server that does not offer TLS is refused before the password is sent.
-  const tlsRequired = tls !== undefined || servers.some((s) => /^tls:\/\//i.test(s));
+  const tlsRequired = requiresTls(servers, options.tls);
   const backoffState = createReconnectBackoff({ ...backoff, random });
   const shown = options.servers.map(redactUrl);
+  const failures = createFailureLog(logger, backoffState, shown);
+  const dialOptions = dialOptionsOf(options, { servers, credentials, tlsRequired }, backoffState);
 
-  const auth = credsFile
+  metrics.natsConnected.set(0);
+  logger.info("nats_connecting", { servers: shown });
+  const nc = await dialUntilConnected(dialOptions, { signal, failures, backoff: backoffState });
+  metrics.natsConnected.set(1);
+  logger.info("nats_connected", {
+    server: redactUrl(nc.getServer()),
+    servers: shown,
+    attempts: backoffState.dials,
+  });
+  backoffState.reset();
+  failures.reset();
+
+  void watchStatus(nc, { logger, metrics, backoff: backoffState, failures, tlsRequired });
+  void nc.closed().then((err) => {
+    metrics.natsConnected.set(0);
+    if (err) logger.error("nats_closed", { error: err });
+    else logger.info("nats_closed");
+  });
+  return nc;
+}
+
+/**
+ * Whether the connection must use TLS: when TLS files are given, or a URL says `tls://` — as
+ * nats-server's own clients read it, required even without CA/cert files, so a server that does
+ * not offer TLS is refused before the password is sent.
+ */
+function requiresTls(servers: readonly string[], tls: NatsTlsOptions | undefined): boolean {
+  return tls !== undefined || servers.some((s) => /^tls:\/\//i.test(s));
+}
+
+/**
+ * The credentials to present, one kind only, in the documented precedence: `credsFile` (re-read on
+ * every dial, so rotation needs no restart), `token`, `user`/`pass`, a URL token, URL user/password.
+ */
+function authOf(
+  options: Pick<NatsConnectOptions, "credsFile" | "token" | "user" | "pass">,
+  credentials: UrlCredentials,
+): Pick<NodeConnectionOptions, "authenticator" | "token" | "user" | "pass"> {
+  const { credsFile, token, user, pass } = options;
+  return credsFile
     ? { authenticator: credsAuthenticator(() => Deno.readFileSync(credsFile)) }
     : token
     ? { token }
@@ -343,130 +375,172 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
     : credentials.user !== undefined
     ? { user: credentials.user, pass: credentials.pass ?? "" }
     : {};
+}
 
-  // One cause is logged per change, with the dials made so far; a connection resets it.
-  let cause: NatsConnectCause | undefined;
-  const failed = (next: NatsConnectCause, err: unknown, server?: string): void => {
-    if (next === cause) return;
-    cause = next;
-    const fields = {
-      cause: next,
-      attempts: backoffState.dials,
-      servers: shown,
-      ...(server !== undefined ? { server: redactUrl(server) } : {}),
-      ...(err !== undefined ? { error: err } : {}),
-    };
-    if (next === "unreachable") logger.warn("nats_connect_failed", fields);
-    else logger.error("nats_connect_failed", fields);
-  };
-
-  metrics.natsConnected.set(0);
-  logger.info("nats_connecting", { servers: shown });
-  const dialOptions = {
-    servers,
+/**
+ * What nats.js is given: the servers without their credentials, the credentials, TLS when
+ * required, and reconnecting for ever on our {@linkcode ReconnectBackoff}. The first connection is
+ * retried by {@linkcode dialUntilConnected} (each failure names its cause); nats.js reconnects
+ * after that, also after authentication errors.
+ */
+function dialOptionsOf(
+  options: NatsConnectOptions,
+  target: { servers: string[]; credentials: UrlCredentials; tlsRequired: boolean },
+  backoff: ReconnectBackoff,
+): NodeConnectionOptions {
+  const { tls, name, dialTimeoutMs = 5000 } = options;
+  return {
+    servers: target.servers,
     name,
-    ...auth,
-    ...(tlsRequired ? { tls: tls ? tlsOptions(tls) : {} } : {}),
+    ...authOf(options, target.credentials),
+    ...(target.tlsRequired ? { tls: tls ? tlsOptions(tls) : {} } : {}),
     timeout: dialTimeoutMs,
     maxReconnectAttempts: -1,
-    // The first connection is retried here (each failure names its cause); nats.js then reconnects.
     waitOnFirstConnect: false,
     ignoreAuthErrorAbort: true,
-    reconnectDelayHandler: backoffState.delay,
+    reconnectDelayHandler: backoff.delay,
     // Called once right before each dial (initial connect and reconnects); null keeps nats.js's
     // own choice of server. It only counts the dial for the backoff.
     reconnectToServer: () => {
-      backoffState.dialed();
+      backoff.dialed();
       return null;
     },
   };
-  let nc: NatsConnection;
+}
+
+/** Logs why the connection cannot be made: one line per change of cause, not one per dial. */
+interface FailureLog {
+  /**
+   * A dial failed with `cause` (`server`: the one dialled, when known): logged with the dials made
+   * so far — at warn when unreachable, at error when credentials or TLS are refused — unless it is
+   * the cause logged last.
+   */
+  failed(cause: NatsConnectCause, err: unknown, server?: string): void;
+  /** Connected: the next failure is logged whatever its cause. */
+  reset(): void;
+}
+
+/** The {@linkcode FailureLog} of one connection; its dial count comes from `backoff`. */
+function createFailureLog(
+  logger: Logger,
+  backoff: ReconnectBackoff,
+  servers: readonly string[],
+): FailureLog {
+  let last: NatsConnectCause | undefined;
+  return {
+    failed: (cause, err, server) => {
+      if (cause === last) return;
+      last = cause;
+      const fields = {
+        cause,
+        attempts: backoff.dials,
+        servers,
+        ...(server !== undefined ? { server: redactUrl(server) } : {}),
+        ...(err !== undefined ? { error: err } : {}),
+      };
+      if (cause === "unreachable") logger.warn("nats_connect_failed", fields);
+      else logger.error("nats_connect_failed", fields);
+    },
+    reset: () => {
+      last = undefined;
+    },
+  };
+}
+
+/**
+ * Dial until the first connection is made, waiting the backoff between failures. An abort of
+ * `signal` rejects at once with its reason, whatever the dial is doing; a dial that succeeds after
+ * that is closed instead of leaked.
+ */
+async function dialUntilConnected(
+  dialOptions: NodeConnectionOptions,
+  context: { signal: AbortSignal | undefined; failures: FailureLog; backoff: ReconnectBackoff },
+): Promise<NatsConnection> {
+  const { signal, failures, backoff } = context;
   for (;;) {
     signal?.throwIfAborted();
     const attempt = connect(dialOptions);
     try {
-      nc = await abortable(attempt, signal);
-      break;
+      return await abortable(attempt, signal);
     } catch (err) {
       if (signal?.aborted) {
-        // The dial may still succeed later; close that connection instead of leaking it.
         attempt.then((late) => late.close(), () => {});
         throw signal.reason;
       }
-      failed(classifyConnectError(err), err);
-      await delay(backoffState.delay(), signal);
+      failures.failed(classifyConnectError(err), err);
+      await delay(backoff.delay(), signal);
     }
   }
-  metrics.natsConnected.set(1);
-  logger.info("nats_connected", {
-    server: redactUrl(nc.getServer()),
-    servers: shown,
-    attempts: backoffState.dials,
-  });
-  backoffState.reset();
-  cause = undefined;
+}
 
-  // While reconnecting, nats.js reports a server's refusal as an `error` status but swallows
-  // transport failures; a `reconnecting` status that follows one without such an error means the
-  // previous dial failed below the NATS protocol, and a TCP probe tells unreachable from TLS.
+/**
+ * Follow the connection's status for its lifetime: mirror it in `metrics.natsConnected`, log each
+ * change (URLs redacted), and name why reconnecting fails. While reconnecting, nats.js reports a
+ * server's refusal as an `error` status but swallows transport failures; a `reconnecting` status
+ * that follows one without such an error means the previous dial failed below the NATS protocol,
+ * and a TCP probe tells unreachable from TLS.
+ */
+async function watchStatus(
+  nc: NatsConnection,
+  context: {
+    logger: Logger;
+    metrics: ServiceMetrics;
+    backoff: ReconnectBackoff;
+    failures: FailureLog;
+    tlsRequired: boolean;
+  },
+): Promise<void> {
+  const { logger, metrics, backoff, failures, tlsRequired } = context;
   let dialing = false;
   let serverRefused = false;
   let connections = 1;
-  void (async () => {
-    for await (const status of nc.status()) {
-      switch (status.type) {
-        case "disconnect":
-          metrics.natsConnected.set(0);
-          dialing = false;
-          logger.warn("nats_disconnected", { server: redactUrl(status.server) });
-          break;
-        case "reconnecting": {
-          if (dialing && !serverRefused) {
-            const server = nc.getServer();
-            const outage = connections;
-            void tcpReachable(server, 1000).then((reachable) => {
-              if (outage !== connections) return; // connected meanwhile
-              if (!reachable) failed("unreachable", undefined, server);
-              else failed(tlsRequired ? "tls" : "protocol", undefined, server);
-            });
-          }
-          dialing = true;
-          serverRefused = false;
-          logger.debug("nats_reconnecting", { attempts: backoffState.dials });
-          break;
-        }
-        case "reconnect":
-          metrics.natsConnected.set(1);
-          logger.info("nats_reconnected", {
-            server: redactUrl(status.server),
-            attempts: backoffState.dials,
+  for await (const status of nc.status()) {
+    switch (status.type) {
+      case "disconnect":
+        metrics.natsConnected.set(0);
+        dialing = false;
+        logger.warn("nats_disconnected", { server: redactUrl(status.server) });
+        break;
+      case "reconnecting": {
+        if (dialing && !serverRefused) {
+          const server = nc.getServer();
+          const outage = connections;
+          void tcpReachable(server, 1000).then((reachable) => {
+            if (outage !== connections) return; // connected meanwhile
+            if (!reachable) failures.failed("unreachable", undefined, server);
+            else failures.failed(tlsRequired ? "tls" : "protocol", undefined, server);
           });
-          backoffState.reset();
-          cause = undefined;
-          dialing = false;
-          connections++;
-          break;
-        case "error": {
-          const c = classifyConnectError(status.error);
-          if (c === "authentication_refused") {
-            serverRefused = true;
-            failed(c, status.error);
-          } else {
-            logger.error("nats_error", { error: status.error });
-          }
-          break;
         }
-        default:
-          logStatus(status, logger);
+        dialing = true;
+        serverRefused = false;
+        logger.debug("nats_reconnecting", { attempts: backoff.dials });
+        break;
       }
+      case "reconnect":
+        metrics.natsConnected.set(1);
+        logger.info("nats_reconnected", {
+          server: redactUrl(status.server),
+          attempts: backoff.dials,
+        });
+        backoff.reset();
+        failures.reset();
+        dialing = false;
+        connections++;
+        break;
+      case "error": {
+        const cause = classifyConnectError(status.error);
+        if (cause === "authentication_refused") {
+          serverRefused = true;
+          failures.failed(cause, status.error);
+        } else {
+          logger.error("nats_error", { error: status.error });
+        }
+        break;
+      }
+      default:
+        logStatus(status, logger);
     }
-  })();
-  void nc.closed().then((err) => {
-    metrics.natsConnected.set(0);
-    if (err) logger.error("nats_closed", { error: err });
-    else logger.info("nats_closed");
-  });
-  return nc;
+  }
 }
 
 function logStatus(status: Status, logger: Logger): void {
@@ -564,14 +638,117 @@ export function serveCallout(
     stopTimeoutMs = 500,
   } = options;
   if (!queue) throw new TypeError("queue must name the queue group");
-  let sub: Subscription | undefined;
-  let confirmed = false;
+  const requests = createRequestTracker(handler, logger);
+  const membership = createMembership(nc, {
+    subject,
+    queue,
+    logger,
+    onMessage: requests.onMessage,
+  });
   let stopped = false;
-  let broken = false;
-  let leaving: Promise<void> | undefined;
   let waitingFor = "";
-  const inFlight = new Set<Promise<void>>();
 
+  // Join or leave the queue group as the replica's ability to decide changes.
+  const tick = (): void => {
+    if (stopped || membership.broken || membership.leaving || nc.isClosed()) return;
+    const failing = failingChecks(canDecide);
+    switch (membershipStep(failing, membership.member, waitingFor)) {
+      case "join":
+        membership.join();
+        waitingFor = "";
+        logger.info("callout_joined", { subject, queue });
+        break;
+      case "leave":
+        logger.warn("callout_left", { subject, queue, failing: [...failing] });
+        waitingFor = failing.join(",");
+        void membership.leave();
+        break;
+      case "wait":
+        waitingFor = failing.join(",");
+        logger.info("callout_waiting", { subject, queue, failing: [...failing] });
+        break;
+      case "stay":
+        break;
+    }
+  };
+  tick();
+  const timer = setInterval(tick, checkIntervalMs);
+  membership.watchStatus();
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    clearInterval(timer);
+    membership.stopWatching();
+    // A drain needs the server; while disconnected it would wait for the reconnect. Shutdown must
+    // not: after stopTimeoutMs the requests still in flight are abandoned (their clients retry).
+    const done = (async () => {
+      await membership.leaving;
+      await membership.leave();
+      await requests.settled();
+    })();
+    const timeout = new AbortController();
+    await Promise.race([done, delay(stopTimeoutMs, timeout.signal)]);
+    timeout.abort();
+    membership.unsubscribe();
+  };
+
+  return {
+    get ready() {
+      return membership.member && membership.confirmed && !stopped && !membership.broken &&
+        !nc.isClosed();
+    },
+    get member() {
+      return membership.member;
+    },
+    get inFlight() {
+      return requests.inFlight;
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/**
+ * The names of the conditions that keep the replica from deciding now; a `canDecide` that throws
+ * is itself such a condition.
+ */
+function failingChecks(canDecide: () => readonly string[]): readonly string[] {
+  try {
+    return canDecide();
+  } catch {
+    return ["error"];
+  }
+}
+
+/**
+ * What one tick does, given the failing checks, whether the replica is a member of the queue
+ * group, and the checks it last said it waits for: join when nothing fails, leave when something
+ * does, tell once more when the reason for waiting changed, else stay as it is. Pure.
+ */
+function membershipStep(
+  failing: readonly string[],
+  member: boolean,
+  waitingFor: string,
+): "join" | "leave" | "wait" | "stay" {
+  if (failing.length === 0) return member ? "stay" : "join";
+  if (member) return "leave";
+  return failing.join(",") !== waitingFor ? "wait" : "stay";
+}
+
+/** The requests being handled: each on its own, so a slow one does not hold up the next. */
+interface RequestTracker {
+  /** The subscription's callback. */
+  onMessage(err: Error | null, msg: Msg): void;
+  /** Requests being handled now. */
+  readonly inFlight: number;
+  /** Resolves when every request handled now has been answered (or has failed). */
+  settled(): Promise<void>;
+}
+
+/** The {@linkcode RequestTracker} of one subscription: errors are logged, never thrown. */
+function createRequestTracker(handler: CalloutHandler, logger: Logger): RequestTracker {
+  const inFlight = new Set<Promise<void>>();
   const handle = async (msg: Msg): Promise<void> => {
     try {
       const reply = await handler(msg.data, msg.headers?.get(SERVER_XKEY_HEADER) || undefined);
@@ -580,11 +757,71 @@ export function serveCallout(
       logger.error("callout_message_failed", { error: err });
     }
   };
+  return {
+    onMessage: (err, msg) => {
+      if (err) {
+        logger.error("callout_subscription_error", { error: err });
+        return;
+      }
+      const p = handle(msg);
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    },
+    get inFlight() {
+      return inFlight.size;
+    },
+    settled: async () => {
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}
+
+/**
+ * The replica's place in the queue group: the subscription, and whether the server has processed
+ * it (`confirmed`) — which a disconnect undoes and a reconnect proves again.
+ */
+interface QueueMembership {
+  /** Subscribed (or subscribing), whatever the connection state. */
+  readonly member: boolean;
+  /** The server has processed our SUB since the last (re)connect. */
+  readonly confirmed: boolean;
+  /** The server refused the subscription; rejoining would fail the same way. */
+  readonly broken: boolean;
+  /** The drain of a leave still running. */
+  readonly leaving: Promise<void> | undefined;
+  /** Subscribe to the queue group. */
+  join(): void;
+  /** Leave the queue group: drain the subscription, so requests already delivered are answered. */
+  leave(): Promise<void>;
+  /** Follow the connection's status: unconfirm on disconnect, confirm again on reconnect. */
+  watchStatus(): void;
+  /** Stop following the status. */
+  stopWatching(): void;
+  /** Drop a subscription that is still open (after a drain that did not finish in time). */
+  unsubscribe(): void;
+}
+
+/** The {@linkcode QueueMembership} of this replica in `queue` on `subject`; not yet a member. */
+function createMembership(
+  nc: NatsConnection,
+  options: {
+    subject: string;
+    queue: string;
+    logger: Logger;
+    onMessage: (err: Error | null, msg: Msg) => void;
+  },
+): QueueMembership {
+  const { subject, queue, logger, onMessage } = options;
+  let sub: Subscription | undefined;
+  let confirmed = false;
+  let broken = false;
+  let leaving: Promise<void> | undefined;
+  let status: ReturnType<NatsConnection["status"]> | undefined;
 
   // A flush round trip proves the server has processed our SUB. `epoch` ignores a round trip that
   // straddles a disconnect or a leave.
   let epoch = 0;
-  const confirm = () => {
+  const confirm = (): void => {
     const mine = ++epoch;
     nc.flush().then(() => {
       if (mine === epoch && sub !== undefined && !nc.isClosed()) confirmed = true;
@@ -592,18 +829,7 @@ export function serveCallout(
   };
 
   const join = (): void => {
-    const s = nc.subscribe(subject, {
-      queue,
-      callback: (err, msg) => {
-        if (err) {
-          logger.error("callout_subscription_error", { error: err });
-          return;
-        }
-        const p = handle(msg);
-        inFlight.add(p);
-        void p.finally(() => inFlight.delete(p));
-      },
-    });
+    const s = nc.subscribe(subject, { queue, callback: onMessage });
     sub = s;
     void s.closed.then((err) => {
       if (!err) return;
@@ -616,83 +842,58 @@ export function serveCallout(
     confirm();
   };
 
-  const leave = async (s: Subscription): Promise<void> => {
-    sub = undefined;
-    confirmed = false;
-    epoch++;
+  const drain = async (s: Subscription): Promise<void> => {
     if (!s.isClosed() && !nc.isClosed()) {
       await s.drain().catch((err) => logger.warn("callout_drain_failed", { error: err }));
     }
   };
 
-  const failingNow = (): readonly string[] => {
-    try {
-      return canDecide();
-    } catch {
-      return ["error"];
-    }
+  const leave = (): Promise<void> => {
+    const s = sub;
+    if (s === undefined) return Promise.resolve();
+    sub = undefined;
+    confirmed = false;
+    epoch++;
+    leaving = drain(s).finally(() => (leaving = undefined));
+    return leaving;
   };
 
-  const tick = (): void => {
-    if (stopped || broken || leaving || nc.isClosed()) return;
-    const failing = failingNow();
-    if (failing.length === 0 && sub === undefined) {
-      join();
-      waitingFor = "";
-      logger.info("callout_joined", { subject, queue });
-    } else if (failing.length > 0 && sub !== undefined) {
-      logger.warn("callout_left", { subject, queue, failing: [...failing] });
-      waitingFor = failing.join(",");
-      leaving = leave(sub).finally(() => (leaving = undefined));
-    } else if (failing.length > 0 && failing.join(",") !== waitingFor) {
-      waitingFor = failing.join(",");
-      logger.info("callout_waiting", { subject, queue, failing: [...failing] });
-    }
-  };
-  tick();
-  const timer = setInterval(tick, checkIntervalMs);
-
-  const status = nc.status();
-  void (async () => {
-    for await (const s of status) {
-      if (s.type === "disconnect" || s.type === "close") {
-        epoch++;
-        confirmed = false;
+  const watchStatus = (): void => {
+    const events = nc.status();
+    status = events;
+    void (async () => {
+      for await (const s of events) {
+        if (s.type === "disconnect" || s.type === "close") {
+          epoch++;
+          confirmed = false;
+        }
+        if (s.type === "reconnect" && sub !== undefined) confirm();
       }
-      if (s.type === "reconnect" && sub !== undefined) confirm();
-    }
-  })();
-
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    clearInterval(timer);
-    if ("stop" in status && typeof status.stop === "function") status.stop();
-    // A drain needs the server; while disconnected it would wait for the reconnect. Shutdown must
-    // not: after stopTimeoutMs the requests still in flight are abandoned (their clients retry).
-    const done = (async () => {
-      await leaving;
-      if (sub !== undefined) await leave(sub);
-      await Promise.allSettled([...inFlight]);
     })();
-    const timeout = new AbortController();
-    await Promise.race([done, delay(stopTimeoutMs, timeout.signal)]);
-    timeout.abort();
-    if (sub !== undefined && !sub.isClosed()) sub.unsubscribe();
   };
 
   return {
-    get ready() {
-      return sub !== undefined && confirmed && !stopped && !broken && !nc.isClosed();
-    },
     get member() {
       return sub !== undefined;
     },
-    get inFlight() {
-      return inFlight.size;
+    get confirmed() {
+      return confirmed;
     },
-    stop,
-    [Symbol.asyncDispose]: stop,
+    get broken() {
+      return broken;
+    },
+    get leaving() {
+      return leaving;
+    },
+    join,
+    leave,
+    watchStatus,
+    stopWatching: () => {
+      if (status && "stop" in status && typeof status.stop === "function") status.stop();
+    },
+    unsubscribe: () => {
+      if (sub !== undefined && !sub.isClosed()) sub.unsubscribe();
+    },
   };
 }
 

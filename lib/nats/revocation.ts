@@ -9,6 +9,12 @@
  * through the pure {@linkcode kicksFor}, so a missed event can delay a kick by one tick but never
  * lose it, and no change feed is needed from the caches.
  *
+ * Reading order: {@linkcode startRevocation} wires the parts — the remembered connections (added
+ * by {@linkcode rememberApprovals} and by adopting what the servers' connz already hold; removed by
+ * disconnect advisories, expiry and answered kicks), the key presence check, the kicker — and runs
+ * the periodic check: forget the expired, adopt once, refresh key presence, kick what
+ * {@linkcode kicksFor} names.
+ *
  * @module
  */
 import { errors, type NatsConnection, type Subscription } from "@nats-io/transport-node";
@@ -373,157 +379,35 @@ export function startRevocation(options: RevocationOptions): Revocation {
     adoptPageSize = 1000,
     now = () => Date.now(),
   } = options;
-  const live = new Map<string, ApprovedConnection>();
-  const kicking = new Set<string>();
-  const failedBefore = new Set<string>();
-  const keyOf = (serverId: string, cid: number) => `${serverId}${KEY_SEP}${cid}`;
-  const gauge = () => metrics.liveConnections.set(live.size);
+  const live = createApprovedConnections(metrics);
+  const keyPresence = createKeyPresenceCheck(keys);
+  const kick = createKicker({ live, kickTimeoutMs, logger, metrics });
 
-  // Key presence is asked of the key source only when its content changed, per kid in use.
-  let keyGeneration = -1;
-  let keyState = new Map<string, boolean>();
-  const refreshKeys = async (): Promise<void> => {
-    if (!keys || keys.generation === keyGeneration) return;
-    const generation = keys.generation;
-    const next = new Map<string, boolean>();
-    const wanted = new Map<string, string>();
-    for (const c of live.values()) if (c.kid && c.alg) wanted.set(c.kid, c.alg);
-    for (const [kid, alg] of wanted) {
-      const found = await Promise.resolve()
-        .then(() => keys.getKey({ kid, alg }, undefined as never))
-        .then(() => true, () => false);
-      next.set(kid, found);
-    }
-    keyGeneration = generation;
-    keyState = next;
-  };
-
-  const forget = (serverId: string, cid: number): void => {
-    const key = keyOf(serverId, cid);
-    failedBefore.delete(key);
-    if (live.delete(key)) gauge();
-  };
-
+  // The system connection may still be connecting: until it is, approvals are only remembered.
   let sys: NatsConnection | undefined;
   let events: Subscription | undefined;
   let closing = false;
   void Promise.resolve(system).then((nc) => {
     if (closing) return;
     sys = nc;
-    events = nc.subscribe(DISCONNECT_EVENTS, {
-      callback: (err, msg) => {
-        if (err) return;
-        try {
-          const event = msg.json<{ server?: { id?: string }; client?: { id?: number } }>();
-          const serverId = event.server?.id;
-          const cid = event.client?.id;
-          if (typeof serverId === "string" && typeof cid === "number") forget(serverId, cid);
-        } catch {
-          // not an advisory we understand
-        }
-      },
-    });
+    events = forgetOnDisconnect(nc, live);
   }, () => {});
 
-  const kick = async (system: NatsConnection, { connection: c, reason }: Kick): Promise<void> => {
-    const key = keyOf(c.serverId, c.cid);
-    if (kicking.has(key)) return;
-    kicking.add(key);
-    const fields = {
-      reason,
-      namespace: c.namespace,
-      serviceaccount: c.serviceAccount,
-      server_id: c.serverId,
-      client_cid: c.cid,
-    };
-    try {
-      const reply = await system.request(
-        kickSubject(c.serverId),
-        JSON.stringify({ cid: c.cid }),
-        { timeout: kickTimeoutMs },
-      );
-      const body = reply.json<{ error?: { code?: number; description?: string } }>();
-      forget(c.serverId, c.cid);
-      if (body.error) {
-        // Typically "not found": the connection is already gone.
-        logger.debug("connection_kick_refused", { ...fields, error: body.error.description });
-      } else {
-        metrics.kicks.inc({ reason });
-        logger.info("connection_kicked", fields);
-      }
-    } catch (err) {
-      if (err instanceof errors.NoRespondersError || /no responders|503/i.test(String(err))) {
-        // No server with that id any more (restarted or gone): neither is the connection.
-        forget(c.serverId, c.cid);
-        logger.debug("connection_kick_no_server", fields);
-      } else if (!failedBefore.has(key)) {
-        // Once per connection at warn (retried every check; the system connection says why).
-        failedBefore.add(key);
-        logger.warn("connection_kick_failed", { ...fields, error: err });
-      }
-    } finally {
-      kicking.delete(key);
-    }
-  };
-
-  // Connections approved by another replica, or by this one before a restart, are found through
-  // the servers' connz once, when this replica can first decide. What they were granted is not
-  // known, so they are taken as granted what a login would get now: a change made while no
-  // replica watched them goes unnoticed, every later one is caught.
+  // One check at a time: a tick that finds one running joins it.
   let adopted = false;
-  const adopt = async (
-    nc: NatsConnection,
-    current: Omit<RevocationLookups, "keyPresent">,
-  ): Promise<void> => {
-    let count = 0;
-    try {
-      for await (const found of listConnections(nc, adoptPageSize)) {
-        const who = parseUserName(found.user);
-        if (!who || live.has(keyOf(found.serverId, found.cid))) continue;
-        // A connection whose ServiceAccount is already gone is adopted too: the check kicks it.
-        const sa = current.serviceAccount(who.namespace, who.serviceAccount);
-        const permissions = (sa && current.permissionsOf(sa)) ?? NO_PERMISSIONS;
-        const account = sa && current.accountOf?.(sa);
-        live.set(keyOf(found.serverId, found.cid), {
-          serverId: found.serverId,
-          cid: found.cid,
-          namespace: who.namespace,
-          serviceAccount: who.serviceAccount,
-          uid: sa?.uid ?? "",
-          permissions,
-          ...(account !== undefined ? { account } : {}),
-          expiresAt: now() / 1000 + ADOPTED_LIFETIME_S,
-        });
-        count++;
-      }
-      gauge();
-      logger.info("connections_adopted", { count });
-    } catch (err) {
-      logger.warn("connections_adopt_failed", { error: err });
-    }
-  };
-
   let running: Promise<void> | undefined;
   const check = (): Promise<void> => {
     running ??= (async () => {
-      const seconds = now() / 1000;
-      for (const c of live.values()) {
-        if (c.expiresAt <= seconds) forget(c.serverId, c.cid);
-      }
-      gauge();
+      live.forgetExpired(now() / 1000);
       const nc = sys;
       if (!nc || nc.isClosed() || !canDecide()) return;
       if (adoptExisting && !adopted) {
         adopted = true;
-        await adopt(nc, lookups());
+        await adoptConnections(nc, lookups(), live, { pageSize: adoptPageSize, now, logger });
       }
       if (live.size === 0) return;
-      await refreshKeys();
-      const current = lookups();
-      const kicks = kicksFor(live.values(), {
-        ...current,
-        ...(keys ? { keyPresent: (kid: string) => keyState.get(kid) ?? true } : {}),
-      });
+      await keyPresence.refresh(live.values());
+      const kicks = kicksFor(live.values(), { ...lookups(), ...keyPresence.lookup() });
       await Promise.all(kicks.map((k) => kick(nc, k)));
     })().catch((err) => logger.error("revocation_check_failed", { error: err }))
       .finally(() => (running = undefined));
@@ -546,10 +430,7 @@ export function startRevocation(options: RevocationOptions): Revocation {
   };
 
   return {
-    remember: (c) => {
-      live.set(keyOf(c.serverId, c.cid), c);
-      gauge();
-    },
+    remember: (c) => live.remember(c),
     get size() {
       return live.size;
     },
@@ -557,6 +438,224 @@ export function startRevocation(options: RevocationOptions): Revocation {
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/**
+ * The approved connections this replica remembers, by server id and cid, mirrored in the
+ * `liveConnections` gauge. The seam between what is remembered and how it is checked: the check
+ * reads {@linkcode ApprovedConnections.values}; approvals, disconnect events, expiry, adoption and
+ * answered kicks change it.
+ */
+interface ApprovedConnections {
+  /** Remember (or replace) one connection. */
+  remember(connection: ApprovedConnection): void;
+  /** Forget one connection: it is gone, or has been kicked. */
+  forget(serverId: string, cid: number): void;
+  /** Forget every connection whose user JWT has expired by `seconds`: the server closed it. */
+  forgetExpired(seconds: number): void;
+  /** Whether the connection is remembered. */
+  has(serverId: string, cid: number): boolean;
+  /** The remembered connections, in the order they were first remembered. */
+  values(): IterableIterator<ApprovedConnection>;
+  /** How many are remembered. */
+  readonly size: number;
+  /**
+   * True the first time a kick of this connection fails since it was remembered, so that failure
+   * is logged once at warn however often the kick is retried.
+   */
+  firstKickFailure(serverId: string, cid: number): boolean;
+}
+
+function connectionKey(serverId: string, cid: number): string {
+  return `${serverId}${KEY_SEP}${cid}`;
+}
+
+/** An empty {@linkcode ApprovedConnections}; each change sets the gauge. */
+function createApprovedConnections(metrics: ServiceMetrics): ApprovedConnections {
+  const live = new Map<string, ApprovedConnection>();
+  const failedBefore = new Set<string>();
+  const gauge = () => metrics.liveConnections.set(live.size);
+  const forget = (serverId: string, cid: number): void => {
+    const key = connectionKey(serverId, cid);
+    failedBefore.delete(key);
+    if (live.delete(key)) gauge();
+  };
+  return {
+    remember: (c) => {
+      live.set(connectionKey(c.serverId, c.cid), c);
+      gauge();
+    },
+    forget,
+    forgetExpired: (seconds) => {
+      for (const c of live.values()) {
+        if (c.expiresAt <= seconds) forget(c.serverId, c.cid);
+      }
+      gauge();
+    },
+    has: (serverId, cid) => live.has(connectionKey(serverId, cid)),
+    values: () => live.values(),
+    get size() {
+      return live.size;
+    },
+    firstKickFailure: (serverId, cid) => {
+      const key = connectionKey(serverId, cid);
+      if (failedBefore.has(key)) return false;
+      failedBefore.add(key);
+      return true;
+    },
+  };
+}
+
+/**
+ * Follow the servers' disconnect advisories ({@linkcode DISCONNECT_EVENTS}) and forget each
+ * connection that closed, whoever closed it. Anything that is not such an advisory is ignored.
+ */
+function forgetOnDisconnect(nc: NatsConnection, live: ApprovedConnections): Subscription {
+  return nc.subscribe(DISCONNECT_EVENTS, {
+    callback: (err, msg) => {
+      if (err) return;
+      try {
+        const event = msg.json<{ server?: { id?: string }; client?: { id?: number } }>();
+        const serverId = event.server?.id;
+        const cid = event.client?.id;
+        if (typeof serverId === "string" && typeof cid === "number") live.forget(serverId, cid);
+      } catch {
+        // not an advisory we understand
+      }
+    },
+  });
+}
+
+/** Whether the keys that signed the remembered tokens are still in the key set. */
+interface KeyPresenceCheck {
+  /** Ask the key source again for the kids in use, when its content changed since last time. */
+  refresh(connections: Iterable<ApprovedConnection>): Promise<void>;
+  /** The `keyPresent` lookup for {@linkcode kicksFor}; empty when keys are not checked. */
+  lookup(): Pick<RevocationLookups, "keyPresent">;
+}
+
+/**
+ * Key presence is asked of the key source only when its content changed (its `generation`), and
+ * only for the kids in use; a kid not asked about counts as present.
+ */
+function createKeyPresenceCheck(keys: KeyPresence | undefined): KeyPresenceCheck {
+  let keyGeneration = -1;
+  let keyState = new Map<string, boolean>();
+  return {
+    refresh: async (connections) => {
+      if (!keys || keys.generation === keyGeneration) return;
+      const generation = keys.generation;
+      const next = new Map<string, boolean>();
+      const wanted = new Map<string, string>();
+      for (const c of connections) if (c.kid && c.alg) wanted.set(c.kid, c.alg);
+      for (const [kid, alg] of wanted) {
+        const found = await Promise.resolve()
+          .then(() => keys.getKey({ kid, alg }, undefined as never))
+          .then(() => true, () => false);
+        next.set(kid, found);
+      }
+      keyGeneration = generation;
+      keyState = next;
+    },
+    lookup: () => (keys ? { keyPresent: (kid: string) => keyState.get(kid) ?? true } : {}),
+  };
+}
+
+/**
+ * Close one connection with `$SYS.REQ.SERVER.<server_id>.KICK`, at most one request per
+ * connection at a time. An answer forgets the connection: kicked (logged `connection_kicked` and
+ * counted by reason) or refused (typically already gone, debug). No responders means that server is
+ * gone, and the connection with it. Any other failure keeps it for the next check, logged at warn
+ * the first time.
+ */
+function createKicker(context: {
+  live: ApprovedConnections;
+  kickTimeoutMs: number;
+  logger: Logger;
+  metrics: ServiceMetrics;
+}): (system: NatsConnection, kick: Kick) => Promise<void> {
+  const { live, kickTimeoutMs, logger, metrics } = context;
+  const kicking = new Set<string>();
+  return async (system, { connection: c, reason }) => {
+    const key = connectionKey(c.serverId, c.cid);
+    if (kicking.has(key)) return;
+    kicking.add(key);
+    const fields = {
+      reason,
+      namespace: c.namespace,
+      serviceaccount: c.serviceAccount,
+      server_id: c.serverId,
+      client_cid: c.cid,
+    };
+    try {
+      const reply = await system.request(
+        kickSubject(c.serverId),
+        JSON.stringify({ cid: c.cid }),
+        { timeout: kickTimeoutMs },
+      );
+      const body = reply.json<{ error?: { code?: number; description?: string } }>();
+      live.forget(c.serverId, c.cid);
+      if (body.error) {
+        // Typically "not found": the connection is already gone.
+        logger.debug("connection_kick_refused", { ...fields, error: body.error.description });
+      } else {
+        metrics.kicks.inc({ reason });
+        logger.info("connection_kicked", fields);
+      }
+    } catch (err) {
+      if (err instanceof errors.NoRespondersError || /no responders|503/i.test(String(err))) {
+        // No server with that id any more (restarted or gone): neither is the connection.
+        live.forget(c.serverId, c.cid);
+        logger.debug("connection_kick_no_server", fields);
+      } else if (live.firstKickFailure(c.serverId, c.cid)) {
+        // Once per connection at warn (retried every check; the system connection says why).
+        logger.warn("connection_kick_failed", { ...fields, error: err });
+      }
+    } finally {
+      kicking.delete(key);
+    }
+  };
+}
+
+/**
+ * Take over the live connections the servers already hold — approved by another replica, or by
+ * this one before a restart — found through the servers' connz by their user name, once, when this
+ * replica can first decide. What they were granted is not known, so they are taken as granted what
+ * a login would get now: a change made while no replica watched them goes unnoticed, every later
+ * one is caught. A connection whose ServiceAccount is already gone is adopted too: the check kicks
+ * it. Logs `connections_adopted` with the count, or `connections_adopt_failed`.
+ */
+async function adoptConnections(
+  nc: NatsConnection,
+  current: Omit<RevocationLookups, "keyPresent">,
+  live: ApprovedConnections,
+  options: { pageSize: number; now: () => number; logger: Logger },
+): Promise<void> {
+  const { pageSize, now, logger } = options;
+  let count = 0;
+  try {
+    for await (const found of listConnections(nc, pageSize)) {
+      const who = parseUserName(found.user);
+      if (!who || live.has(found.serverId, found.cid)) continue;
+      const sa = current.serviceAccount(who.namespace, who.serviceAccount);
+      const permissions = (sa && current.permissionsOf(sa)) ?? NO_PERMISSIONS;
+      const account = sa && current.accountOf?.(sa);
+      live.remember({
+        serverId: found.serverId,
+        cid: found.cid,
+        namespace: who.namespace,
+        serviceAccount: who.serviceAccount,
+        uid: sa?.uid ?? "",
+        permissions,
+        ...(account !== undefined ? { account } : {}),
+        expiresAt: now() / 1000 + ADOPTED_LIFETIME_S,
+      });
+      count++;
+    }
+    logger.info("connections_adopted", { count });
+  } catch (err) {
+    logger.warn("connections_adopt_failed", { error: err });
+  }
 }
 
 /**

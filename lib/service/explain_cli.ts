@@ -6,11 +6,11 @@
  * @module
  */
 import { delay } from "../core/abort.ts";
-import { ConfigError, loadConfig } from "../config/config.ts";
+import { type Config, ConfigError, loadConfig } from "../config/config.ts";
 import { connectionType, parseServiceAccountRef } from "../operations/explain.ts";
-import { createLogger } from "../telemetry/log.ts";
+import { createLogger, type Logger } from "../telemetry/log.ts";
 import type { ExplainInput } from "../decision/login.ts";
-import { startService } from "./service.ts";
+import { type Service, startService } from "./service.ts";
 
 /** Where {@linkcode runExplainCli} reads and writes; injected for tests. */
 export interface ExplainIo {
@@ -53,6 +53,30 @@ export async function runExplainCli(
   options: { io?: ExplainIo; timeoutMs?: number } = {},
 ): Promise<number> {
   const { io = defaultIo, timeoutMs = 30_000 } = options;
+  const input = await explainInput(args, io);
+  if (typeof input === "number") return input;
+  let config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    io.stderr(`explain: ${err.message}\n`);
+    return 2;
+  }
+  const logger = createLogger({ level: "warn", write: (line) => io.stderr(line + "\n") });
+  await using service = await startOrReport(config, logger, io);
+  if (service === undefined) return 2;
+  return await explainWhenReady(service, input, { io, timeoutMs });
+}
+
+/**
+ * What to explain, from the arguments (and the token file they name); or the exit status after
+ * `--help` or a usage problem.
+ */
+async function explainInput(
+  args: readonly string[],
+  io: ExplainIo,
+): Promise<ExplainInput | number> {
   let ref: string | undefined;
   let tokenFile: string | undefined;
   let type: string | undefined;
@@ -79,58 +103,58 @@ export async function runExplainCli(
     io.stderr(`explain: ${ct.message}\n`);
     return 2;
   }
-  let input: ExplainInput;
-  if (sa) input = { ...sa, ...(ct ? { connectionType: ct } : {}) };
-  else {
-    let token: string;
-    try {
-      token = (await io.readTextFile(tokenFile!)).trim();
-    } catch (err) {
-      io.stderr(`explain: cannot read the token file ${JSON.stringify(tokenFile)}: ${err}\n`);
-      return 2;
-    }
-    input = { token, ...(ct ? { connectionType: ct } : {}) };
-  }
-
-  let config;
+  if (sa) return { ...sa, ...(ct ? { connectionType: ct } : {}) };
+  let token: string;
   try {
-    config = loadConfig(env);
+    token = (await io.readTextFile(tokenFile!)).trim();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      io.stderr(`explain: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
-  const logger = createLogger({ level: "warn", write: (line) => io.stderr(line + "\n") });
-  let service;
-  try {
-    service = await startService({ config, logger, nats: false });
-  } catch (err) {
-    io.stderr(`explain: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr(`explain: cannot read the token file ${JSON.stringify(tokenFile)}: ${err}\n`);
     return 2;
   }
+  return { token, ...(ct ? { connectionType: ct } : {}) };
+}
+
+/** The service without NATS, or undefined after saying why it cannot start. */
+async function startOrReport(
+  config: Config,
+  logger: Logger,
+  io: ExplainIo,
+): Promise<Service | undefined> {
   try {
-    const deadline = Date.now() + timeoutMs;
-    let failure: Error | undefined;
-    void service.failed.then((err) => failure = err);
-    while (!(service.ready && service.login) && !failure && Date.now() < deadline) {
-      await delay(50);
-    }
-    if (failure) {
-      io.stderr(`explain: ${failure.message}\n`);
-      return 2;
-    }
-    const login = service.login;
-    if (!service.ready || !login) {
-      const res = await service.handler(new Request("http://explain/readyz"));
-      io.stderr(`explain: the service could not get ready: ${await res.text()}\n`);
-      return 2;
-    }
-    const answer = await login.explain(input);
-    io.stdout(JSON.stringify(answer, null, 2) + "\n");
-    return answer.allowed ? 0 : 1;
-  } finally {
-    await service.close();
+    return await startService({ config, logger, nats: false });
+  } catch (err) {
+    io.stderr(`explain: ${err instanceof Error ? err.message : String(err)}\n`);
+    return undefined;
   }
+}
+
+/**
+ * Wait until `service` can decide (at most `timeoutMs`), then print the explanation of `input`;
+ * the exit status: 0 allowed, 1 refused, 2 when the service could not get ready.
+ */
+async function explainWhenReady(
+  service: Service,
+  input: ExplainInput,
+  options: { io: ExplainIo; timeoutMs: number },
+): Promise<number> {
+  const { io, timeoutMs } = options;
+  const deadline = Date.now() + timeoutMs;
+  let failure: Error | undefined;
+  void service.failed.then((err) => failure = err);
+  while (!(service.ready && service.login) && !failure && Date.now() < deadline) {
+    await delay(50);
+  }
+  if (failure) {
+    io.stderr(`explain: ${failure.message}\n`);
+    return 2;
+  }
+  const login = service.login;
+  if (!service.ready || !login) {
+    const res = await service.handler(new Request("http://explain/readyz"));
+    io.stderr(`explain: the service could not get ready: ${await res.text()}\n`);
+    return 2;
+  }
+  const answer = await login.explain(input);
+  io.stdout(JSON.stringify(answer, null, 2) + "\n");
+  return answer.allowed ? 0 : 1;
 }

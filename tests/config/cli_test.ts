@@ -1,7 +1,7 @@
 /** `--help` and `--version` (lib/config/cli.ts), in-process and through the real entry with no config. */
 import assert from "node:assert/strict";
 import { parseCli } from "../../lib/config/cli.ts";
-import { CONFIG_ENV_VARS } from "../../lib/config/config.ts";
+import { CONFIG_ENV_VARS } from "../../lib/config/variables.ts";
 import { VERSION } from "../../lib/core/version.ts";
 import { imageRunArgs, ROOT, startTaskArgs } from "../support/start_task.ts";
 

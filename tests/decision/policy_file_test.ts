@@ -191,6 +191,29 @@ Deno.test("policy file: broken YAML names the spot; the whole JetStream API is r
   );
 });
 
+Deno.test("policy file: the whole JetStream API is judged by the rule's account wherever it is written", () => {
+  const { policy } = parse(
+    "accounts: { TEAM_A: {} }\nnamespaces:\n  - names: [a]\n    jetstream: { api: true }\n    account: TEAM_A\n",
+  );
+  assert.deepEqual(resolveSettings(policy, "a", "x").settings.jetstream, { api: true });
+  assert.deepEqual(
+    problemsOf(() =>
+      parse(
+        "accounts: { TEAM_A: {} }\ndefaults: { account: TEAM_A }\nnamespaces:\n  - names: [a]\n    jetstream: { api: true }\n    account: APP\n",
+      )
+    ),
+    [
+      "policy.yaml:5:16: namespaces[0].jetstream.api: the whole JetStream API is only for a namespace in an account of its own (set account); in the shared account use streams/kv",
+    ],
+  );
+});
+
+Deno.test("policy file: a key that is no string is reported once, in a rule as anywhere else", () => {
+  assert.deepEqual(problemsOf(() => parse("namespaces:\n  - names: [a]\n    1: x\n")), [
+    "policy.yaml:3:5: namespaces[0]: keys must be strings",
+  ]);
+});
+
 Deno.test("policy file: operator mode lists accounts by key with one signing seed file each", () => {
   const app = createAccount().getPublicKey();
   const team = createAccount();

@@ -40,3 +40,22 @@ Deno.test("an unreadable cluster CA fails start-up at once with an error naming 
   });
   await assert.rejects(startService({ config, logger: silentLogger() }), /missing-ca\.crt/);
 });
+
+Deno.test({
+  name: "a failure after the policy file started releases its watch: start-up owns what it started",
+  // Off by default in Deno 2: here they are the assertion (the watch and its timers are gone).
+  sanitizeOps: true,
+  sanitizeResources: true,
+  fn: async () => {
+    await using dir = await KeyDir.create();
+    const config = loadConfig({
+      ...await baseEnv(dir),
+      POLICY_FILE: await dir.write("policy.yaml", "namespaces:\n  - names: [team-a]\n"),
+      K8S_IN_CLUSTER: "true",
+      KUBERNETES_SERVICE_HOST: "127.0.0.1",
+      K8S_CA_FILE: `${dir.path}/missing-ca.crt`,
+      K8S_TOKEN_FILE: await dir.write("token", "pod-token"),
+    });
+    await assert.rejects(startService({ config, logger: silentLogger() }), /missing-ca\.crt/);
+  },
+});

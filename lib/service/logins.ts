@@ -1,0 +1,209 @@
+/**
+ * The part of start-up that waits on remote dependencies, run in the background once the local
+ * parts stand: settle the token issuers, build the login decision, start live revocation, connect
+ * to NATS and serve the callout. Each step may wait (discovery is retried, NATS is reconnected);
+ * `/readyz` names what is still missing meanwhile. Everything started here is registered for
+ * shutdown the moment it starts: the callout subscription and revocation stop together first,
+ * then the NATS connections drain together (see lib/service/stop_together.ts).
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { delay } from "../core/abort.ts";
+import { createCalloutHandler } from "../callout/handler.ts";
+import type { Config } from "../config/config.ts";
+import { createLogin, type Login } from "../decision/login.ts";
+import { type CalloutService, connectNats, serveCallout } from "../nats/connection.ts";
+import { rememberApprovals, type Revocation, startRevocation } from "../nats/revocation.ts";
+import type { ReadinessCheck } from "../operations/http.ts";
+import type { Logger } from "../telemetry/log.ts";
+import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
+import { createTokenVerifier } from "../tokens/verifier.ts";
+import { resolveIssuers } from "./issuers.ts";
+import { decidingChecks, failingChecks } from "./readiness.ts";
+import type { Sources } from "./sources.ts";
+import type { StopTogether } from "./stop_together.ts";
+
+/** What {@linkcode startLogins} works with. */
+export interface LoginsContext {
+  /** The validated configuration. */
+  readonly config: Config;
+  /** The sources started before: keys, ServiceAccounts, Pods, Namespaces, policy, access. */
+  readonly sources: Sources;
+  /** The service's readiness checks: callout membership and revocation follow them. */
+  readonly checks: readonly ReadinessCheck[];
+  /** Where the login decisions and the NATS connections log. */
+  readonly logger: Logger;
+  /** The service's metrics. */
+  readonly metrics: ServiceMetrics;
+  /** Clock in milliseconds, for token and request expiry. */
+  readonly now: () => number;
+  /** Connect to NATS and answer callouts; `false` stops once the login is built (`explain`). */
+  readonly nats: boolean;
+  /** Aborts at shutdown: every wait and retry here ends with it. */
+  readonly signal: AbortSignal;
+  /** Stopped first at shutdown, together: the callout subscription and live revocation. */
+  readonly subscribers: StopTogether;
+  /** Drained after the subscribers, together: the NATS connections. */
+  readonly connections: StopTogether;
+}
+
+/** How far the background start-up has come; the service reads it live. */
+export interface LoginsProgress {
+  /** The accepted token issuers; undefined until configured or discovered. */
+  issuers: readonly string[] | undefined;
+  /** The login decision, once the issuers are known. */
+  login: Login | undefined;
+  /** The callout subscription, once NATS is connected. */
+  callout: CalloutService | undefined;
+}
+
+/**
+ * Run the background start-up to its end, recording each stage in `progress`. Resolves early
+ * when `context.signal` aborts; rejects with `StartupError` for a problem no retry can fix.
+ */
+export async function startLogins(context: LoginsContext, progress: LoginsProgress): Promise<void> {
+  const { config, sources, logger, signal } = context;
+  const { policy } = sources;
+  progress.issuers = await resolveIssuers(config, sources.access, { logger, signal });
+  if (progress.issuers === undefined) return;
+  const login = progress.login = buildLogin(context, progress.issuers);
+  if (!context.nats) return;
+  const revocation = config.nats.system !== undefined
+    ? startLiveRevocation(context, login)
+    : undefined;
+  const calloutHandler = await createCalloutHandler({
+    accountSeed: config.signingKeySeed,
+    account: config.account,
+    ...(config.xkeySeed ? { xkeySeed: config.xkeySeed } : {}),
+    ...(policy ? { accountSeeds: () => policy.current.accountSeeds } : {}),
+    authorizer: revocation ? rememberApprovals(login.authorize, revocation) : login.authorize,
+    logger,
+    metrics: context.metrics,
+    now: context.now,
+  });
+  if (signal.aborted) return;
+  const nc = await connectMain(context);
+  if (signal.aborted) {
+    await nc.close();
+    return;
+  }
+  context.connections.defer(() => drainBriefly(nc));
+  // Member of the queue group only while every other readiness check passes (DESIGN D5).
+  const deciding = decidingChecks(context.checks);
+  const callout = progress.callout = serveCallout(nc, calloutHandler, {
+    queue: config.nats.queueGroup,
+    logger,
+    canDecide: () => failingChecks(deciding),
+  });
+  context.subscribers.defer(() =>
+    callout.stop().catch((err) => logger.warn("callout_stop_failed", { error: err }))
+  );
+}
+
+/** The login decision: token verification against `issuers`, the sources, the policy. */
+function buildLogin(context: LoginsContext, issuers: readonly string[]): Login {
+  const { config, logger, metrics, now } = context;
+  const { keys, serviceAccounts, pods, namespaces, policy } = context.sources;
+  const verifyToken = createTokenVerifier({
+    keys,
+    issuer: issuers,
+    audience: config.jwt.audience,
+    metrics,
+    now,
+  });
+  return createLogin({
+    verifyToken,
+    lookup: serviceAccounts.lookup,
+    ...(pods ? { pods: pods.lookup } : {}),
+    isSynced: () =>
+      serviceAccounts.synced && (pods?.synced ?? true) && (namespaces?.synced ?? true),
+    policy: { annotationPrefix: config.annotationPrefix },
+    ...(policy ? { clusterPolicy: () => policy.current.policy } : {}),
+    ...(namespaces ? { namespaceLabels: namespaces.labelsOf } : {}),
+    ...(config.userJwtTtlMs !== undefined ? { userJwtTtlMs: config.userJwtTtlMs } : {}),
+    defaultAccount: config.account,
+    logger,
+    metrics,
+    now,
+  });
+}
+
+/**
+ * Live revocation (DESIGN D6), over the system-account user's own connection: closes approved
+ * connections whose ServiceAccount, grant or Pod is gone. Registered with the subscribers.
+ */
+function startLiveRevocation(context: LoginsContext, login: Login): Revocation {
+  const { sources, logger, metrics, now } = context;
+  const { serviceAccounts, pods, policy, keys } = sources;
+  const grantOf = login.grantOf;
+  const deciding = decidingChecks(context.checks);
+  return context.subscribers.use(startRevocation({
+    system: connectSystem(context),
+    lookups: () => ({
+      serviceAccount: serviceAccounts.lookup,
+      permissionsOf: (sa) => grantOf(sa).permissions,
+      ...(policy ? { accountOf: (sa) => grantOf(sa).account } : {}),
+      ...(pods ? { pod: pods.lookup } : {}),
+    }),
+    canDecide: () => failingChecks(deciding).length === 0,
+    keys,
+    logger,
+    metrics,
+    now,
+  }));
+}
+
+/** The service's own NATS connection, retried in the background until it connects or aborts. */
+function connectMain(context: LoginsContext): Promise<NatsConnection> {
+  const { config, logger, metrics, signal } = context;
+  return connectNats({
+    servers: config.nats.servers,
+    ...(config.nats.credsFile ? { credsFile: config.nats.credsFile } : {}),
+    ...(config.nats.token ? { token: config.nats.token } : {}),
+    ...(config.nats.tls ? { tls: config.nats.tls } : {}),
+    name: "nats-k8s-oidc-callout",
+    logger,
+    metrics,
+    signal,
+  });
+}
+
+/**
+ * Connect live revocation's system-account user: the same servers and TLS as the main connection,
+ * its own credentials. Retries in the background like the main connection; once connected it is
+ * drained with the other connections at shutdown (at once, if shutdown has passed them). A
+ * rejected promise only means shutdown came first.
+ */
+function connectSystem(context: LoginsContext): Promise<NatsConnection> {
+  const { config, logger, metrics, signal, connections } = context;
+  const system = config.nats.system ?? {};
+  const connecting = connectNats({
+    servers: config.nats.servers,
+    ...(system.credsFile !== undefined ? { credsFile: system.credsFile } : {}),
+    ...(system.token !== undefined ? { token: system.token } : {}),
+    ...(system.user !== undefined ? { user: system.user, pass: system.password ?? "" } : {}),
+    ...(config.nats.tls ? { tls: config.nats.tls } : {}),
+    name: "nats-k8s-oidc-callout-revocation",
+    logger: logger.child({ connection: "system" }),
+    // Its own gauge: the main connection's nats_connected must not be overwritten.
+    metrics: { ...metrics, natsConnected: metrics.natsSystemConnected },
+    signal,
+  });
+  void connecting.then((nc) => {
+    if (connections.disposed) void drainBriefly(nc);
+    else connections.defer(() => drainBriefly(nc));
+  }, () => {});
+  return connecting;
+}
+
+/**
+ * Drain `nc`, but close it instead when the drain has not finished after `ms` (a drain waits for
+ * the server, which may be gone): shutdown must not wait for a reconnect.
+ */
+async function drainBriefly(nc: NatsConnection, ms = 300): Promise<void> {
+  const timeout = new AbortController();
+  await Promise.race([nc.drain().catch(() => {}), delay(ms, timeout.signal)]);
+  timeout.abort();
+  if (!nc.isClosed()) await nc.close().catch(() => {});
+}

@@ -161,3 +161,35 @@ export function natsManifests(options: NatsManifestOptions): string {
   ];
   return objects.map((o) => JSON.stringify(o)).join("\n---\n");
 }
+
+/**
+ * The stand-in for `helm install <release> nats/nats -n <namespace> -f <values.yaml> …` (README's
+ * step 2): prints the manifests the test applies in place of the chart from the internet.
+ *
+ *     deno run -A tests/support/cluster/nats.ts install nats nats/nats -n nats -f nats-values.yaml
+ */
+async function main(args: string[]): Promise<void> {
+  const [command, name, chart] = args;
+  if (command !== "install" || !name || chart !== "nats/nats") {
+    throw new Error(
+      `the NATS chart stand-in takes "install <release> nats/nats …", not: ${args.join(" ")}`,
+    );
+  }
+  let namespace = "default";
+  const values: string[] = [];
+  for (let i = 3; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "-n" || a === "--namespace") namespace = args[++i]!;
+    else if (a === "-f" || a === "--values") values.push(args[++i]!);
+    else if (a === "--version") i++;
+    else throw new Error(`the NATS chart stand-in does not know ${a}`);
+  }
+  if (values.length !== 1) throw new Error("the NATS chart stand-in needs one -f values file");
+  const text = await Deno.readTextFile(values[0]!);
+  const bytes = new TextEncoder().encode(
+    natsManifests({ name, namespace, values: readNatsChartValues(text) }),
+  );
+  for (let off = 0; off < bytes.length;) off += await Deno.stdout.write(bytes.subarray(off));
+}
+
+if (import.meta.main) await main(Deno.args);

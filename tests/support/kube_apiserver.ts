@@ -1,6 +1,6 @@
 /**
  * The real Kubernetes apiserver for tests: kube-apiserver v1.37.2 with an embedded etcd v3.7.0, one
- * process on loopback, built from Go modules by `tools/kube-apiserver/build.sh` (cached outside the
+ * process on loopback, built from Go modules by `tools/build.sh kubernetes` (cached outside the
  * repository; the first build takes ~10 minutes). Like nats.js's server launcher: free ports,
  * certificates and keys generated at start, readiness polled against early exit, always stopped.
  *
@@ -78,17 +78,17 @@ async function run(cmd: string, args: string[], what: string): Promise<string> {
 }
 
 /**
- * The path of the kube-apiserver binary, building it if needed (`tools/kube-apiserver/build.sh`;
- * `KUBE_APISERVER_BIN` overrides).
+ * The path of the kube-apiserver binary, building it if needed (`tools/build.sh kubernetes`: the
+ * multi-call Kubernetes binary, the apiserver by default; `KUBE_APISERVER_BIN` overrides).
  */
 export async function kubeApiServerBinary(): Promise<string> {
   const fromEnv = Deno.env.get("KUBE_APISERVER_BIN");
   if (fromEnv) return fromEnv;
-  const script = new URL("../../tools/kube-apiserver/build.sh", import.meta.url).pathname;
+  const script = new URL("../../tools/build.sh", import.meta.url).pathname;
   return await run(
     "bash",
-    [script],
-    "build the real kube-apiserver (tools/kube-apiserver/build.sh)",
+    [script, "kubernetes"],
+    "build the real Kubernetes (tools/build.sh kubernetes)",
   );
 }
 

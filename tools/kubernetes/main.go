@@ -1,27 +1,58 @@
-// Command kube-apiserver is the real Kubernetes API server (k8s.io/kubernetes v1.37.2) with an
-// embedded etcd (go.etcd.io/etcd/server/v3 v3.7.0), for the project's test suite only.
+// Command kubernetes is Kubernetes v1.37.2 from its Go module (k8s.io/kubernetes, staging modules
+// pinned by replace) as one multi-call binary, for the project's test suite only:
 //
-// It starts etcd on loopback (flags --embedded-etcd-dir, --embedded-etcd-port,
+//	kubernetes [etcd flags] -- <kube-apiserver flags>   the apiserver with an embedded etcd v3.7.0
+//	kubernetes kubectl ...                              the stock kubectl
+//	kubernetes kubelet | kube-controller-manager | kube-scheduler | kube-proxy ...
+//
+// The apiserver form starts etcd on loopback (flags --embedded-etcd-dir, --embedded-etcd-port,
 // --embedded-etcd-peer-port), then runs the stock kube-apiserver command with the arguments after
-// "--". With "kubectl" as its first argument it is the stock kubectl instead (for `kubectl proxy`
-// and friends in tests). Nothing here changes Kubernetes behaviour: the point is to test against
+// "--". The other components make a real single-node cluster with running pods
+// (tests/support/cluster/). Nothing here changes Kubernetes behaviour: the point is to test against
 // the real thing.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/url"
 	"os"
 	"time"
+	_ "time/tzdata" // for CronJob Time Zone support (kube-controller-manager)
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"k8s.io/component-base/cli"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
 	kubectl "k8s.io/kubectl/pkg/cmd"
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 func main() {
+	// Multi-call: argv[1] picks a stock component; anything else is the apiserver (+ embedded etcd).
+	if len(os.Args) > 1 {
+		var cmd func() int
+		switch os.Args[1] {
+		case "kubelet":
+			cmd = func() int { return cli.Run(kubelet.NewKubeletCommand(context.Background())) }
+		case "kube-controller-manager":
+			cmd = func() int { return cli.Run(kcm.NewControllerManagerCommand()) }
+		case "kube-scheduler":
+			cmd = func() int { return cli.Run(scheduler.NewSchedulerCommand()) }
+		case "kube-proxy":
+			cmd = func() int { return cli.Run(proxy.NewProxyCommand()) }
+		}
+		if cmd != nil {
+			os.Args = append([]string{os.Args[1]}, os.Args[2:]...)
+			os.Exit(cmd())
+		}
+	}
 	if len(os.Args) > 1 && os.Args[1] == "kubectl" {
 		os.Args = append([]string{"kubectl"}, os.Args[2:]...)
 		if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {

@@ -1,0 +1,342 @@
+/**
+ * The product as a platform team installs it, on a {@linkcode KubeCluster}: NATS (config mode, 3
+ * servers, the callout configured as README's install section configures it) and the service
+ * installed by `helm install` of `chart/` from the locally built image, plus workloads that log in
+ * with their projected tokens. Keys are generated at test time.
+ *
+ * @module
+ */
+import type { KubeCluster, RunResult } from "./cluster.ts";
+import { natsBoxImage, natsServerImage, serviceImage } from "./images.ts";
+import type { ImageSpec } from "./oci_image.ts";
+import { type NatsChartValues, natsManifests } from "./nats.ts";
+import { accountKey, curveKey, type TestKey } from "../nkeys.ts";
+import { CHART_DIR } from "../chart.ts";
+import { waitFor } from "../wait.ts";
+
+/** The namespace NATS and the callout are installed in (README's). */
+export const NATS_NAMESPACE = "nats";
+/** The callout's Helm release (README's). */
+export const RELEASE = "nats-k8s-oidc-callout";
+/** The NATS client Service's address inside the cluster. */
+export const NATS_URL = `nats://nats.${NATS_NAMESPACE}.svc.cluster.local:4222`;
+/** The callout pods' label selector (the chart's selector labels; not the `helm test` pod). */
+export const CALLOUT_SELECTOR =
+  `app.kubernetes.io/name=${RELEASE},app.kubernetes.io/instance=${RELEASE}`;
+
+/** Options of {@linkcode installStack}. */
+export interface StackOptions {
+  /** Give the callout a system-account user, for live revocation. @default {false} */
+  revocation?: boolean;
+  /** More `--set` values for the callout's `helm install` (`key=value`). */
+  set?: readonly string[];
+  /** A values file's text for the callout's `helm install`. */
+  values?: string;
+}
+
+/** What {@linkcode installStack} installed. */
+export interface Stack {
+  readonly cluster: KubeCluster;
+  /** The account key that signs user JWTs (its public key is the callout's issuer). */
+  readonly signingKey: TestKey;
+  /** The image reference of the service (`localhost/nats-k8s-oidc-callout:<hash>`). */
+  readonly image: string;
+  /** `helm <args>` inside the cluster's namespace. */
+  helm(args: readonly string[], options?: { allowFailure?: boolean }): Promise<RunResult>;
+}
+
+/** The images a stack needs, for {@linkcode KubeCluster.start}. */
+export async function stackImages(): Promise<ImageSpec[]> {
+  return [await natsServerImage(), await natsBoxImage(), await serviceImage()];
+}
+
+/** The NATS chart values README writes (config mode), with these keys. */
+export function readmeNatsValues(
+  issuer: string,
+  xkey: string,
+  revocation: boolean,
+): NatsChartValues {
+  return {
+    replicas: 3,
+    env: {
+      CALLOUT_PASSWORD: {
+        valueFrom: { secretKeyRef: { name: "nats-callout-user", key: "password" } },
+      },
+      ...(revocation
+        ? {
+          SYSTEM_PASSWORD: {
+            valueFrom: { secretKeyRef: { name: "nats-callout-user", key: "system-password" } },
+          },
+        }
+        : {}),
+    },
+    merge: {
+      system_account: "SYS",
+      accounts: {
+        AUTH: { users: [{ user: "callout", password: "<< $CALLOUT_PASSWORD >>" }] },
+        APP: {},
+        SYS: revocation
+          ? { users: [{ user: "callout-system", password: "<< $SYSTEM_PASSWORD >>" }] }
+          : {},
+      },
+      authorization: {
+        auth_callout: {
+          issuer,
+          xkey,
+          account: "AUTH",
+          auth_users: revocation ? ["callout", "callout-system"] : ["callout"],
+        },
+      },
+    },
+  };
+}
+
+function password(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(18)), (b) => b.toString(16)).join("");
+}
+
+/**
+ * Install NATS and the callout on `cluster` (whose images include {@linkcode stackImages}) and
+ * wait until both are ready.
+ */
+export async function installStack(
+  cluster: KubeCluster,
+  options: StackOptions = {},
+): Promise<Stack> {
+  const signingKey = accountKey();
+  const xkey = curveKey();
+  const calloutPassword = password();
+  const systemPassword = password();
+  await cluster.kubectl(["create", "namespace", NATS_NAMESPACE]);
+  const keys = await Deno.makeTempDir({ prefix: "stack-keys-" });
+  try {
+    await Deno.writeTextFile(`${keys}/signing.key`, signingKey.seed);
+    await Deno.writeTextFile(`${keys}/xkey.seed`, xkey.seed);
+    await cluster.kubectl([
+      "-n",
+      NATS_NAMESPACE,
+      "create",
+      "secret",
+      "generic",
+      "nats-callout-keys",
+      `--from-file=${keys}/signing.key`,
+      `--from-file=${keys}/xkey.seed`,
+    ]);
+  } finally {
+    await Deno.remove(keys, { recursive: true });
+  }
+  await cluster.kubectl([
+    "-n",
+    NATS_NAMESPACE,
+    "create",
+    "secret",
+    "generic",
+    "nats-callout-user",
+    `--from-literal=password=${calloutPassword}`,
+    `--from-literal=system-password=${systemPassword}`,
+  ]);
+  const revocation = options.revocation ?? false;
+  await cluster.apply(natsManifests({
+    namespace: NATS_NAMESPACE,
+    values: readmeNatsValues(signingKey.publicKey, xkey.publicKey, revocation),
+  }));
+  const image = (await serviceImage()).ref;
+  const helm = (args: readonly string[], opts: { allowFailure?: boolean } = {}) =>
+    cluster.run("helm", args, opts);
+  const valuesFile = options.values === undefined ? undefined : await Deno.makeTempFile();
+  if (valuesFile) await Deno.writeTextFile(valuesFile, options.values!);
+  try {
+    await helm([
+      "install",
+      RELEASE,
+      CHART_DIR,
+      "-n",
+      NATS_NAMESPACE,
+      "--set",
+      "nats.account=APP",
+      "--set",
+      "nats.signingKey.existingSecret=nats-callout-keys",
+      "--set",
+      "nats.xkey.existingSecret=nats-callout-keys",
+      "--set",
+      `secretEnv.NATS_URL=nats://callout:${calloutPassword}@nats.${NATS_NAMESPACE}.svc:4222`,
+      ...(revocation
+        ? [
+          "--set",
+          "nats.system.user=callout-system",
+          "--set",
+          `nats.system.password=${systemPassword}`,
+        ]
+        : []),
+      ...localImageValues(image),
+      ...(options.set ?? []).flatMap((s) => ["--set", s]),
+      ...(valuesFile ? ["-f", valuesFile] : []),
+    ]);
+  } finally {
+    if (valuesFile) await Deno.remove(valuesFile);
+  }
+  await cluster.kubectl([
+    "-n",
+    NATS_NAMESPACE,
+    "rollout",
+    "status",
+    "statefulset/nats",
+    "--timeout=120s",
+  ]);
+  await cluster.kubectl([
+    "-n",
+    NATS_NAMESPACE,
+    "rollout",
+    "status",
+    `deploy/${RELEASE}`,
+    "--timeout=120s",
+  ]);
+  return { cluster, signingKey, image, helm };
+}
+
+/** `--set` arguments that point the chart at the local service and `nats` CLI images. */
+export function localImageValues(image: string): string[] {
+  const [repository, tag] = image.split(":") as [string, string];
+  return [
+    "--set",
+    `image.repository=${repository}`,
+    "--set",
+    `image.tag=${tag}`,
+    "--set",
+    "image.pullPolicy=Never",
+    "--set",
+    "test.image.repository=localhost/nats-box",
+    "--set",
+    "test.image.tag=local",
+    "--set",
+    "test.image.pullPolicy=Never",
+  ];
+}
+
+/** `nats://<ClusterIP>:4222` of the NATS Service: how host tools inside the namespace reach it. */
+export async function natsServiceUrl(cluster: KubeCluster): Promise<string> {
+  const ip = await cluster.kubectl([
+    "-n",
+    NATS_NAMESPACE,
+    "get",
+    "service",
+    "nats",
+    "-o",
+    "jsonpath={.spec.clusterIP}",
+  ]);
+  return `nats://${ip}:4222`;
+}
+
+/** Options of {@linkcode workload}. */
+export interface WorkloadOptions {
+  readonly namespace: string;
+  readonly name: string;
+  /** The container's shell script (busybox `sh` and the `nats` CLI; the token at `$TOKEN_FILE`). */
+  readonly script: string;
+  /** The projected token's audience. @default {"nats"} */
+  readonly audience?: string;
+  /** The projected token's lifetime. @default {600} */
+  readonly expirationSeconds?: number;
+  /** Pods of the Deployment. @default {1} */
+  readonly replicas?: number;
+}
+
+/**
+ * A Namespace, a ServiceAccount and a Deployment whose pods get a projected ServiceAccount token
+ * (audience `nats`) at `/var/run/secrets/nats/token` and run `script` with `nats` on the PATH and
+ * `NATS_URL` set to the NATS Service — a workload as docs/client-usage.md shows one.
+ */
+export function workload(options: WorkloadOptions): string {
+  const labels = { app: options.name };
+  return [
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: options.namespace } },
+    {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: options.name, namespace: options.namespace },
+      automountServiceAccountToken: false,
+    },
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: options.name, namespace: options.namespace },
+      spec: {
+        replicas: options.replicas ?? 1,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: options.name,
+            automountServiceAccountToken: false,
+            terminationGracePeriodSeconds: 1,
+            securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 },
+            containers: [{
+              name: "app",
+              image: "localhost/nats-box:local",
+              imagePullPolicy: "Never",
+              command: ["sh", "-c", options.script],
+              env: [
+                { name: "NATS_URL", value: NATS_URL },
+                { name: "TOKEN_FILE", value: "/var/run/secrets/nats/token" },
+                { name: "HOME", value: "/tmp" },
+                { name: "XDG_CONFIG_HOME", value: "/tmp/.config" },
+              ],
+              volumeMounts: [
+                { name: "nats-token", mountPath: "/var/run/secrets/nats", readOnly: true },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
+            }],
+            volumes: [
+              {
+                name: "nats-token",
+                projected: {
+                  sources: [{
+                    serviceAccountToken: {
+                      path: "token",
+                      audience: options.audience ?? "nats",
+                      expirationSeconds: options.expirationSeconds ?? 600,
+                    },
+                  }],
+                },
+              },
+              { name: "tmp", emptyDir: {} },
+            ],
+          },
+        },
+      },
+    },
+  ].map((o) => JSON.stringify(o)).join("\n---\n");
+}
+
+/** The names of the Running pods of a Deployment's label `app=<name>`. */
+export async function podsOf(
+  cluster: KubeCluster,
+  namespace: string,
+  app: string,
+): Promise<string[]> {
+  const out = await cluster.kubectl([
+    "-n",
+    namespace,
+    "get",
+    "pods",
+    "-l",
+    `app=${app}`,
+    "--field-selector=status.phase=Running",
+    "-o",
+    "jsonpath={.items[*].metadata.name}",
+  ]);
+  return out.split(/\s+/).filter(Boolean);
+}
+
+/** Wait until a Deployment is rolled out and return its pods. */
+export async function rolledOut(
+  cluster: KubeCluster,
+  namespace: string,
+  name: string,
+): Promise<string[]> {
+  await cluster.kubectl(["-n", namespace, "rollout", "status", `deploy/${name}`, "--timeout=90s"]);
+  return await waitFor(async () => {
+    const pods = await podsOf(cluster, namespace, name);
+    return pods.length > 0 ? pods : undefined;
+  }, { timeoutMs: 30_000, what: `pods of ${namespace}/${name}` });
+}

@@ -48,7 +48,9 @@ console.log(JSON.stringify(results));
 
 Deno.test({
   name:
-    "install as README says on a real kubelet: helm test proves the path and fails without it, the pods run locked down, metrics answer",
+    `install as README says on a real kubelet: helm test proves the path and fails without it, the pods run locked down, metrics answer${
+      unavailable ? ` (skipped: ${unavailable})` : ""
+    }`,
   ignore: unavailable !== undefined,
   async fn(t) {
     await using cluster = await KubeCluster.start({ images: await stackImages() });
@@ -173,6 +175,33 @@ Deno.test({
           "ffi": "refused",
           "sys": "refused",
         });
+      },
+    );
+
+    await t.step(
+      "h. the NOTES' log command selects every replica and not the helm test Pod",
+      async () => {
+        const notes =
+          (await cluster.run("helm", ["get", "notes", RELEASE, "-n", NATS_NAMESPACE])).stdout;
+        const command = notes.split("\n").map((l) => l.trim()).find((l) => / logs .*-l /.test(l));
+        assert.ok(command, notes);
+        const selector = command.match(/-l (\S+)/)![1]!;
+        const pods = (await cluster.kubectl([
+          "-n",
+          NATS_NAMESPACE,
+          "get",
+          "pods",
+          "-l",
+          selector,
+          "-o",
+          "jsonpath={.items[*].metadata.name}",
+        ])).split(/\s+/).filter(Boolean);
+        const testPod = `${RELEASE}-test`;
+        const all = await cluster.kubectl(["-n", NATS_NAMESPACE, "get", "pods", "-o", "name"]);
+        assert.match(all, new RegExp(`pod/${testPod}\\b`), "helm test left its Pod");
+        assert.equal(pods.length, 2, pods.join(" "));
+        assert.ok(!pods.includes(testPod));
+        assert.match(command, /--prefix/);
       },
     );
 

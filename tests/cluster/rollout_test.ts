@@ -100,7 +100,9 @@ async function calloutPods(cluster: KubeCluster): Promise<string[]> {
 }
 
 Deno.test({
-  name: "the callout rolls, is evicted and is stopped under load without losing a login",
+  name: `the callout rolls, is evicted and is stopped under load without losing a login${
+    unavailable ? ` (skipped: ${unavailable})` : ""
+  }`,
   ignore: unavailable !== undefined,
   async fn(t) {
     await using cluster = await KubeCluster.start({ images: await stackImages() });

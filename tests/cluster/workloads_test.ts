@@ -101,7 +101,9 @@ const DENIED = /^nats_auth_requests_total\{[^}]*result="(denied|dropped|error)"/
 
 Deno.test({
   name:
-    "workloads on a real kubelet: log in, stay in their namespace, survive a NATS pod, lose their connections with their Pod or ServiceAccount",
+    `workloads on a real kubelet: log in, stay in their namespace, survive a NATS pod, lose their connections with their Pod or ServiceAccount${
+      unavailable ? ` (skipped: ${unavailable})` : ""
+    }`,
   ignore: unavailable !== undefined,
   async fn(t) {
     await using cluster = await KubeCluster.start({ images: await stackImages() });

@@ -239,6 +239,11 @@ export interface WorkloadOptions {
   readonly expirationSeconds?: number;
   /** Pods of the Deployment. @default {1} */
   readonly replicas?: number;
+  /**
+   * Operator mode: the AUTH account's sentinel creds, put in a Secret of the namespace and mounted
+   * at `$SENTINEL_CREDS` for the script to present with its token.
+   */
+  readonly sentinelCreds?: string;
 }
 
 /**
@@ -248,6 +253,7 @@ export interface WorkloadOptions {
  */
 export function workload(options: WorkloadOptions): string {
   const labels = { app: options.name };
+  const sentinel = options.sentinelCreds;
   return [
     { apiVersion: "v1", kind: "Namespace", metadata: { name: options.namespace } },
     {
@@ -256,6 +262,12 @@ export function workload(options: WorkloadOptions): string {
       metadata: { name: options.name, namespace: options.namespace },
       automountServiceAccountToken: false,
     },
+    ...(sentinel === undefined ? [] : [{
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: `${options.name}-sentinel`, namespace: options.namespace },
+      stringData: { "sentinel.creds": sentinel },
+    }]),
     {
       apiVersion: "apps/v1",
       kind: "Deployment",
@@ -280,10 +292,16 @@ export function workload(options: WorkloadOptions): string {
                 { name: "TOKEN_FILE", value: "/var/run/secrets/nats/token" },
                 { name: "HOME", value: "/tmp" },
                 { name: "XDG_CONFIG_HOME", value: "/tmp/.config" },
+                ...(sentinel === undefined
+                  ? []
+                  : [{ name: "SENTINEL_CREDS", value: "/etc/nats-sentinel/sentinel.creds" }]),
               ],
               volumeMounts: [
                 { name: "nats-token", mountPath: "/var/run/secrets/nats", readOnly: true },
                 { name: "tmp", mountPath: "/tmp" },
+                ...(sentinel === undefined
+                  ? []
+                  : [{ name: "sentinel", mountPath: "/etc/nats-sentinel", readOnly: true }]),
               ],
             }],
             volumes: [
@@ -300,6 +318,9 @@ export function workload(options: WorkloadOptions): string {
                 },
               },
               { name: "tmp", emptyDir: {} },
+              ...(sentinel === undefined
+                ? []
+                : [{ name: "sentinel", secret: { secretName: `${options.name}-sentinel` } }]),
             ],
           },
         },
@@ -339,4 +360,150 @@ export async function rolledOut(
     const pods = await podsOf(cluster, namespace, name);
     return pods.length > 0 ? pods : undefined;
   }, { timeoutMs: 30_000, what: `pods of ${namespace}/${name}` });
+}
+
+/** What {@linkcode installOperatorStack} installed. */
+export interface OperatorModeStack {
+  /** Public key of the account logins are placed in (`NATS_ACCOUNT`). */
+  readonly appAccount: string;
+  /** The AUTH account's deny-all bearer user, as a creds file's text: every client presents it. */
+  readonly sentinelCreds: string;
+  helm(args: readonly string[], options?: { allowFailure?: boolean }): Promise<RunResult>;
+}
+
+/**
+ * NATS in operator mode (3 servers, the accounts preloaded into a memory resolver: SYS, AUTH with
+ * the callout's `authorization` block and xkey, APP with a signing key), and the callout installed
+ * with the values docs/operator-mode.md gives (`nats.account` = APP's public key, APP's signing key,
+ * the xkey, the callout user's creds, `test.sentinelCredentials`). Keys are generated here, as `nsc`
+ * and `nk` would make them.
+ */
+export async function installOperatorStack(cluster: KubeCluster): Promise<OperatorModeStack> {
+  const { encodeAccount, encodeOperator, encodeUser, fmtCreds } = await import("@nats-io/jwt");
+  const { createAccount, createOperator, createUser } = await import("@nats-io/nkeys");
+  const operator = createOperator();
+  const sys = createAccount();
+  const auth = createAccount();
+  const app = createAccount();
+  const appSigningKey = accountKey();
+  const xkey = curveKey();
+  const calloutUser = createUser();
+  const sentinelUser = createUser();
+  const limits = {
+    subs: -1,
+    data: -1,
+    payload: -1,
+    imports: -1,
+    exports: -1,
+    wildcards: true,
+    conn: -1,
+    leaf: -1,
+  };
+  const signed = { signer: operator };
+  const accounts = {
+    [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits }, signed),
+    [auth.getPublicKey()]: await encodeAccount("AUTH", auth, {
+      limits,
+      authorization: {
+        auth_users: [calloutUser.getPublicKey()],
+        allowed_accounts: [app.getPublicKey()],
+        xkey: xkey.publicKey,
+      },
+    }, signed),
+    [app.getPublicKey()]: await encodeAccount("APP", app, {
+      limits,
+      signing_keys: [appSigningKey.publicKey],
+    }, signed),
+  };
+  const userCreds = fmtCreds(
+    await encodeUser("callout", calloutUser, auth, {
+      pub: { allow: ["$SYS._INBOX.>"] },
+      sub: { allow: ["$SYS.REQ.USER.AUTH"] },
+    }),
+    calloutUser,
+  );
+  const sentinelCreds = new TextDecoder().decode(fmtCreds(
+    await encodeUser("sentinel", sentinelUser, auth, {
+      bearer_token: true,
+      pub: { deny: [">"] },
+      sub: { deny: [">"] },
+    }),
+    sentinelUser,
+  ));
+  await cluster.kubectl(["create", "namespace", NATS_NAMESPACE]);
+  const files = await Deno.makeTempDir({ prefix: "operator-keys-" });
+  try {
+    await Deno.writeTextFile(`${files}/signing.key`, appSigningKey.seed);
+    await Deno.writeTextFile(`${files}/xkey.seed`, xkey.seed);
+    await Deno.writeFile(`${files}/user.creds`, userCreds);
+    await Deno.writeTextFile(`${files}/sentinel.creds`, sentinelCreds);
+    const secret = (name: string, ...from: string[]) =>
+      cluster.kubectl([
+        "-n",
+        NATS_NAMESPACE,
+        "create",
+        "secret",
+        "generic",
+        name,
+        ...from.map((f) => `--from-file=${files}/${f}`),
+      ]);
+    await secret("nats-callout-keys", "signing.key", "xkey.seed");
+    await secret("nats-callout-creds", "user.creds");
+    await secret("nats-callout-sentinel", "sentinel.creds");
+  } finally {
+    await Deno.remove(files, { recursive: true });
+  }
+  await cluster.apply(natsManifests({
+    namespace: NATS_NAMESPACE,
+    values: {
+      replicas: 3,
+      env: {},
+      merge: {
+        operator: await encodeOperator("OP", operator, { system_account: sys.getPublicKey() }),
+        system_account: sys.getPublicKey(),
+        resolver: "MEMORY",
+        resolver_preload: accounts,
+      },
+    },
+  }));
+  const image = (await serviceImage()).ref;
+  const helm = (args: readonly string[], opts: { allowFailure?: boolean } = {}) =>
+    cluster.run("helm", args, opts);
+  await helm([
+    "install",
+    RELEASE,
+    CHART_DIR,
+    "-n",
+    NATS_NAMESPACE,
+    ...localImageValues(image),
+    "--set",
+    `nats.account=${app.getPublicKey()}`,
+    "--set",
+    "nats.signingKey.existingSecret=nats-callout-keys",
+    "--set",
+    "nats.xkey.existingSecret=nats-callout-keys",
+    "--set",
+    "nats.userCredentials.existingSecret=nats-callout-creds",
+    "--set",
+    "test.sentinelCredentials.existingSecret=nats-callout-sentinel",
+    "--set",
+    `secretEnv.NATS_URL=nats://nats.${NATS_NAMESPACE}.svc:4222`,
+  ]);
+  await cluster.kubectl([
+    "-n",
+    NATS_NAMESPACE,
+    "rollout",
+    "status",
+    "statefulset/nats",
+    "--timeout=120s",
+  ]);
+  await cluster.kubectl([
+    "-n",
+    NATS_NAMESPACE,
+    "rollout",
+    "status",
+    `deploy/${RELEASE}`,
+    "--timeout=120s",
+  ]);
+  return { appAccount: app.getPublicKey(), sentinelCreds, helm };
 }

@@ -610,7 +610,7 @@ Deno.test("the helm test hook: a test ServiceAccount's projected token, audience
   assert.equal(field(hook.pod, "spec", "automountServiceAccountToken"), false);
   assert.equal(field(hook.pod, "spec", "restartPolicy"), "Never");
   assert.equal(hook.audience, "nats");
-  assert.equal(hook.container.image, "natsio/nats-box:latest");
+  assert.equal(hook.container.image, "natsio/nats-box:0.14.5");
   assert.equal(hook.env.TEST_NATS_URL, "nats://nats.nats.svc:4222", "no user:pass@ of the service");
   assert.equal(hook.env.TEST_SUBJECT, "nats-system.helm-test");
   assert.doesNotMatch(JSON.stringify(hook.docs), /callout:pw|signing/);

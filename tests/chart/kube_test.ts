@@ -135,15 +135,23 @@ Deno.test("helm test against the real apiserver: the hook's ServiceAccount and P
   await using stack = await KubeStack.start();
   const dir = await Deno.makeTempDir({ prefix: "chart-hook-" });
   try {
-    const docs = (await renderChart({
+    const all = await renderChart({
       nats: { url: stack.nats.url, account: "APP", signingKey: { existingSecret: "sk" } },
       jwt: { audience: "nats" },
       test: { attempts: 10 },
-    }, { namespace: SERVICE_NAMESPACE })).filter(isHook);
-    const sa = findOne(docs, "ServiceAccount") as KubeObject;
-    const pod = findOne(docs, "Pod") as KubeObject;
-    // As `helm test` does: the ServiceAccount (weight -1), then the Pod.
-    await stack.kube.apply([sa]);
+    }, { namespace: SERVICE_NAMESPACE });
+    const pod = findOne(all.filter(isHook), "Pod") as KubeObject;
+    const sa = findOne(
+      all,
+      "ServiceAccount",
+      String(field(pod, "spec", "serviceAccountName")),
+    ) as KubeObject;
+    // As `helm install` then `helm test` do: the ServiceAccount came with the release (the stack
+    // applied the chart's objects), then `helm test` creates the Pod.
+    await stack.kube.request(
+      "GET",
+      `/api/v1/namespaces/${SERVICE_NAMESPACE}/serviceaccounts/${sa.metadata.name}`,
+    );
     const created = await stack.kube.request(
       "POST",
       `/api/v1/namespaces/${SERVICE_NAMESPACE}/pods`,

@@ -118,6 +118,8 @@ Deno.test("by default two non-root replicas run with a read-only root, no capabi
     "PodDisruptionBudget",
     "Service",
     "ServiceAccount",
+    // The helm test's ServiceAccount, installed with the release (its Pod is the only test hook).
+    "ServiceAccount",
   ]);
 });
 

@@ -165,21 +165,19 @@ async function sharedLibraries(binary: string): Promise<string[]> {
 }
 
 /**
- * The service image (see the module doc): the bundle at `/app/main.js`, run as
- * `deno <the compile task's flags as deno run> /app/main.js`.
+ * An image that runs one bundled program with the `deno` executable: the bundle at `/app/main.js`,
+ * the C libraries `ldd` names, CA certificates, uid 65532; tagged by the bundle's hash.
  */
-export async function serviceImage(): Promise<ImageSpec> {
+async function denoProgramImage(
+  repository: string,
+  bundle: string,
+  runArgs: readonly string[],
+): Promise<ImageSpec> {
   const deno = Deno.execPath();
-  const bundle = await imageEntry();
-  const args = await imageRunArgs([]);
-  // imageRunArgs ends with the local bundle path; the image has it at /app/main.js.
-  args[args.length - 1] = "/app/main.js";
-  const readFlag = args.findIndex((a) => a.startsWith("--allow-read="));
-  if (readFlag >= 0) args[readFlag] = args[readFlag]!.replace(/,$/, "");
   const libs = await sharedLibraries(deno);
   const bundleHash = (await output("sha256sum", [bundle])).slice(0, 12);
   return {
-    ref: `localhost/nats-k8s-oidc-callout:${bundleHash}`,
+    ref: `${repository}:${bundleHash}`,
     entries: [
       { path: "usr/local/bin/deno", from: deno, mode: 0o755 },
       { path: "app/main.js", from: bundle, mode: 0o644 },
@@ -187,8 +185,51 @@ export async function serviceImage(): Promise<ImageSpec> {
       { path: "etc/ssl/certs/ca-certificates.crt", from: "/etc/ssl/certs/ca-certificates.crt" },
       ...BASE_ENTRIES,
     ],
-    entrypoint: ["/usr/local/bin/deno", ...args],
+    entrypoint: ["/usr/local/bin/deno", ...runArgs, "/app/main.js"],
     env: ["HOME=/home/nonroot"],
     user: "65532:65532",
   };
+}
+
+/**
+ * The service image (see the module doc): the bundle at `/app/main.js`, run as
+ * `deno <the compile task's flags as deno run> /app/main.js`.
+ */
+export async function serviceImage(): Promise<ImageSpec> {
+  // imageRunArgs ends with the local bundle's path; the image has it at /app/main.js.
+  const args = (await imageRunArgs([])).slice(0, -1)
+    .map((a) => a.startsWith("--allow-read=") ? a.replace(/,$/, "") : a);
+  return await denoProgramImage("localhost/nats-k8s-oidc-callout", await imageEntry(), args);
+}
+
+/**
+ * A workload image running `program` (a module of this repository, bundled with its npm imports)
+ * with network, read and environment access: e.g. a client built on examples/deno_client.ts.
+ */
+export async function denoClientImage(program: string, repository: string): Promise<ImageSpec> {
+  await Deno.mkdir(`${ROOT}dist`, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: `${ROOT}dist`, prefix: "client-image-" });
+  const bundle = `${dir}/main.js`;
+  await output(Deno.execPath(), [
+    "bundle",
+    "--frozen",
+    "--platform",
+    "deno",
+    "--minify",
+    `--config=${ROOT}deno.json`,
+    "--output",
+    bundle,
+    `${ROOT}${program}`,
+  ]);
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* already gone */ }
+  });
+  return await denoProgramImage(repository, bundle, [
+    "run",
+    "--allow-net",
+    "--allow-read",
+    "--allow-env",
+  ]);
 }

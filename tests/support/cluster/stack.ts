@@ -232,7 +232,9 @@ export interface WorkloadOptions {
   readonly namespace: string;
   readonly name: string;
   /** The container's shell script (busybox `sh` and the `nats` CLI; the token at `$TOKEN_FILE`). */
-  readonly script: string;
+  readonly script?: string;
+  /** Run this image's own entrypoint instead of a script in nats-box. */
+  readonly image?: string;
   /** The projected token's audience. @default {"nats"} */
   readonly audience?: string;
   /** The projected token's lifetime. @default {600} */
@@ -284,12 +286,15 @@ export function workload(options: WorkloadOptions): string {
             securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 },
             containers: [{
               name: "app",
-              image: "localhost/nats-box:local",
+              image: options.image ?? "localhost/nats-box:local",
               imagePullPolicy: "Never",
-              command: ["sh", "-c", options.script],
+              ...(options.image === undefined
+                ? { command: ["sh", "-c", options.script ?? ""] }
+                : {}),
               env: [
                 { name: "NATS_URL", value: NATS_URL },
                 { name: "TOKEN_FILE", value: "/var/run/secrets/nats/token" },
+                { name: "NATS_TOKEN_FILE", value: "/var/run/secrets/nats/token" },
                 { name: "HOME", value: "/tmp" },
                 { name: "XDG_CONFIG_HOME", value: "/tmp/.config" },
                 ...(sentinel === undefined

@@ -91,6 +91,7 @@ export interface InClusterAccessOptions {
   tokenFile: string;
   /** File reader. @default {Deno.readTextFileSync / Deno.readTextFile} */
   readTextFile?: (path: string) => Promise<string>;
+  /** Synchronous reader, for the CA file read once here. @default {Deno.readTextFileSync} */
   readTextFileSync?: (path: string) => string;
 }
 

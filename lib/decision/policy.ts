@@ -106,8 +106,9 @@ export interface PolicySettings {
  *   in an account of its own, where every stream is its own.
  * - `streams` / `kv`: the shared-account preset. For each named stream (and `KV_<bucket>` of each
  *   bucket): stream info, message get, direct get, consumer create/info/delete/next/list, and
- *   `$JS.ACK.<stream>.>` so a consumer can ack, nak, mark in progress and term its deliveries; for
- *   each bucket also `$KV.<bucket>.>` (put, delete). No stream create/update/delete/purge: a
+ *   `$JS.ACK.<stream>.>` so a consumer can ack, nak, mark in progress and term its deliveries,
+ *   `$JS.FC.<stream>.>` (flow control), and `$JS.API.INFO`; for each bucket also `$KV.<bucket>.>`
+ *   (put, delete). No stream create/update/delete/purge: a
  *   stream could capture another namespace's subjects, so streams in a shared account are created
  *   by the platform team.
  */

@@ -13,8 +13,11 @@ import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 
 /** What the Namespace cache keeps of one Namespace (cluster-scoped: `namespace` is always ""). */
 export interface NamespaceRecord {
+  /** Always `""`: the index keys records by namespace, and Namespaces have none. */
   readonly namespace: "";
+  /** `metadata.name`, what {@linkcode NamespaceSource.labelsOf} looks up. */
   readonly name: string;
+  /** `metadata.labels` (string values only; `{}` when it has none), frozen. */
   readonly labels: Readonly<Record<string, string>>;
 }
 
@@ -22,6 +25,7 @@ export interface NamespaceRecord {
 export interface NamespaceCacheOptions extends ReflectorTuning {
   /** Where the apiserver is and how to authenticate; owned by the caller (not closed here). */
   access: ApiAccess;
+  /** Receives the `namespace_cache_*` size, synced, relist and watch-restart series. */
   metrics: ServiceMetrics;
 }
 

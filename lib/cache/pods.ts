@@ -24,6 +24,7 @@ export interface PodCacheOptions extends ReflectorTuning {
   access: ApiAccess;
   /** Watch only this namespace. @default {undefined (all namespaces)} */
   namespace?: string;
+  /** Receives the `pod_cache_*` size, synced, relist and watch-restart series. */
   metrics: ServiceMetrics;
 }
 

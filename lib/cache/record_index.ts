@@ -8,7 +8,9 @@
 
 /** What every record a reflector keeps has: the object's namespace and name. */
 export interface NamespacedRecord {
+  /** The object's `metadata.namespace`; `""` for a cluster-scoped object. */
   readonly namespace: string;
+  /** The object's `metadata.name`, unique within its namespace. */
   readonly name: string;
 }
 

@@ -82,7 +82,9 @@ export interface ReflectorOptions<R extends NamespacedRecord> {
   request: string;
   /** A full relist replaces the index this often, healing any missed event. */
   relistIntervalMs: number;
+  /** Receives `<logPrefix>_synced` (info), watch and relist lines (debug), failed requests. */
   logger: Logger;
+  /** The cache's own series (size, synced, relists, watch restarts) the reflector keeps current. */
   metrics: ReflectorMetrics;
   /**
    * Retry delays after failures: exponential from `initialMs`, capped at `maxMs`, with jitter.

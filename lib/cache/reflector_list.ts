@@ -30,6 +30,7 @@ export interface ListOptions<R extends NamespacedRecord> {
 
 /** A complete list: the new index and where a watch continues from. */
 export interface ListResult<R extends NamespacedRecord> {
+  /** Every record the list's pages mapped to, ready to replace the current index. */
   readonly index: RecordIndex<R>;
   /** The list's resourceVersion (the first page's). */
   readonly resourceVersion: string;

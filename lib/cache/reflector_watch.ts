@@ -20,7 +20,9 @@ export type WatchEnd =
 
 /** One event of a watch stream, as the apiserver sends it (fields are checked where used). */
 export interface WatchEvent {
+  /** `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` or `ERROR`; any other is skipped. */
   type?: string;
+  /** The object (only its metadata for a metadata watch), or a `Status` on `ERROR`. */
   object?: {
     code?: number;
     message?: string;

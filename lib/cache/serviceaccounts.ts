@@ -27,6 +27,10 @@ export interface ServiceAccountCacheOptions extends ReflectorTuning {
   namespace?: string;
   /** Annotations kept per ServiceAccount are those whose key starts with this (e.g. `nats.io/`). */
   annotationPrefix: string;
+  /**
+   * Receives the `sa_cache_*` size, synced, relist and watch-restart series, and
+   * `sa_records_refused_total`.
+   */
   metrics: ServiceMetrics;
 }
 

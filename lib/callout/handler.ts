@@ -69,7 +69,9 @@ export interface CalloutHandlerOptions {
   accountSeeds?: () => ReadonlyMap<string, string>;
   /** Makes the decision. */
   authorizer: Authorizer;
+  /** Each request's line: `login_allowed`, `login_denied`, `request_dropped`, `request_failed`. */
   logger: Logger;
+  /** Counts each request by result and reason (`nats_auth_requests_total`), times it by result. */
   metrics: ServiceMetrics;
   /** Clock in milliseconds (request expiry, `iat`). @default {() => Date.now()} */
   now?: () => number;

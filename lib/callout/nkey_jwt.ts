@@ -352,21 +352,33 @@ function verifyWithKey(key: KeyObject, data: Uint8Array, sig: Uint8Array): boole
 
 /** The JOSE header of a NATS JWT. */
 export interface NatsJwtHeader {
+  /** `JWT` when written; `JWT` or `jwt` when read (nats-io/jwt v2 `header.go` upper-cases it). */
   readonly typ: string;
+  /** Always `ed25519-nkey`, the one algorithm written or read (nats-io/jwt v2 `AlgorithmNkey`). */
   readonly alg: string;
 }
 
 /** Claims of a NATS JWT: the registered names plus the `nats` object; all else passes through. */
 export interface NatsJwtClaims {
+  /** Any other claim, passed through as written. */
   readonly [key: string]: unknown;
+  /** The JWT's id; {@linkcode encodeNatsJwt} ignores the caller's and writes a random one. */
   readonly jti?: string;
+  /** Issued at, in seconds since the epoch; {@linkcode encodeNatsJwt} sets it from its clock. */
   readonly iat?: number;
+  /** The signer's public nkey: {@linkcode encodeNatsJwt} sets it, decoding verifies by it. */
   readonly iss?: string;
+  /** Whom the JWT is about: a public nkey (the user's `U…` key in a user JWT and a response). */
   readonly sub?: string;
+  /** Audience (a user JWT's account, a response's server id); never defaulted here. */
   readonly aud?: string;
+  /** Expiry, in seconds since the epoch; absent for none. Decoding does not check it. */
   readonly exp?: number;
+  /** Not valid before, in seconds since the epoch. Decoding does not check it. */
   readonly nbf?: number;
+  /** A name for people: in a user JWT, the connection's user name in connz and server logs. */
   readonly name?: string;
+  /** The NATS-specific claims: `type`, `version` and the claim type's own fields. */
   readonly nats?: Readonly<Record<string, unknown>>;
 }
 

@@ -19,8 +19,11 @@ export type CliCommand =
 
 /** Runtime versions shown by `--version`. @default {Deno.version} */
 export interface RuntimeVersions {
+  /** The runtime's release, e.g. `2.9.6` (`deno …` in the line). */
   readonly deno: string;
+  /** The V8 engine's version it embeds (`v8 …`). */
   readonly v8: string;
+  /** The TypeScript version it checks with (`typescript …`). */
   readonly typescript: string;
 }
 

@@ -31,6 +31,7 @@ export interface WatchFileOptions {
 export interface FileWatch extends AsyncDisposable {
   /** Read now (serialized with the watch's own reads); resolves when that read is done. */
   reload(): Promise<void>;
+  /** Stop watching and polling; resolves after a read in progress. A second call does nothing. */
   close(): Promise<void>;
 }
 

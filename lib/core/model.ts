@@ -24,8 +24,11 @@ export interface TokenIdentity {
 
 /** What the cache keeps of one ServiceAccount: only what decisions need. */
 export interface ServiceAccountRecord {
+  /** `metadata.namespace`, a DNS-1123 label (both sources refuse any other). */
   readonly namespace: string;
+  /** `metadata.name`, a DNS-1123 subdomain (both sources refuse any other). */
   readonly name: string;
+  /** `metadata.uid`; a token for another uid is refused (the ServiceAccount was recreated). */
   readonly uid: string;
   /** Only the annotations under the configured prefix (e.g. `nats.io/`), keyed by full name. */
   readonly annotations: Readonly<Record<string, string>>;
@@ -35,6 +38,7 @@ export interface ServiceAccountRecord {
 export interface Permissions {
   /** `deny` (from a policy file) wins over `allow`, as in NATS itself. */
   readonly pub: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
+  /** Subscribe permissions, with `deny` winning over `allow` as for `pub`. */
   readonly sub: { readonly allow: readonly string[]; readonly deny?: readonly string[] };
   /** Reply permission: how many responses and for how long (nanoseconds, as NATS wants). */
   readonly resp: { readonly max: number; readonly ttlNs: number };
@@ -76,8 +80,11 @@ export interface ServiceAccountSource extends AsyncDisposable {
 
 /** What the Pod cache keeps of one Pod (metadata only): enough to check a bound token. */
 export interface PodRecord {
+  /** The Pod's `metadata.namespace`. */
   readonly namespace: string;
+  /** The Pod's `metadata.name`, as a bound token's `kubernetes.io.pod.name` names it. */
   readonly name: string;
+  /** `metadata.uid`; a token bound to another uid is refused (the Pod was recreated). */
   readonly uid: string;
   /**
    * `metadata.deletionTimestamp` in ms since the epoch, when the Pod is being deleted (graceful

@@ -77,7 +77,9 @@ export interface AuthorizerOptions {
    * connections live as long as their token; live revocation ends them earlier when needed).
    */
   userJwtTtlMs?: number;
+  /** Receives `annotation_subjects_ignored`, once per ServiceAccount and policy version. */
   logger: Logger;
+  /** Counts, for real logins only, cache hits and misses and the annotation entries dropped. */
   metrics: ServiceMetrics;
   /** Clock in milliseconds. @default {() => Date.now()} */
   now?: () => number;
@@ -228,7 +230,9 @@ export function createLogin(options: AuthorizerOptions): Login {
 
 /** The login decision and its explanation: one code path, so explain cannot disagree with a login. */
 export interface Login {
+  /** Decide one callout request: the function the callout handler calls for every login. */
   readonly authorize: Authorizer;
+  /** What a login would get, by the same steps as `authorize`; records no metrics. */
   explain(input: ExplainInput): Promise<Explanation>;
   /**
    * What a login of `sa` would be granted now by the policy and its annotations (token and
@@ -249,22 +253,33 @@ export type ExplainInput =
  * and why, and which policy parts applied. Never contains the token.
  */
 export interface Explanation {
+  /** Whether the login would get a user JWT; when false, `reason` and `message` say why. */
   readonly allowed: boolean;
+  /** The stable refusal reason, as in `login_denied` lines and metric labels; only when refused. */
   readonly reason?: DenyReason;
+  /** The refusal in words; only when refused. */
   readonly message?: string;
   /** False when explained by ServiceAccount name: signature, expiry, uid and lifetime not checked. */
   readonly token_checked: boolean;
+  /** The ServiceAccount's namespace, once the token (or the request) named one. */
   readonly namespace?: string;
+  /** The ServiceAccount's name, present whenever `namespace` is. */
   readonly serviceaccount?: string;
+  /** The user's account: the policy's, else `defaultAccount`; present once the policy ran. */
   readonly account?: string;
+  /** The user JWT's `name` (what connz shows); only when allowed. */
   readonly user?: string;
+  /** The user JWT's allow/deny lists and reply limit (`ttl_ms` in ms); only when allowed. */
   readonly permissions?: {
     readonly pub: { readonly allow: string[]; readonly deny: string[] };
     readonly sub: { readonly allow: string[]; readonly deny: string[] };
     readonly resp: { readonly max: number; readonly ttl_ms: number };
   };
+  /** When the user JWT would expire, as an ISO 8601 UTC time; only when allowed. */
   readonly expires_at?: string;
+  /** The annotation entries the policy dropped, with why; present once the policy ran. */
   readonly dropped?: readonly DroppedEntry[];
+  /** Policy parts applied; `null` without a policy file; absent when refused before the policy. */
   readonly policy?: { readonly matched: readonly string[] } | null;
 }
 

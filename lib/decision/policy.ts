@@ -45,6 +45,7 @@ export interface PolicyOptions {
 export interface DroppedEntry {
   /** Which annotation it came from. */
   readonly annotation: "pub" | "sub";
+  /** The entry as split from the annotation (trimmed; a subscribe entry may name a queue group). */
   readonly entry: string;
   /** `internal`: `_INBOX…`/`_REPLY…`; `invalid`: not a subject; `outside_policy`: beyond the bound. */
   readonly reason: "internal" | "invalid" | "outside_policy";
@@ -105,14 +106,18 @@ export interface PolicySettings {
  *   in an account of its own, where every stream is its own.
  * - `streams` / `kv`: the shared-account preset. For each named stream (and `KV_<bucket>` of each
  *   bucket): stream info, message get, direct get, consumer create/info/delete/next/list, and
- *   `$JS.ACK.<stream>.>` so a consumer can ack, nak, mark in progress and term its deliveries; for
- *   each bucket also `$KV.<bucket>.>` (put, delete). No stream create/update/delete/purge: a
+ *   `$JS.ACK.<stream>.>` so a consumer can ack, nak, mark in progress and term its deliveries,
+ *   `$JS.FC.<stream>.>` (flow control), and `$JS.API.INFO`; for each bucket also `$KV.<bucket>.>`
+ *   (put, delete). No stream create/update/delete/purge: a
  *   stream could capture another namespace's subjects, so streams in a shared account are created
  *   by the platform team.
  */
 export interface JetStreamSettings {
+  /** Grant the whole JetStream API; when true, `streams` and `kv` add nothing. @default {false} */
   readonly api?: boolean;
+  /** Streams of the shared-account preset, by name (`{namespace}`, `{serviceaccount}` expanded). */
   readonly streams?: readonly string[];
+  /** KV buckets of the preset (their streams are `KV_<bucket>`), expanded like `streams`. */
   readonly kv?: readonly string[];
 }
 
@@ -129,6 +134,7 @@ export interface NamespaceRule {
    * @default {undefined (no label match)}
    */
   readonly labels?: Readonly<Record<string, string>>;
+  /** What the rule sets for the namespaces it matches, replacing the defaults field by field. */
   readonly settings: PolicySettings;
   /** Per-ServiceAccount settings, by ServiceAccount name. */
   readonly serviceAccounts: ReadonlyMap<string, PolicySettings>;
@@ -144,6 +150,7 @@ export interface ClusterPolicy {
 
 /** The settings for one ServiceAccount, and which parts of the policy produced them. */
 export interface ResolvedSettings {
+  /** The defaults, then the matching rule's fields, then its entry for the ServiceAccount. */
   readonly settings: PolicySettings;
   /** E.g. `["defaults", "policy.yaml:12 (team-*)", "policy.yaml:12 serviceAccounts.api"]`. */
   readonly matched: readonly string[];
@@ -244,12 +251,15 @@ export interface LoginFacts {
   readonly connectionType: string;
   /** Token `iat` and `exp`, seconds since the epoch; `iat` may be missing. */
   readonly issuedAt: number | undefined;
+  /** Token `exp`, seconds since the epoch. */
   readonly expiresAt: number;
 }
 
 /** A refusal by the policy, with a stable reason. */
 export interface PolicyDenial {
+  /** Stable refusal reason, the same in the error, the log line and the metric label. */
   readonly reason: "connection_type_not_allowed" | "token_lifetime_too_long";
+  /** The refusal in words: the type and those allowed, or the lifetime and the maximum. */
   readonly message: string;
 }
 

@@ -336,6 +336,7 @@ function ruleSource(
 
 /** Options of {@linkcode startPolicyFile}. */
 export interface PolicyFileOptions extends PolicyParseOptions {
+  /** Receives `policy_file_loaded`, and `policy_file_invalid`/`_unreadable` when a reload fails. */
   logger: Logger;
   /** `policy_file_reloads_total{result}` counts every reload after the first. */
   metrics: ServiceMetrics;
@@ -349,6 +350,7 @@ export interface PolicyFileOptions extends PolicyParseOptions {
 export interface PolicySource extends AsyncDisposable {
   /** The policy in force now. */
   readonly current: LoadedPolicy;
+  /** Stop following the file (after a read in progress); `current` stays the last good policy. */
   close(): Promise<void>;
 }
 

@@ -120,6 +120,7 @@ export function readLabels(
 
 /** What reading settings needs besides the entries: where problems go, and the accounts known. */
 export interface SettingsContext {
+  /** The file being read: every problem is reported to it, at the node it concerns. */
   readonly yaml: YamlReader;
   /** `NATS_ACCOUNT` and every account listed under `accounts`. */
   readonly accounts: ReadonlySet<string>;

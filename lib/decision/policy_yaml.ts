@@ -10,15 +10,19 @@ import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "y
 
 /** One key of a YAML mapping: its name, its value, and the key's node (where a bad key is shown). */
 export interface MappingEntry {
+  /** The key's text; a key that is not a string is reported and its entry left out. */
   readonly key: string;
   /** `null` when the key has no value (`defaults:`). */
   readonly value: Node | null;
+  /** The key's node, to report a problem at (e.g. an unknown field). */
   readonly keyNode: unknown;
 }
 
 /** A line and a column in the file, both counted from 1. */
 export interface Position {
+  /** Counted from 1. */
   readonly line: number;
+  /** Counted from 1, in UTF-16 code units (string offsets, as the `yaml` package counts them). */
   readonly col: number;
 }
 
@@ -32,6 +36,7 @@ export type FieldReaders<T> = {
 
 /** What {@linkcode YamlReader.fields} read: the fields it could, and whether every field could be. */
 export interface FieldsRead<T> {
+  /** The fields whose readers returned a value; the others are absent. */
   readonly value: Partial<T>;
   /** False when a reader reported a problem (an unknown key does not count). */
   readonly complete: boolean;

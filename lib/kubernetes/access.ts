@@ -89,8 +89,9 @@ export interface InClusterAccessOptions {
   caFile: string;
   /** The pod's ServiceAccount token; re-read on every request (it rotates). */
   tokenFile: string;
-  /** File reader. @default {Deno.readTextFileSync / Deno.readTextFile} */
+  /** File reader. @default {Deno.readTextFile} */
   readTextFile?: (path: string) => Promise<string>;
+  /** Synchronous reader, for the CA file read once here. @default {Deno.readTextFileSync} */
   readTextFileSync?: (path: string) => string;
 }
 

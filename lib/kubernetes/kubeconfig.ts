@@ -35,6 +35,7 @@ export interface KubeconfigSelection {
   readonly proxyUrl?: string;
   /** Client certificate and key (PEM data or paths). */
   readonly clientCert?: { readonly pem: string } | { readonly file: string };
+  /** PEM of `client-key-data`, or the path of `client-key` (resolved against its file's folder). */
   readonly clientKey?: { readonly pem: string } | { readonly file: string };
   /** `token`. */
   readonly token?: string;
@@ -56,7 +57,9 @@ export interface KubeconfigSelection {
 
 /** One kubeconfig file's text and where it came from (relative paths resolve against its folder). */
 export interface KubeconfigFile {
+  /** The file's path, named in messages; relative paths inside it resolve against its folder. */
   readonly path: string;
+  /** The file's content, YAML; an empty one is skipped. */
   readonly text: string;
 }
 

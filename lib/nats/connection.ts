@@ -75,12 +75,15 @@ export interface NatsConnectOptions {
   token?: string;
   /** User and password authentication (after `credsFile` and `token`, before URL credentials). */
   user?: string;
+  /** Password for `user`. */
   pass?: string;
   /** TLS files; giving any enables TLS. */
   tls?: NatsTlsOptions;
   /** Connection name shown in the server's connz. */
   name: string;
+  /** Receives the connection's lines (`nats_connected`, `nats_disconnected`, …), URLs masked. */
   logger: Logger;
+  /** Its `nats_connected` gauge is kept here: 1 while the connection is up, 0 otherwise. */
   metrics: ServiceMetrics;
   /** Reconnect backoff. @default {{ initialMs: 100, maxMs: 2000, jitter: 0.2 }} */
   backoff?: BackoffOptions;
@@ -92,9 +95,13 @@ export interface NatsConnectOptions {
   dialTimeoutMs?: number;
 }
 
-interface UrlCredentials {
+/** Credentials in a server URL's userinfo, percent-decoded: a token, or a user and password. */
+export interface UrlCredentials {
+  /** From `nats://user:pass@host`. */
   user?: string;
+  /** From `nats://user:pass@host`; may be empty. */
   pass?: string;
+  /** From `nats://token@host` (userinfo without a colon). */
   token?: string;
 }
 
@@ -571,6 +578,7 @@ export interface ServeCalloutOptions {
   subject?: string;
   /** Queue group shared by all replicas, so exactly one answers each request. */
   queue: string;
+  /** Receives `callout_joined`, `_left` and `_waiting` as membership changes, and failures. */
   logger: Logger;
   /**
    * Names of the conditions that keep this replica from deciding right now (ServiceAccounts not

@@ -53,15 +53,19 @@ export interface ApprovedConnection {
   readonly serverId: string;
   /** `client_info.id`: the connection's id on that server. */
   readonly cid: number;
+  /** The ServiceAccount's namespace, from the token; looked up again on every tick. */
   readonly namespace: string;
+  /** The ServiceAccount's name, from the token. */
   readonly serviceAccount: string;
   /** ServiceAccount UID the token was issued for. */
   readonly uid: string;
   /** Pod the token is bound to, if any. */
   readonly podName?: string;
+  /** That Pod's uid; a Pod of the same name with another uid counts as gone. */
   readonly podUid?: string;
   /** `kid` and `alg` of the token's header, if it named a key. */
   readonly kid?: string;
+  /** Needed with `kid` to ask the key set; without either the key is not checked. */
   readonly alg?: string;
   /** What the connection was granted. */
   readonly permissions: Permissions;
@@ -93,7 +97,9 @@ export interface RevocationLookups {
 
 /** A connection to close, and why. */
 export interface Kick {
+  /** The remembered connection; its `serverId` and `cid` address the kick. */
   readonly connection: ApprovedConnection;
+  /** Why: the `reason` label of `nats_auth_kicks_total` and the `connection_kicked` line. */
   readonly reason: KickReason;
 }
 
@@ -169,12 +175,19 @@ function reasonFor(
 
 /** What {@linkcode tokenFacts} reads from an (already verified) ServiceAccount token. */
 export interface TokenFacts {
+  /** `kubernetes.io.namespace` (the claims of Kubernetes' `pkg/serviceaccount/claims.go`). */
   readonly namespace: string;
+  /** `kubernetes.io.serviceaccount.name`. */
   readonly serviceAccount: string;
+  /** `kubernetes.io.serviceaccount.uid`. */
   readonly uid: string;
+  /** `kubernetes.io.pod.name`, for a token bound to a Pod. */
   readonly podName?: string;
+  /** `kubernetes.io.pod.uid`. */
   readonly podUid?: string;
+  /** The header's `kid` (absent, like every optional field here, when missing or empty). */
   readonly kid?: string;
+  /** The header's `alg`. */
   readonly alg?: string;
 }
 
@@ -249,7 +262,12 @@ export interface RevocationOptions {
   canDecide: () => boolean;
   /** The token signing keys; removed keys kick the connections whose token they signed. */
   keys?: KeyPresence;
+  /**
+   * Receives `connection_kicked`, failed kicks, `connections_adopted` and
+   * `revocation_check_failed`.
+   */
   logger: Logger;
+  /** Keeps `nats_auth_live_connections` current and counts `nats_auth_kicks_total{reason}`. */
   metrics: ServiceMetrics;
   /** How often every remembered connection is checked. @default {500} */
   tickMs?: number;

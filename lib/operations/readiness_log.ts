@@ -11,6 +11,7 @@ import type { Logger } from "../telemetry/log.ts";
 
 /** Options of {@linkcode watchReadiness}. */
 export interface ReadinessLogOptions {
+  /** Receives the `ready` (info) and `not_ready` (warn) lines. */
   logger: Logger;
   /** Stops the watcher; when it aborts after `ready`, a last `not_ready` line says "stopping". */
   signal: AbortSignal;

@@ -12,12 +12,15 @@ import type { ServiceAccountSource } from "../core/model.ts";
 
 /** What can be resynced: the ServiceAccount source and the key source. */
 export interface ResyncTargets {
+  /** Its `resync()` starts a relist and returns at once; a throw is logged (`resync_failed`). */
   readonly serviceAccounts: Pick<ServiceAccountSource, "resync">;
+  /** Its `refresh()` refetches the signing keys, in the background; a rejection is logged. */
   readonly keys: { refresh(): Promise<void> };
 }
 
 /** Options of {@linkcode createResync}. */
 export interface ResyncOptions {
+  /** Receives `resync_requested`, `resync_refused`, `resync_failed` and `resync_keys_refetched`. */
   logger: Logger;
   /** Shortest time between two accepted resyncs. @default {5000} */
   minIntervalMs?: number;

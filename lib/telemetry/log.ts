@@ -18,9 +18,13 @@ export type LogFields = Readonly<Record<string, unknown>>;
 
 /** What every module logs through. Injected; there is no global logger. */
 export interface Logger {
+  /** Detail, written only at level `debug`; `event` is a stable snake_case name. */
   debug(event: string, fields?: LogFields): void;
+  /** A normal state change or decision (connected, synced, a login allowed). */
   info(event: string, fields?: LogFields): void;
+  /** Something refused or degraded that the service rides out (a denial, a lost connection). */
   warn(event: string, fields?: LogFields): void;
+  /** A failure an operator must look at, or a bug (`internal_error`). */
   error(event: string, fields?: LogFields): void;
   /** A logger that adds `fields` to every line. */
   child(fields: LogFields): Logger;

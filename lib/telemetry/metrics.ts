@@ -11,6 +11,7 @@ export type Labels = Readonly<Record<string, string>>;
 
 /** A monotonically increasing count. */
 export interface Counter {
+  /** Add `by` (default 1) to the series of `labels`; a negative `by` throws `RangeError`. */
   inc(labels?: Labels, by?: number): void;
   /** Current value for `labels`, for tests. */
   value(labels?: Labels): number;
@@ -23,12 +24,15 @@ export type Sample = readonly [labels: Labels | undefined, value: number];
 
 /** A value that goes up and down. */
 export interface Gauge {
+  /** Set the series of `labels` to `value`. */
   set(value: number, labels?: Labels): void;
+  /** Value for `labels` (a collector's reading when unlabelled); 0 when never set. */
   value(labels?: Labels): number;
 }
 
 /** A distribution of observations in fixed buckets. */
 export interface Histogram {
+  /** Add `value` (in the family's unit, e.g. seconds) to its bucket, the sum and the count. */
   observe(value: number, labels?: Labels): void;
   /** Number of observations for `labels`, for tests. */
   count(labels?: Labels): number;

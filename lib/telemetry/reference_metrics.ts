@@ -11,9 +11,16 @@ import type { Counter, Gauge, Registry } from "./metrics.ts";
 
 /** The families the aliases read. */
 export interface ReferenceSources {
+  /**
+   * `nats_auth_requests_total`, behind `nats_auth_requests_success`, `nats_auth_requests_denied`
+   * and `nats_messages_processed_total`.
+   */
   readonly requests: Counter;
+  /** `nats_auth_cache_hits_total`, behind `nats_auth_cache_hits` and `sa_cache_hits_total`. */
   readonly cacheHits: Counter;
+  /** `nats_auth_cache_misses_total`, behind `nats_auth_cache_misses`, `sa_cache_misses_total`. */
   readonly cacheMisses: Counter;
+  /** `nats_connected`, behind `nats_connection_status{status}`. */
   readonly natsConnected: Gauge;
 }
 

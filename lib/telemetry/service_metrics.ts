@@ -9,6 +9,7 @@ import { registerReferenceAliases } from "./reference_metrics.ts";
 
 /** The service's metrics. Label values: `result` ∈ allowed|denied|dropped|error, `reason` a DenyReason/DropReason. */
 export interface ServiceMetrics {
+  /** Where these families and the reference's aliases are registered; `/metrics` renders it. */
   readonly registry: Registry;
   /** `nats_auth_requests_total{result,reason}`: one per callout request. */
   readonly requests: Counter;

@@ -20,6 +20,7 @@ export interface HttpGetSettings {
   readonly client: Deno.HttpClient | undefined;
   /** File with a bearer token, re-read on every request. */
   readonly bearerTokenFile: string | undefined;
+  /** Reads `bearerTokenFile` on every request. */
   readonly readTextFile: ReadTextFile;
   /** Abort the request after this long. */
   readonly timeoutMs: number;

@@ -34,11 +34,17 @@ export interface CacheSettings {
   readonly source: string;
   /** Read the raw key set (JSON), aborted by `signal` at close. */
   readonly load: (signal: AbortSignal) => Promise<unknown>;
+  /** Receives `jwks_loaded`, `jwks_keys_ignored` and failed loads (warn when the cause changes). */
   readonly logger: Logger;
+  /** Counts `jwks_refresh_total{result}` on every load; sets `jwks_keys` on a good one. */
   readonly metrics: ServiceMetrics;
+  /** Least time between two loads asked for by an unknown `kid`, in ms (checked; may be 0). */
   readonly cooldownMs: number;
+  /** Load again this often while loads succeed, in ms (checked, positive). */
   readonly refreshIntervalMs: number;
+  /** First retry after a failed load, in ms, doubling per failure ({@linkcode nextLoadDelay}). */
   readonly retryMs: number;
+  /** Clock in ms since the epoch, for the cool-down. */
   readonly now: () => number;
   /** Called once at close (the remote key set releases its HTTP client). */
   readonly onClose?: () => void;

@@ -26,7 +26,8 @@ const nc = await connectWithTokenFile({ servers, tokenFile, name: "rotation-clie
 log({ event: "connected" });
 (async () => {
   for await (const s of nc.status()) {
-    log({ event: s.type, data: String("data" in s ? s.data : "") });
+    const detail = "error" in s ? (s.error as Error)?.message : "data" in s ? s.data : "";
+    log({ event: s.type, data: String(detail ?? "") });
   }
 })();
 nc.subscribe(`${owner.namespace}.echo`, {

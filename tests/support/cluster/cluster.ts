@@ -29,6 +29,9 @@ import { corednsImage, pauseImage, toolBinary } from "./images.ts";
 import {
   cgroupHierarchies,
   CONTROL_CGROUP_SUFFIX,
+  forgetCluster,
+  orphanedClusters,
+  recordCluster,
   restoreHostState,
   saveHostState,
 } from "./host.ts";
@@ -173,9 +176,14 @@ export class KubeCluster implements AsyncDisposable {
    * ServiceAccount exists) and CoreDNS answers. A failure tears down what was started.
    */
   static async start(options: ClusterOptions = {}): Promise<KubeCluster> {
+    const binary = await toolBinary("kubernetes");
+    // A cluster whose test process died (a CI timeout, SIGKILL) is torn down by the next one.
+    for (const orphan of orphanedClusters()) {
+      await new KubeCluster(orphan.id, orphan.runDir, binary)[Symbol.asyncDispose]();
+    }
     const id = randomId(options.prefix ?? "nkoc");
     const runDir = await Deno.makeTempDir({ prefix: `${id}-` });
-    const binary = await toolBinary("kubernetes");
+    recordCluster({ id, runDir, owner: Deno.pid });
     const cluster = new KubeCluster(id, runDir, binary);
     try {
       await cluster.#start(options);
@@ -598,6 +606,8 @@ export class KubeCluster implements AsyncDisposable {
     }
     const pidOf = (name: string) =>
       this.#components.filter((c) => c.name === name).map((c) => c.child.pid);
+    // An orphan (its owner died): no handles, so stop everything it started at once first.
+    if (this.#components.length === 0) await killAndWait(cgroupPids(this.#controlCgroup));
     await killAndWait(pidOf("kubelet"));
     await killAndWait(
       this.#components.filter((c) => c.name !== "containerd" && c.name !== "kubelet").map((c) =>
@@ -619,6 +629,7 @@ export class KubeCluster implements AsyncDisposable {
     if (Deno.env.get("NKOC_CLUSTER_KEEP") !== "1") {
       await Deno.remove(this.runDir, { recursive: true }).catch(() => {});
     }
+    forgetCluster(this.id);
   }
 
   async #removeCgroups(): Promise<void> {

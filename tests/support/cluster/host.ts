@@ -91,6 +91,54 @@ const SYSCTLS = [
   "kernel.keys.root_maxkeys",
   "kernel.keys.root_maxbytes",
 ] as const;
+/** One cluster of ours: what a later run needs to tear it down if its owner died. */
+export interface ClusterRecord {
+  readonly id: string;
+  readonly runDir: string;
+  /** The test process that started it. */
+  readonly owner: number;
+}
+
+function recordPath(id: string): string {
+  return `${STATE_DIR}/clusters/${id}.json`;
+}
+
+/** Note a cluster before anything of it exists, so a crash of its owner leaves a trace. */
+export function recordCluster(record: ClusterRecord): void {
+  Deno.mkdirSync(`${STATE_DIR}/clusters`, { recursive: true });
+  Deno.writeTextFileSync(recordPath(record.id), JSON.stringify(record));
+}
+
+/** Forget a cluster that was torn down. */
+export function forgetCluster(id: string): void {
+  try {
+    Deno.removeSync(recordPath(id));
+  } catch { /* never recorded */ }
+}
+
+/**
+ * Clusters whose owner process is gone without tearing them down (a test killed by a timeout or
+ * SIGKILL): their kubelet and containerd may still run, their namespace and cgroups still exist.
+ */
+export function orphanedClusters(): ClusterRecord[] {
+  const out: ClusterRecord[] = [];
+  try {
+    for (const entry of Deno.readDirSync(`${STATE_DIR}/clusters`)) {
+      try {
+        const record = JSON.parse(
+          Deno.readTextFileSync(`${STATE_DIR}/clusters/${entry.name}`),
+        ) as ClusterRecord;
+        let alive = false;
+        try {
+          alive = !/^State:\s*Z/m.test(Deno.readTextFileSync(`/proc/${record.owner}/status`));
+        } catch { /* gone */ }
+        if (!alive) out.push(record);
+      } catch { /* unreadable: ignore */ }
+    }
+  } catch { /* no records */ }
+  return out;
+}
+
 /** The suffix of the cgroup that holds every process a cluster starts (`<id>-ctl`). */
 export const CONTROL_CGROUP_SUFFIX = "-nkoc-ctl";
 

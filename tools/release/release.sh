@@ -143,7 +143,7 @@ digest_of() {
   if [ -s "$file" ]; then
     cat "$file"
   elif [ "$dry_run" = 1 ]; then
-    printf 'sha256:<%s digest>\n' "$what"
+    printf 'sha256:%s-digest-after-push\n' "$what"
   else
     die "$file is missing: run the $what step first"
   fi
@@ -198,7 +198,7 @@ step_chart() {
   if [ ! -s "$TGZ" ] || [ ! -s "$TGZ.prov" ]; then die "helm package did not write $TGZ and its .prov"; fi
 
   log "verifying the package against the exported public key, as a user would"
-  RELEASE_KEY_FINGERPRINT="$fingerprints" VERSION="$VERSION" bash "$here/verify.sh" "$out" gpg
+  RELEASE_KEY_FINGERPRINT="$fingerprints" VERSION="$VERSION" bash "$here/verify.sh" "$out" gpg >&2
 }
 
 step_sbom() {

@@ -57,6 +57,7 @@ mkdir -m 700 "$GNUPGHOME"
 trap 'gpgconf --kill all 2>/dev/null || true; rm -rf "$work"' EXIT
 KEYRING="$work/release-key.gpg"
 PULLED="$work/pulled"
+mkdir "$PULLED"
 export KEYRING PULLED
 
 # One documented command: print it, or run it (it names the variables above, as the docs do).
@@ -65,17 +66,28 @@ run() {
     printf '%s\n' "$1"
   else
     printf '+ %s\n' "$1" >&2
-    eval "$1"
+    eval "$1" || {
+      printf 'verify.sh: FAILED: %s\n' "$1" >&2
+      exit 1
+    }
   fi
 }
 
+# The digests the release published (once, however many checks need them).
+IMAGE_DIGEST="" CHART_DIGEST=""
+export CHART_DIGEST
 digests() {
-  IMAGE_DIGEST="$(cat "$DIR/nats-k8s-oidc-callout-$VERSION.image.digest")"
-  CHART_DIGEST="$(cat "$DIR/nats-k8s-oidc-callout-$VERSION.chart.digest")"
-  export IMAGE_DIGEST CHART_DIGEST
+  [ -z "$IMAGE_DIGEST" ] || return 0
+  run 'IMAGE_DIGEST="$(cat "$DIR/nats-k8s-oidc-callout-$VERSION.image.digest")"'
+  run 'CHART_DIGEST="$(cat "$DIR/nats-k8s-oidc-callout-$VERSION.chart.digest")"'
+  IMAGE_DIGEST="${IMAGE_DIGEST:-printed}"
 }
 
+# The release key, checked against the published fingerprint, as a keyring helm reads (once).
+have_keyring=0
 keyring() {
+  [ "$have_keyring" = 0 ] || return 0
+  have_keyring=1
   if [ "$print" = 0 ] && [ -z "$FINGERPRINT" ]; then
     echo "verify.sh: set FINGERPRINT to the release key's fingerprint published in docs/verify.md" >&2
     exit 1

@@ -17,7 +17,8 @@ import { type DenyReason, RequestError } from "../core/errors.ts";
 import type { LogFields, Logger } from "../telemetry/log.ts";
 import { createNkeySigner, NkeyKeyCache, type NkeySigner } from "./nkey_jwt.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
-import { type CalloutRequest, verifyRequest } from "./request.ts";
+import { createClockSkewWatch, serverClockSkewSeconds } from "./clock_skew.ts";
+import { type CalloutRequest, RequestExpiredError, verifyRequest } from "./request.ts";
 import { createResponder, type UserGrant } from "./response.ts";
 import { createXkey, type Xkey } from "./xkey.ts";
 
@@ -132,6 +133,7 @@ export async function createCalloutHandler(
     now,
   });
   const keyCache = new NkeyKeyCache();
+  const clockSkew = createClockSkewWatch({ logger, metrics });
 
   return async (data, serverXkey) => {
     const started = performance.now();
@@ -139,14 +141,22 @@ export async function createCalloutHandler(
       recordOutcome(metrics, result, reason, started);
 
     let verified;
+    const checkedAt = now();
     try {
-      verified = await verifyRequest(data, serverXkey, { xkey, keyCache, now: now() });
+      verified = await verifyRequest(data, serverXkey, { xkey, keyCache, now: checkedAt });
     } catch (err) {
+      if (err instanceof RequestExpiredError) clockSkew(err.serverClock);
       logDropped(logger, err, record);
       return undefined;
     }
 
     const { request } = verified;
+    clockSkew({
+      serverId: request.serverId,
+      serverName: request.serverName,
+      issuedAt: request.issuedAt,
+      checkedAt,
+    });
     const { result, failure } = await decide(authorizer, request, now);
     const fields = requestFields(request);
     try {
@@ -191,8 +201,12 @@ async function parseKeys(
 
 /**
  * Ask the authorizer. A throw becomes a denial with `internal_error` (the error is kept for the
- * log line), and so does a grant that has expired by the time it comes back: the server would
- * close such a connection at once, and that is our bug, not the client's.
+ * log line), and so does a grant that has expired by our clock by the time it comes back: the
+ * server would close such a connection at once, and that is our bug, not the client's. A grant
+ * that has expired by the server's clock (the request's `iat`) but not by ours is a token that
+ * expired while this host's clock runs behind the server's: the server checks the user JWT's
+ * `exp` by its own clock and would refuse it after we logged an approval, so it is refused here
+ * as `token_expired`, saying whose clock.
  */
 async function decide(
   authorizer: Authorizer,
@@ -213,6 +227,27 @@ async function decide(
       ok: false,
       reason: "internal_error",
       message: "grant expires in the past",
+      ...(result.fields ? { fields: result.fields } : {}),
+    };
+  } else if (
+    result.ok && request.issuedAt !== undefined && !(result.user.expiresAt > request.issuedAt)
+  ) {
+    const skew = serverClockSkewSeconds({
+      serverId: request.serverId,
+      serverName: request.serverName,
+      issuedAt: request.issuedAt,
+      checkedAt: now(),
+    }) ?? 0;
+    result = {
+      ok: false,
+      reason: "token_expired",
+      message:
+        `token expired ${
+          request.issuedAt - Math.floor(result.user.expiresAt)
+        }s ago by nats-server ${
+          request.serverName || request.serverId
+        }'s clock, which is about ${-skew}s ahead of this host's; the server would refuse the ` +
+        "user JWT",
       ...(result.fields ? { fields: result.fields } : {}),
     };
   }

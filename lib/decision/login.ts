@@ -157,7 +157,9 @@ export function createLogin(options: AuthorizerOptions): Login {
     if (!token) {
       return deny("token_missing", "no token in auth_token, pass or a non-NATS jwt field");
     }
-    return (await evaluate({ token }, request.clientInfo, true)).result;
+    // A capped user JWT lives its TTL by the server's clock (the request's iat), which checks it.
+    const serverNow = request.issuedAt !== undefined ? request.issuedAt * 1000 : now();
+    return (await evaluate({ token }, request.clientInfo, true, serverNow)).result;
   };
 
   const explain = async (input: ExplainInput): Promise<Explanation> => {
@@ -175,12 +177,14 @@ export function createLogin(options: AuthorizerOptions): Login {
   /**
    * One login, step by step; the first step that refuses ends it. Run for a real login (a token
    * from a request, metrics recorded) and for explain (a token, or a ServiceAccount by name with
-   * the token checks skipped; nothing recorded).
+   * the token checks skipped; nothing recorded). `serverNow` is the NATS server's clock in ms,
+   * from which a `NATS_USER_JWT_TTL` cap counts.
    */
   async function evaluate(
     source: LoginSource,
     clientInfo: CalloutRequest["clientInfo"],
     record: boolean,
+    serverNow: number = now(),
   ): Promise<Evaluation> {
     // Before its snapshots are complete a replica cannot tell a new ServiceAccount from none.
     if (!isSynced()) {
@@ -213,7 +217,7 @@ export function createLogin(options: AuthorizerOptions): Login {
 
     // 6. The grant.
     if (record) countDroppedEntries(metrics, derived);
-    const expiresAt = userJwtExpiry(who.identity, userJwtTtlMs, now);
+    const expiresAt = userJwtExpiry(who.identity, userJwtTtlMs, serverNow);
     return { result: grant(sa, derived, fields, expiresAt), derived };
   }
 
@@ -422,18 +426,20 @@ function countDroppedEntries(metrics: ServiceMetrics, derived: Derived): void {
 }
 
 /**
- * When the user JWT expires, in seconds: with its token, or earlier at `NATS_USER_JWT_TTL` when
- * that cap is set. Without a token (explain), the kubelet's default token lifetime stands in.
+ * When the user JWT expires, in seconds: with its token, or earlier at `NATS_USER_JWT_TTL` after
+ * `serverNow` (the NATS server's clock, which checks the expiry) when that cap is set. Without a
+ * token (explain), the kubelet's default token lifetime stands in.
  */
 function userJwtExpiry(
   identity: TokenIdentity | undefined,
   userJwtTtlMs: number | undefined,
-  now: () => number,
+  serverNow: number,
 ): number {
-  const tokenExpiresMs = identity ? identity.expiresAt * 1000 : now() + 3_600_000;
+  const tokenExpiresMs = identity ? identity.expiresAt * 1000 : serverNow + 3_600_000;
   return Math.floor(
-    (userJwtTtlMs === undefined ? tokenExpiresMs : Math.min(now() + userJwtTtlMs, tokenExpiresMs)) /
-      1000,
+    (userJwtTtlMs === undefined
+      ? tokenExpiresMs
+      : Math.min(serverNow + userJwtTtlMs, tokenExpiresMs)) / 1000,
   );
 }
 

@@ -46,6 +46,8 @@ export interface StackOptions {
   policy?: string;
   /** Shorter key source timings, so JWKS faults play out in seconds. @default {the defaults} */
   jwksTimings?: { cooldownMs?: number; refreshIntervalMs?: number; retryMs?: number };
+  /** The service's clock in milliseconds (e.g. shifted, for clock skew). @default {Date.now} */
+  now?: () => number;
 }
 
 /** A running stack; dispose to stop everything. */
@@ -136,6 +138,7 @@ export class Stack implements AsyncDisposable {
         config: loadConfig(env),
         logger,
         ...(options.jwksTimings ? { jwksTimings: options.jwksTimings } : {}),
+        ...(options.now ? { now: options.now } : {}),
       });
     } catch (err) {
       await nats.stop();

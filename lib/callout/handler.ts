@@ -270,16 +270,29 @@ function recordOutcome(
   return Math.round(seconds * 1e5) / 100;
 }
 
-/** The fields every decision line of a verified request carries: which server, which client. */
+/**
+ * The fields every decision line of a verified request carries: which server, which client — and
+ * the CONNECT's user and connection name when it has them, so a refusal names who it was. Never
+ * the password or a token: a `user` shaped like a JWT (a token in the wrong field) is not logged.
+ */
 function requestFields(request: CalloutRequest): LogFields {
+  const user = request.connectOpts.user ?? request.clientInfo.user;
+  const name = request.connectOpts.name ?? request.clientInfo.name;
   return {
     server: request.serverName,
     server_id: request.serverId,
     client_host: request.clientInfo.host,
     client_cid: request.clientInfo.id,
     client_kind: request.clientInfo.kind,
+    ...(user ? { connect_user: user.split(".").length === 3 ? "[redacted]" : clip(user) } : {}),
+    ...(name ? { client_name: clip(name) } : {}),
     encrypted: request.encrypted,
   };
+}
+
+/** A client-chosen string for a log field, at most 128 characters. */
+function clip(text: string): string {
+  return text.length > 128 ? `${text.slice(0, 125)}...` : text;
 }
 
 /** A request that failed verification: a drop names its reason; anything else is our bug. */

@@ -51,10 +51,18 @@ export interface CalloutRequest {
     auth_token?: string;
     user?: string;
     pass?: string;
+    /** An nkey user's public key (a configured user, never a workload). */
+    nkey?: string;
     name?: string;
     lang?: string;
     version?: string;
   }>;
+  /**
+   * The client's TLS certificate (`nats.client_tls`), when it presented one: the leaf of the first
+   * verified chain (`verified: true`, the server checked it against its CA) or of the unverified
+   * peer certificates. PEM; parsed only when a refusal names it.
+   */
+  readonly clientCertificate?: Readonly<{ verified: boolean; pem: string }>;
   /** Whether the request came sealed with xkey. */
   readonly encrypted: boolean;
   /**
@@ -258,7 +266,8 @@ export interface RequestContext {
  * host's clock may run ahead of it: {@linkcode REQUEST_CLOCK_TOLERANCE_SEC}; the drop is a
  * {@linkcode RequestExpiredError} carrying the server's clock); `user_nkey` is a `U…` key; a sealed
  * request's header names `server_id.xkey`. Then the parts the authorizer reads are picked out:
- * `client_info` and `connect_opts` keep their string fields (and the numeric cid), nothing else.
+ * `client_info` and `connect_opts` keep their string fields (and the numeric cid), `client_tls`
+ * its leaf certificate, nothing else.
  *
  * @example
  * ```ts
@@ -330,12 +339,29 @@ export function checkRequestClaims(
       },
       connectOpts: pickStrings(
         obj(nats.connect_opts),
-        ["jwt", "auth_token", "user", "pass", "name", "lang", "version"] as const,
+        ["jwt", "auth_token", "user", "pass", "nkey", "name", "lang", "version"] as const,
       ),
+      ...clientCertificateOf(obj(nats.client_tls)),
       encrypted: sealedBy !== undefined,
       ...(iat !== undefined ? { issuedAt: iat } : {}),
     },
     expires: exp,
     sealTo: sealedBy,
   };
+}
+
+/**
+ * The client's certificate from `nats.client_tls`: nats-server sends the verified chains when it
+ * verified the client (`verify: true`), else the peer certificates as presented; the leaf is first.
+ */
+function clientCertificateOf(
+  tls: Json | undefined,
+): { clientCertificate?: { verified: boolean; pem: string } } {
+  const firstString = (value: unknown): string | undefined =>
+    Array.isArray(value) && typeof value[0] === "string" ? value[0] : undefined;
+  const chains = tls?.verified_chains;
+  const verified = Array.isArray(chains) ? firstString(chains[0]) : undefined;
+  if (verified !== undefined) return { clientCertificate: { verified: true, pem: verified } };
+  const presented = firstString(tls?.certs);
+  return presented !== undefined ? { clientCertificate: { verified: false, pem: presented } } : {};
 }

@@ -4,7 +4,9 @@
  * list of steps, each a function below it; the first step that refuses ends the login with a
  * stable reason:
  *
- * 1. {@linkcode extractToken} from the CONNECT options (`token_missing`);
+ * 1. {@linkcode extractToken} from the CONNECT options (`token_missing`), unless the CONNECT is a
+ *    user configured in nats-server that is missing from `auth_users` (`not_in_auth_users`,
+ *    lib/decision/configured_users.ts);
  * 2. verify it (`identify`: signature, issuer, audience, expiry, by the token verifier);
  * 3. look its ServiceAccount up (`serviceaccount_not_found`), the one the token was issued for
  *    (`checkServiceAccountUid`);
@@ -42,6 +44,7 @@ import {
 } from "./policy.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 import type { TokenVerifier } from "../tokens/verifier.ts";
+import { configuredUserRefusal } from "./configured_users.ts";
 
 /** Options of {@linkcode createAuthorizer}. */
 export interface AuthorizerOptions {
@@ -152,8 +155,10 @@ export function createLogin(options: AuthorizerOptions): Login {
   const permissionsOf = memoizedPermissions(options);
 
   const authorize: Authorizer = async (request) => {
-    // 1. The token.
+    // 1. The token, unless the CONNECT is a configured user's.
     const token = extractToken(request.connectOpts);
+    const configured = configuredUserRefusal(request, token);
+    if (configured) return deny(configured.reason, configured.message);
     if (!token) {
       return deny("token_missing", "no token in auth_token, pass or a non-NATS jwt field");
     }

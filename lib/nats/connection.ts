@@ -422,6 +422,15 @@ function dialOptionsOf(
   };
 }
 
+/**
+ * What an operator checks when the server refuses one of the service's own users. The usual cause
+ * is not the password: a config-mode user missing from `auth_callout.auth_users` logs in through
+ * the callout, which refuses it (`not_in_auth_users`, naming the user and this connection).
+ */
+const AUTHENTICATION_HINT = "check the credentials; in config mode the user must also be listed " +
+  "in auth_callout.auth_users, else its login goes to the callout and is refused there " +
+  "(login_denied reason not_in_auth_users)";
+
 /** Logs why the connection cannot be made: one line per change of cause, not one per dial. */
 interface FailureLog {
   /**
@@ -451,6 +460,7 @@ function createFailureLog(
         servers,
         ...(server !== undefined ? { server: redactUrl(server) } : {}),
         ...(err !== undefined ? { error: err } : {}),
+        ...(cause === "authentication_refused" ? { hint: AUTHENTICATION_HINT } : {}),
       };
       if (cause === "unreachable") logger.warn("nats_connect_failed", fields);
       else logger.error("nats_connect_failed", fields);

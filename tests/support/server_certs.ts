@@ -19,6 +19,8 @@ export interface ServerCertificates {
   readonly caFile: string;
   /** `IP:127.0.0.1` only. */
   readonly ip: ServerCertificate;
+  /** `IP:127.0.0.1` and `DNS:localhost`: for test clients on nats.js's Node transport (see #303). */
+  readonly ipAndLocalhost: ServerCertificate;
   /** `DNS:localhost` only. */
   readonly localhost: ServerCertificate;
   /** `DNS:nats.example` only: the right CA, the wrong name for every loopback address. */
@@ -32,7 +34,7 @@ const SERVER_EXTENSIONS = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\
 
 /** Write a CA and the server certificates of {@linkcode ServerCertificates} into `dir`. */
 export async function createServerCertificates(dir: string): Promise<ServerCertificates> {
-  const { caFile } = await createTestCertificates(dir);
+  const { caFile, certFile, keyFile } = await createTestCertificates(dir);
   const issue = (name: string, san: string, at = dir) =>
     issueCertificate(at, name, {
       subject: `/CN=${name}`,
@@ -44,10 +46,26 @@ export async function createServerCertificates(dir: string): Promise<ServerCerti
   return {
     caFile,
     ip: await issue("ip", "IP:127.0.0.1"),
+    ipAndLocalhost: { certFile, keyFile },
     localhost: await issue("localhost", "DNS:localhost"),
     wrongName: await issue("wrong-name", "DNS:nats.example"),
     untrusted: await issue("untrusted", "IP:127.0.0.1", other),
   };
+}
+
+/**
+ * A client certificate for `/CN=<commonName>` signed by the CA {@linkcode createServerCertificates}
+ * wrote into `dir` (for nats-server's `verify: true`).
+ */
+export function issueClientCertificate(
+  dir: string,
+  commonName: string,
+): Promise<ServerCertificate> {
+  return issueCertificate(dir, `client-${commonName}`, {
+    subject: `/CN=${commonName}`,
+    extensions: "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n" +
+      "extendedKeyUsage=clientAuth\n",
+  });
 }
 
 /** nats-server's `tls` block for `cert`. */

@@ -45,6 +45,7 @@ import {
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 import type { TokenVerifier } from "../tokens/verifier.ts";
 import { configuredUserRefusal } from "./configured_users.ts";
+import { inboxPrefix } from "../core/subjects.ts";
 
 /** Options of {@linkcode createAuthorizer}. */
 export interface AuthorizerOptions {
@@ -273,6 +274,12 @@ export interface Explanation {
     readonly resp: { readonly max: number; readonly ttl_ms: number };
   };
   readonly expires_at?: string;
+  /**
+   * The inbox prefix the client sets for request/reply (its private inbox, `_INBOX_<ns>_<sa'>`),
+   * and whether the shared `_INBOX.>` is granted too (policy `inbox: shared`, the default). With
+   * `shared: false` a client that keeps the default `_INBOX` prefix gets no replies.
+   */
+  readonly inbox?: { readonly prefix: string; readonly shared: boolean };
   readonly dropped?: readonly DroppedEntry[];
   readonly policy?: { readonly matched: readonly string[] } | null;
 }
@@ -576,6 +583,14 @@ function explanation(
       resp: { max: resp.max, ttl_ms: resp.ttlNs / 1e6 },
     },
     expires_at: new Date(result.user.expiresAt * 1000).toISOString(),
+    ...(typeof f.namespace === "string" && typeof f.serviceaccount === "string"
+      ? {
+        inbox: {
+          prefix: inboxPrefix(f.namespace, f.serviceaccount),
+          shared: sub.allow.includes("_INBOX.>"),
+        },
+      }
+      : {}),
   };
 }
 

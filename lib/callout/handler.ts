@@ -74,6 +74,13 @@ export interface CalloutHandlerOptions {
   metrics: ServiceMetrics;
   /** Clock in milliseconds (request expiry, `iat`). @default {() => Date.now()} */
   now?: () => number;
+  /**
+   * Told of every login answered with a user JWT, after the reply is made: the request, the grant
+   * and the `login_allowed` line's fields (lib/nats/server_refusals.ts matches the server's later
+   * refusals against them). A throw is logged and never fails the login.
+   * @default {undefined}
+   */
+  onAllowed?: (request: CalloutRequest, grant: UserGrant, fields: LogFields) => void;
 }
 
 /**
@@ -163,6 +170,7 @@ export async function createCalloutHandler(
       if (result.ok) {
         const reply = await responder.allow(verified, result.user);
         logAllowed(logger, fields, result, account, record("allowed", ""));
+        tellAllowed(options.onAllowed, request, result, fields, logger);
         return reply;
       }
       const reply = await responder.deny(verified, `${result.reason}: ${result.message}`);
@@ -254,6 +262,22 @@ async function decide(
   return { result, failure: undefined };
 }
 
+/** Call `onAllowed` for an approval; what it throws is logged, never the login's failure. */
+function tellAllowed(
+  onAllowed: CalloutHandlerOptions["onAllowed"],
+  request: CalloutRequest,
+  result: Extract<AuthorizeResult, { ok: true }>,
+  fields: LogFields,
+  logger: Logger,
+): void {
+  if (!onAllowed) return;
+  try {
+    onAllowed(request, result.user, { ...fields, ...result.fields });
+  } catch (err) {
+    logger.error("on_allowed_failed", { error: err });
+  }
+}
+
 /** How one request ended, the `result` label of the request metrics. */
 type Outcome = "allowed" | "denied" | "dropped" | "error";
 
@@ -276,7 +300,9 @@ function recordOutcome(
  * the password or a token: a `user` shaped like a JWT (a token in the wrong field) is not logged.
  */
 function requestFields(request: CalloutRequest): LogFields {
-  const user = request.connectOpts.user ?? request.clientInfo.user;
+  // Only the CONNECT's own user: for a token login nats-server's `client_info.user` is
+  // "[REDACTED]", which would read as a user name.
+  const user = request.connectOpts.user;
   const name = request.connectOpts.name ?? request.clientInfo.name;
   return {
     server: request.serverName,

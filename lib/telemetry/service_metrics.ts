@@ -85,8 +85,9 @@ export interface ServiceMetrics {
    */
   readonly serverClockSkew: Gauge;
   /**
-   * `nats_auth_logins_refused_by_server_total`: logins this replica allowed that the server then
-   * refused (its `$SYS.ACCOUNT.CLIENT.AUTH.ERR` event for that server and cid).
+   * `nats_auth_logins_refused_by_server_total{reason}`: logins this replica allowed that the server
+   * then refused (its `$SYS.ACCOUNT.CLIENT.AUTH.ERR` event for that server and cid); reason ∈
+   * account_connections_exceeded|user_jwt_invalid|response_rejected|other.
    */
   readonly refusedByServer: Counter;
 }

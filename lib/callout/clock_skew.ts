@@ -21,7 +21,9 @@ export const REQUEST_CLOCK_TOLERANCE_SEC = 60;
 
 /** The server's clock as one request shows it, and ours when the request was checked. */
 export interface ServerClockReading {
+  /** `server_id.id`: the server's `N…` key, new at each start. */
   readonly serverId: string;
+  /** `server_id.name` (`server_name`), for the warning; may be empty. */
   readonly serverName: string;
   /** The request's `iat`, whole seconds (the server's clock, truncated). */
   readonly issuedAt: number | undefined;
@@ -55,7 +57,9 @@ export function serverClockSkewSeconds(reading: ServerClockReading): number | un
 
 /** Options of {@linkcode createClockSkewWatch}. */
 export interface ClockSkewWatchOptions {
+  /** Where the `server_clock_skew` warning goes. */
   readonly logger: Logger;
+  /** Holds `nats_auth_server_clock_skew_seconds`. */
   readonly metrics: ServiceMetrics;
   /** Warn past this skew, either way, in seconds. @default {CLOCK_SKEW_WARN_SEC} */
   readonly warnAboveSec?: number;

@@ -15,7 +15,9 @@ import type { CalloutRequest } from "../callout/handler.ts";
 
 /** The refusal of a configured user: always `not_in_auth_users`. */
 export interface ConfiguredUserRefusal {
+  /** Always `not_in_auth_users`. */
   readonly reason: "not_in_auth_users";
+  /** What the CONNECT carried (never a password) and what to change. */
   readonly message: string;
 }
 

@@ -41,8 +41,11 @@ interface Approval {
 
 /** What an auth error event says about the refused client. */
 export interface AuthErrorEvent {
+  /** `server.id`: the server that refused, as the callout request named it. */
   readonly serverId: string;
+  /** `server.name`, for the log line; may be empty. */
   readonly serverName: string;
+  /** `client.id`: the refused connection's id on that server, the request's `client_info.id`. */
   readonly cid: number;
   /**
    * The server's reason, e.g. "Could not register auth callout user: maximum account active
@@ -124,7 +127,9 @@ export function parseAuthErrorEvent(data: Uint8Array): AuthErrorEvent | undefine
 
 /** Options of {@linkcode createServerRefusals}. */
 export interface ServerRefusalsOptions {
+  /** Where `login_refused_by_server` goes. */
   readonly logger: Logger;
+  /** Holds `nats_auth_logins_refused_by_server_total`. */
   readonly metrics: ServiceMetrics;
   /** Clock in milliseconds. @default {() => Date.now()} */
   readonly now?: () => number;

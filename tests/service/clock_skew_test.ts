@@ -31,7 +31,8 @@ async function loginAndPublish(stack: Stack, token: string): Promise<void> {
 
 for (const offsetMs of [SHIFT_MS, -SHIFT_MS]) {
   const way = offsetMs > 0 ? "ahead" : "behind";
-  Deno.test(`clock skew: the service ${SHIFT_MS / 1000} s ${way} of nats-server: every login succeeds, the skew is a metric, one warning`, async () => {
+  const relation = offsetMs > 0 ? "ahead of" : "behind";
+  Deno.test(`clock skew: the service ${SHIFT_MS / 1000} s ${relation} nats-server: every login succeeds, the skew is a metric, one warning`, async () => {
     await using stack = await skewedStack(offsetMs);
     stack.addServiceAccount("team-a", "orders");
     const token = await stack.token("team-a", "orders");

@@ -17,7 +17,8 @@ import { type DenyReason, RequestError } from "../core/errors.ts";
 import type { LogFields, Logger } from "../telemetry/log.ts";
 import { createNkeySigner, NkeyKeyCache, type NkeySigner } from "./nkey_jwt.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
-import { type CalloutRequest, verifyRequest } from "./request.ts";
+import { createClockSkewWatch, serverClockSkewSeconds } from "./clock_skew.ts";
+import { type CalloutRequest, RequestExpiredError, verifyRequest } from "./request.ts";
 import { createResponder, type UserGrant } from "./response.ts";
 import { createXkey, type Xkey } from "./xkey.ts";
 
@@ -75,6 +76,13 @@ export interface CalloutHandlerOptions {
   metrics: ServiceMetrics;
   /** Clock in milliseconds (request expiry, `iat`). @default {() => Date.now()} */
   now?: () => number;
+  /**
+   * Told of every login answered with a user JWT, after the reply is made: the request, the grant
+   * and the `login_allowed` line's fields (lib/nats/server_refusals.ts matches the server's later
+   * refusals against them). A throw is logged and never fails the login.
+   * @default {undefined}
+   */
+  onAllowed?: (request: CalloutRequest, grant: UserGrant, fields: LogFields) => void;
 }
 
 /**
@@ -134,6 +142,7 @@ export async function createCalloutHandler(
     now,
   });
   const keyCache = new NkeyKeyCache();
+  const clockSkew = createClockSkewWatch({ logger, metrics });
 
   return async (data, serverXkey) => {
     const started = performance.now();
@@ -141,20 +150,29 @@ export async function createCalloutHandler(
       recordOutcome(metrics, result, reason, started);
 
     let verified;
+    const checkedAt = now();
     try {
-      verified = await verifyRequest(data, serverXkey, { xkey, keyCache, now: now() });
+      verified = await verifyRequest(data, serverXkey, { xkey, keyCache, now: checkedAt });
     } catch (err) {
+      if (err instanceof RequestExpiredError) clockSkew(err.serverClock);
       logDropped(logger, err, record);
       return undefined;
     }
 
     const { request } = verified;
+    clockSkew({
+      serverId: request.serverId,
+      serverName: request.serverName,
+      issuedAt: request.issuedAt,
+      checkedAt,
+    });
     const { result, failure } = await decide(authorizer, request, now);
     const fields = requestFields(request);
     try {
       if (result.ok) {
         const reply = await responder.allow(verified, result.user);
         logAllowed(logger, fields, result, account, record("allowed", ""));
+        tellAllowed(options.onAllowed, request, result, fields, logger);
         return reply;
       }
       const reply = await responder.deny(verified, `${result.reason}: ${result.message}`);
@@ -193,8 +211,12 @@ async function parseKeys(
 
 /**
  * Ask the authorizer. A throw becomes a denial with `internal_error` (the error is kept for the
- * log line), and so does a grant that has expired by the time it comes back: the server would
- * close such a connection at once, and that is our bug, not the client's.
+ * log line), and so does a grant that has expired by our clock by the time it comes back: the
+ * server would close such a connection at once, and that is our bug, not the client's. A grant
+ * that has expired by the server's clock (the request's `iat`) but not by ours is a token that
+ * expired while this host's clock runs behind the server's: the server checks the user JWT's
+ * `exp` by its own clock and would refuse it after we logged an approval, so it is refused here
+ * as `token_expired`, saying whose clock.
  */
 async function decide(
   authorizer: Authorizer,
@@ -217,8 +239,45 @@ async function decide(
       message: "grant expires in the past",
       ...(result.fields ? { fields: result.fields } : {}),
     };
+  } else if (
+    result.ok && request.issuedAt !== undefined && !(result.user.expiresAt > request.issuedAt)
+  ) {
+    const skew = serverClockSkewSeconds({
+      serverId: request.serverId,
+      serverName: request.serverName,
+      issuedAt: request.issuedAt,
+      checkedAt: now(),
+    }) ?? 0;
+    result = {
+      ok: false,
+      reason: "token_expired",
+      message:
+        `token expired ${
+          request.issuedAt - Math.floor(result.user.expiresAt)
+        }s ago by nats-server ${
+          request.serverName || request.serverId
+        }'s clock, which is about ${-skew}s ahead of this host's; the server would refuse the ` +
+        "user JWT",
+      ...(result.fields ? { fields: result.fields } : {}),
+    };
   }
   return { result, failure: undefined };
+}
+
+/** Call `onAllowed` for an approval; what it throws is logged, never the login's failure. */
+function tellAllowed(
+  onAllowed: CalloutHandlerOptions["onAllowed"],
+  request: CalloutRequest,
+  result: Extract<AuthorizeResult, { ok: true }>,
+  fields: LogFields,
+  logger: Logger,
+): void {
+  if (!onAllowed) return;
+  try {
+    onAllowed(request, result.user, { ...fields, ...result.fields });
+  } catch (err) {
+    logger.error("on_allowed_failed", { error: err });
+  }
 }
 
 /** How one request ended, the `result` label of the request metrics. */
@@ -237,16 +296,31 @@ function recordOutcome(
   return Math.round(seconds * 1e5) / 100;
 }
 
-/** The fields every decision line of a verified request carries: which server, which client. */
+/**
+ * The fields every decision line of a verified request carries: which server, which client — and
+ * the CONNECT's user and connection name when it has them, so a refusal names who it was. Never
+ * the password or a token: a `user` shaped like a JWT (a token in the wrong field) is not logged.
+ */
 function requestFields(request: CalloutRequest): LogFields {
+  // Only the CONNECT's own user: for a token login nats-server's `client_info.user` is
+  // "[REDACTED]", which would read as a user name.
+  const user = request.connectOpts.user;
+  const name = request.connectOpts.name ?? request.clientInfo.name;
   return {
     server: request.serverName,
     server_id: request.serverId,
     client_host: request.clientInfo.host,
     client_cid: request.clientInfo.id,
     client_kind: request.clientInfo.kind,
+    ...(user ? { connect_user: user.split(".").length === 3 ? "[redacted]" : clip(user) } : {}),
+    ...(name ? { client_name: clip(name) } : {}),
     encrypted: request.encrypted,
   };
+}
+
+/** A client-chosen string for a log field, at most 128 characters. */
+function clip(text: string): string {
+  return text.length > 128 ? `${text.slice(0, 125)}...` : text;
 }
 
 /** A request that failed verification: a drop names its reason; anything else is our bug. */

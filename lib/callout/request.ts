@@ -19,6 +19,11 @@ import {
   type NkeyKeyCache,
 } from "./nkey_jwt.ts";
 import type { Xkey } from "./xkey.ts";
+import {
+  REQUEST_CLOCK_TOLERANCE_SEC,
+  type ServerClockReading,
+  serverClockSkewSeconds,
+} from "./clock_skew.ts";
 
 /** The audience nats-server puts on every callout request. */
 export const AUTH_REQUEST_AUDIENCE = "nats-authorization-request";
@@ -46,12 +51,26 @@ export interface CalloutRequest {
     auth_token?: string;
     user?: string;
     pass?: string;
+    /** An nkey user's public key (a configured user, never a workload). */
+    nkey?: string;
     name?: string;
     lang?: string;
     version?: string;
   }>;
+  /**
+   * The client's TLS certificate (`nats.client_tls`), when it presented one: the leaf of the first
+   * verified chain (`verified: true`, the server checked it against its CA) or of the unverified
+   * peer certificates. PEM; parsed only when a refusal names it.
+   */
+  readonly clientCertificate?: Readonly<{ verified: boolean; pem: string }>;
   /** Whether the request came sealed with xkey. */
   readonly encrypted: boolean;
+  /**
+   * The request's `iat`: the server's clock when it asked, in whole seconds since the epoch
+   * (nats-server truncates). Undefined when the request has none. A user JWT's expiry is judged
+   * by the server's clock, not ours.
+   */
+  readonly issuedAt?: number;
 }
 
 /**
@@ -78,6 +97,27 @@ export interface VerifyRequestOptions {
   readonly keyCache: NkeyKeyCache;
   /** The time to check `exp` against, in milliseconds since the epoch. */
   readonly now: number;
+  /**
+   * How far past its `exp`, by our clock, a request is still accepted, in seconds.
+   * @default {REQUEST_CLOCK_TOLERANCE_SEC}
+   */
+  readonly clockToleranceSec?: number;
+}
+
+/**
+ * A request dropped as expired, with what the server's clock said: the caller measures the skew
+ * from it (a request expired by more than the tolerance is usually a clock far ahead).
+ */
+export class RequestExpiredError extends RequestError {
+  /** The server that asked, and its clock (`iat`) when it did. */
+  readonly serverClock: ServerClockReading;
+
+  /** Create the drop; `code` is always `request_expired`. */
+  constructor(message: string, serverClock: ServerClockReading) {
+    super("request_expired", message);
+    this.name = "RequestExpiredError";
+    this.serverClock = serverClock;
+  }
 }
 
 /**
@@ -105,7 +145,13 @@ export async function verifyRequest(
 ): Promise<VerifiedRequest> {
   const { payload, sealedBy } = openSeal(data, serverXkey, options.xkey);
   const claims = await verifySignature(payload, options.keyCache);
-  return checkRequestClaims(claims, { now: options.now, sealedBy });
+  return checkRequestClaims(claims, {
+    now: options.now,
+    sealedBy,
+    ...(options.clockToleranceSec !== undefined
+      ? { clockToleranceSec: options.clockToleranceSec }
+      : {}),
+  });
 }
 
 const XKV1 = [0x78, 0x6b, 0x76, 0x31];
@@ -204,16 +250,24 @@ export interface RequestContext {
   readonly now: number;
   /** The `Nats-Server-Xkey` header when the request was sealed; it must be `server_id.xkey`. */
   readonly sealedBy: string | undefined;
+  /**
+   * How far past its `exp`, by our clock, a request is still accepted, in seconds.
+   * @default {REQUEST_CLOCK_TOLERANCE_SEC}
+   */
+  readonly clockToleranceSec?: number;
 }
 
 /**
  * Step 3, pure: the claims of a request JWT whose signature by `iss` verified are a request from
  * that server, for one fresh login, not yet expired. In this order (the first failure is the drop
  * reason): `iss` is an `N…` key equal to `server_id.id`; `aud` is `nats-authorization-request`;
- * `nats.type` is `authorization_request`; `exp` is a number and has not passed at `now` (no
- * leeway: the server set it from its own clock a moment ago); `user_nkey` is a `U…` key; a sealed
+ * `nats.type` is `authorization_request`; `exp` is a number and is not more than
+ * `clockToleranceSec` behind `now` (the server set it from its own clock a moment ago, and this
+ * host's clock may run ahead of it: {@linkcode REQUEST_CLOCK_TOLERANCE_SEC}; the drop is a
+ * {@linkcode RequestExpiredError} carrying the server's clock); `user_nkey` is a `U…` key; a sealed
  * request's header names `server_id.xkey`. Then the parts the authorizer reads are picked out:
- * `client_info` and `connect_opts` keep their string fields (and the numeric cid), nothing else.
+ * `client_info` and `connect_opts` keep their string fields (and the numeric cid), `client_tls`
+ * its leaf certificate, nothing else.
  *
  * @example
  * ```ts
@@ -230,7 +284,7 @@ export function checkRequestClaims(
   claims: NatsJwtClaims & { readonly iss: string },
   context: RequestContext,
 ): VerifiedRequest {
-  const { now, sealedBy } = context;
+  const { now, sealedBy, clockToleranceSec = REQUEST_CLOCK_TOLERANCE_SEC } = context;
   const nats = obj(claims.nats);
   const server = obj(nats?.server_id);
   const serverId = str(server?.id);
@@ -249,9 +303,20 @@ export function checkRequestClaims(
   if (typeof exp !== "number" || !Number.isFinite(exp)) {
     drop("request_malformed", "request has no exp");
   }
+  const iat = typeof claims.iat === "number" && Number.isFinite(claims.iat)
+    ? claims.iat
+    : undefined;
   const nowSeconds = Math.floor(now / 1000);
-  if (nowSeconds > exp) {
-    drop("request_expired", `request expired ${nowSeconds - exp}s ago`);
+  if (nowSeconds > exp + clockToleranceSec) {
+    const clock = { serverId, serverName: str(server?.name) ?? "", issuedAt: iat, checkedAt: now };
+    const skew = serverClockSkewSeconds(clock);
+    throw new RequestExpiredError(
+      `request expired ${nowSeconds - exp}s ago by this host's clock, beyond the ` +
+        `${clockToleranceSec}s tolerated${
+          skew === undefined ? "" : `; this host's clock is about ${skew}s ahead of the server's`
+        }`,
+      clock,
+    );
   }
   const userNkey = nats.user_nkey;
   if (typeof userNkey !== "string" || !isPublicNkey(userNkey, "U")) {
@@ -274,11 +339,29 @@ export function checkRequestClaims(
       },
       connectOpts: pickStrings(
         obj(nats.connect_opts),
-        ["jwt", "auth_token", "user", "pass", "name", "lang", "version"] as const,
+        ["jwt", "auth_token", "user", "pass", "nkey", "name", "lang", "version"] as const,
       ),
+      ...clientCertificateOf(obj(nats.client_tls)),
       encrypted: sealedBy !== undefined,
+      ...(iat !== undefined ? { issuedAt: iat } : {}),
     },
     expires: exp,
     sealTo: sealedBy,
   };
+}
+
+/**
+ * The client's certificate from `nats.client_tls`: nats-server sends the verified chains when it
+ * verified the client (`verify: true`), else the peer certificates as presented; the leaf is first.
+ */
+function clientCertificateOf(
+  tls: Json | undefined,
+): { clientCertificate?: { verified: boolean; pem: string } } {
+  const firstString = (value: unknown): string | undefined =>
+    Array.isArray(value) && typeof value[0] === "string" ? value[0] : undefined;
+  const chains = tls?.verified_chains;
+  const verified = Array.isArray(chains) ? firstString(chains[0]) : undefined;
+  if (verified !== undefined) return { clientCertificate: { verified: true, pem: verified } };
+  const presented = firstString(tls?.certs);
+  return presented !== undefined ? { clientCertificate: { verified: false, pem: presented } } : {};
 }

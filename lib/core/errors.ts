@@ -28,6 +28,7 @@ export type DenyReason =
   | "cache_not_ready"
   | "connection_type_not_allowed"
   | "token_lifetime_too_long"
+  | "not_in_auth_users"
   | "internal_error";
 
 /** Why a callout request was dropped without an answer (it could not be trusted). */

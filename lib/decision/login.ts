@@ -4,7 +4,9 @@
  * list of steps, each a function below it; the first step that refuses ends the login with a
  * stable reason:
  *
- * 1. {@linkcode extractToken} from the CONNECT options (`token_missing`);
+ * 1. {@linkcode extractToken} from the CONNECT options (`token_missing`), unless the CONNECT is a
+ *    user configured in nats-server that is missing from `auth_users` (`not_in_auth_users`,
+ *    lib/decision/configured_users.ts);
  * 2. verify it (`identify`: signature, issuer, audience, expiry, by the token verifier);
  * 3. look its ServiceAccount up (`serviceaccount_not_found`), the one the token was issued for
  *    (`checkServiceAccountUid`);
@@ -42,6 +44,8 @@ import {
 } from "./policy.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 import type { TokenVerifier } from "../tokens/verifier.ts";
+import { configuredUserRefusal } from "./configured_users.ts";
+import { inboxPrefix } from "../core/subjects.ts";
 
 /** Options of {@linkcode createAuthorizer}. */
 export interface AuthorizerOptions {
@@ -154,12 +158,16 @@ export function createLogin(options: AuthorizerOptions): Login {
   const permissionsOf = memoizedPermissions(options);
 
   const authorize: Authorizer = async (request) => {
-    // 1. The token.
+    // 1. The token, unless the CONNECT is a configured user's.
     const token = extractToken(request.connectOpts);
+    const configured = configuredUserRefusal(request, token);
+    if (configured) return deny(configured.reason, configured.message);
     if (!token) {
       return deny("token_missing", "no token in auth_token, pass or a non-NATS jwt field");
     }
-    return (await evaluate({ token }, request.clientInfo, true)).result;
+    // A capped user JWT lives its TTL by the server's clock (the request's iat), which checks it.
+    const serverNow = request.issuedAt !== undefined ? request.issuedAt * 1000 : now();
+    return (await evaluate({ token }, request.clientInfo, true, serverNow)).result;
   };
 
   const explain = async (input: ExplainInput): Promise<Explanation> => {
@@ -177,12 +185,14 @@ export function createLogin(options: AuthorizerOptions): Login {
   /**
    * One login, step by step; the first step that refuses ends it. Run for a real login (a token
    * from a request, metrics recorded) and for explain (a token, or a ServiceAccount by name with
-   * the token checks skipped; nothing recorded).
+   * the token checks skipped; nothing recorded). `serverNow` is the NATS server's clock in ms,
+   * from which a `NATS_USER_JWT_TTL` cap counts.
    */
   async function evaluate(
     source: LoginSource,
     clientInfo: CalloutRequest["clientInfo"],
     record: boolean,
+    serverNow: number = now(),
   ): Promise<Evaluation> {
     // Before its snapshots are complete a replica cannot tell a new ServiceAccount from none.
     if (!isSynced()) {
@@ -215,7 +225,7 @@ export function createLogin(options: AuthorizerOptions): Login {
 
     // 6. The grant.
     if (record) countDroppedEntries(metrics, derived);
-    const expiresAt = userJwtExpiry(who.identity, userJwtTtlMs, now);
+    const expiresAt = userJwtExpiry(who.identity, userJwtTtlMs, serverNow);
     return { result: grant(sa, derived, fields, expiresAt), derived };
   }
 
@@ -277,6 +287,12 @@ export interface Explanation {
   };
   /** When the user JWT would expire, as an ISO 8601 UTC time; only when allowed. */
   readonly expires_at?: string;
+  /**
+   * The inbox prefix the client sets for request/reply (its private inbox, `_INBOX_<ns>_<sa'>`),
+   * and whether the shared `_INBOX.>` is granted too (policy `inbox: shared`, the default). With
+   * `shared: false` a client that keeps the default `_INBOX` prefix gets no replies.
+   */
+  readonly inbox?: { readonly prefix: string; readonly shared: boolean };
   /** The annotation entries the policy dropped, with why; present once the policy ran. */
   readonly dropped?: readonly DroppedEntry[];
   /** Policy parts applied; `null` without a policy file; absent when refused before the policy. */
@@ -437,18 +453,20 @@ function countDroppedEntries(metrics: ServiceMetrics, derived: Derived): void {
 }
 
 /**
- * When the user JWT expires, in seconds: with its token, or earlier at `NATS_USER_JWT_TTL` when
- * that cap is set. Without a token (explain), the kubelet's default token lifetime stands in.
+ * When the user JWT expires, in seconds: with its token, or earlier at `NATS_USER_JWT_TTL` after
+ * `serverNow` (the NATS server's clock, which checks the expiry) when that cap is set. Without a
+ * token (explain), the kubelet's default token lifetime stands in.
  */
 function userJwtExpiry(
   identity: TokenIdentity | undefined,
   userJwtTtlMs: number | undefined,
-  now: () => number,
+  serverNow: number,
 ): number {
-  const tokenExpiresMs = identity ? identity.expiresAt * 1000 : now() + 3_600_000;
+  const tokenExpiresMs = identity ? identity.expiresAt * 1000 : serverNow + 3_600_000;
   return Math.floor(
-    (userJwtTtlMs === undefined ? tokenExpiresMs : Math.min(now() + userJwtTtlMs, tokenExpiresMs)) /
-      1000,
+    (userJwtTtlMs === undefined
+      ? tokenExpiresMs
+      : Math.min(serverNow + userJwtTtlMs, tokenExpiresMs)) / 1000,
   );
 }
 
@@ -580,6 +598,14 @@ function explanation(
       resp: { max: resp.max, ttl_ms: resp.ttlNs / 1e6 },
     },
     expires_at: new Date(result.user.expiresAt * 1000).toISOString(),
+    ...(typeof f.namespace === "string" && typeof f.serviceaccount === "string"
+      ? {
+        inbox: {
+          prefix: inboxPrefix(f.namespace, f.serviceaccount),
+          shared: sub.allow.includes("_INBOX.>"),
+        },
+      }
+      : {}),
   };
 }
 

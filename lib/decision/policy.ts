@@ -6,12 +6,13 @@
  * Without a cluster policy the defaults are the Go reference's plus the bare namespace subject:
  * publish `<ns>` and `<ns>.>`; subscribe `_INBOX.>`, the private inbox `_INBOX_<ns>_<sa>.>`,
  * `<ns>` and `<ns>.>` (so an MQTT client's `<ns>/#` works); one response per request with no time
- * limit. The annotations `<prefix>allowed-pub-subjects` and `<prefix>allowed-sub-subjects` add to
+ * limit. A policy may withhold `_INBOX.>` (`inbox: private`). The annotations `<prefix>allowed-pub-subjects` and `<prefix>allowed-sub-subjects` add to
  * them; a subscribe entry may name a queue group after one space (`orders.> workers`).
  *
  * A cluster policy (the platform team's file, lib/decision/policy_file.ts) picks per namespace (name, glob
  * or labels of the Namespace) and per ServiceAccount: the account, the bound annotation grants must stay inside, deny
- * lists, connection types, the longest token lifetime, response limits and JetStream grants.
+ * lists, connection types, the longest token lifetime, response limits, JetStream grants and
+ * whether the shared inbox `_INBOX.>` is granted.
  *
  * @module
  */
@@ -98,7 +99,19 @@ export interface PolicySettings {
   readonly response?: { readonly max: number; readonly ttlMs: number };
   /** JetStream grants, see {@linkcode jetstreamSubjects}. */
   readonly jetstream?: JetStreamSettings;
+  /**
+   * Which inboxes a login may subscribe to: `shared` grants `_INBOX.>` next to the private inbox
+   * `_INBOX_<ns>_<sa'>.>`, as the reference does, so in a shared account any workload can read
+   * every other's replies; `private` withholds `_INBOX.>`, and clients must then set their inbox
+   * prefix to their private inbox ({@linkcode inboxPrefix}). @default {"shared"}
+   */
+  readonly inbox?: InboxMode;
 }
+
+/** The values of {@linkcode PolicySettings.inbox}. */
+export const INBOX_MODES = ["shared", "private"] as const;
+/** One of {@linkcode INBOX_MODES}. */
+export type InboxMode = typeof INBOX_MODES[number];
 
 /**
  * JetStream for a namespace's workloads.
@@ -474,7 +487,11 @@ export function permissionsFor(sa: ServiceAccountRecord, options: PolicyOptions)
     })
     : [];
   const pubDefaults = [...own, ...js];
-  const subDefaults = ["_INBOX.>", `${inboxPrefix(sa.namespace, sa.name)}.>`, ...own];
+  // The private inbox always; the shared `_INBOX.>` unless the policy withholds it.
+  const privateInbox = `${inboxPrefix(sa.namespace, sa.name)}.>`;
+  const subDefaults = settings.inbox === "private"
+    ? [privateInbox, ...own]
+    : ["_INBOX.>", privateInbox, ...own];
 
   // The annotations' entries after them, each granted or dropped with a reason.
   const entries = (annotation: string) =>

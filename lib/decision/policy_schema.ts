@@ -11,7 +11,7 @@
  *                <settings>
  *                serviceAccounts: <name>: <settings>
  * <settings>:  SETTINGS_FIELDS (account, annotations, deny, connectionTypes, maxTokenLifetime,
- *              response, jetstream)
+ *              response, jetstream, inbox)
  * ```
  *
  * Unknown keys are errors at every level, so a typo never silently widens a grant.
@@ -24,6 +24,8 @@ import { subjectProblem } from "../core/subjects.ts";
 import {
   CONNECTION_TYPES,
   type ConnectionType,
+  INBOX_MODES,
+  type InboxMode,
   type JetStreamSettings,
   type PolicySettings,
 } from "./policy.ts";
@@ -149,6 +151,7 @@ const SETTINGS_FIELDS: readonly SettingsField[] = [
   { key: "maxTokenLifetime", read: readMaxTokenLifetime },
   { key: "response", read: readResponse },
   { key: "jetstream", read: readJetStream },
+  { key: "inbox", read: readInbox },
 ];
 
 /** Keys people write where settings are read, though they mean nothing there: why not. */
@@ -282,6 +285,20 @@ function readJetStream(value: Node | null, at: string, { yaml }: SettingsContext
     kv: (node, at) => readStreamNames(yaml, node, at),
   })?.value ?? {};
   return { jetstream: js };
+}
+
+/** `inbox`: `shared` (`_INBOX.>` granted, the default) or `private` (withheld). */
+function readInbox(value: Node | null, at: string, { yaml }: SettingsContext): PolicySettings {
+  const mode = isScalar(value) ? value.value : undefined;
+  if (typeof mode === "string" && (INBOX_MODES as readonly string[]).includes(mode)) {
+    return { inbox: mode as InboxMode };
+  }
+  yaml.problem(
+    value,
+    `${at} must be ${INBOX_MODES.map((m) => `"${m}"`).join(" or ")} ` +
+      "(private withholds _INBOX.>; clients then set their inbox prefix to _INBOX_<ns>_<sa'>)",
+  );
+  return {};
 }
 
 /** `pub` and `sub` lists of subject patterns. `undefined` if `node` is no mapping. */

@@ -27,6 +27,7 @@ import { abortable, delay } from "../core/abort.ts";
 import type { CalloutHandler } from "../callout/handler.ts";
 import { type Logger, redactUrl } from "../telemetry/log.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
+import { createServerIdentity, type ServerIdentity } from "./tls_identity.ts";
 
 /** The subject nats-server sends callout requests to. */
 export const AUTH_CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH";
@@ -216,12 +217,22 @@ export function createReconnectBackoff(options: ReconnectBackoffOptions = {}): R
   };
 }
 
-function tlsOptions(tls: NatsTlsOptions): { caFile?: string; certFile?: string; keyFile?: string } {
-  return {
-    ...(tls.caFile ? { caFile: tls.caFile } : {}),
-    ...(tls.certFile ? { certFile: tls.certFile } : {}),
-    ...(tls.keyFile ? { keyFile: tls.keyFile } : {}),
+/**
+ * nats.js's TLS options: the files, and the server name check of lib/nats/tls_identity.ts (the
+ * certificate must name the server dialled: an address by its IP SANs). nats.js hands every field
+ * on to `tls.connect`, though its type lists only the files.
+ */
+function tlsOptions(
+  tls: NatsTlsOptions | undefined,
+  identity: ServerIdentity,
+): NonNullable<NodeConnectionOptions["tls"]> {
+  const options = {
+    ...(tls?.caFile ? { caFile: tls.caFile } : {}),
+    ...(tls?.certFile ? { certFile: tls.certFile } : {}),
+    ...(tls?.keyFile ? { keyFile: tls.keyFile } : {}),
+    checkServerIdentity: identity.check,
   };
+  return options;
 }
 
 /**
@@ -386,7 +397,7 @@ function authOf(
 
 /**
  * What nats.js is given: the servers without their credentials, the credentials, TLS when
- * required, and reconnecting for ever on our {@linkcode ReconnectBackoff}. The first connection is
+ * required (with the server name check of lib/nats/tls_identity.ts), and reconnecting for ever on our {@linkcode ReconnectBackoff}. The first connection is
  * retried by {@linkcode dialUntilConnected} (each failure names its cause); nats.js reconnects
  * after that, also after authentication errors.
  */
@@ -396,24 +407,36 @@ function dialOptionsOf(
   backoff: ReconnectBackoff,
 ): NodeConnectionOptions {
   const { tls, name, dialTimeoutMs = 5000 } = options;
+  const identity = createServerIdentity();
   return {
     servers: target.servers,
     name,
     ...authOf(options, target.credentials),
-    ...(target.tlsRequired ? { tls: tls ? tlsOptions(tls) : {} } : {}),
+    ...(target.tlsRequired ? { tls: tlsOptions(tls, identity) } : {}),
     timeout: dialTimeoutMs,
     maxReconnectAttempts: -1,
     waitOnFirstConnect: false,
     ignoreAuthErrorAbort: true,
     reconnectDelayHandler: backoff.delay,
-    // Called once right before each dial (initial connect and reconnects); null keeps nats.js's
-    // own choice of server. It only counts the dial for the backoff.
-    reconnectToServer: () => {
+    // Called once right before each dial (initial connect and reconnects), with the server it
+    // dials first; null keeps nats.js's own choice. It counts the dial for the backoff and tells
+    // the TLS name check which server's certificate comes next.
+    reconnectToServer: (pool) => {
       backoff.dialed();
+      if (pool[0]) identity.dialing(pool[0]);
       return null;
     },
   };
 }
+
+/**
+ * What an operator checks when the server refuses one of the service's own users. The usual cause
+ * is not the password: a config-mode user missing from `auth_callout.auth_users` logs in through
+ * the callout, which refuses it (`not_in_auth_users`, naming the user and this connection).
+ */
+const AUTHENTICATION_HINT = "check the credentials; in config mode the user must also be listed " +
+  "in auth_callout.auth_users, else its login goes to the callout and is refused there " +
+  "(login_denied reason not_in_auth_users)";
 
 /** Logs why the connection cannot be made: one line per change of cause, not one per dial. */
 interface FailureLog {
@@ -444,6 +467,7 @@ function createFailureLog(
         servers,
         ...(server !== undefined ? { server: redactUrl(server) } : {}),
         ...(err !== undefined ? { error: err } : {}),
+        ...(cause === "authentication_refused" ? { hint: AUTHENTICATION_HINT } : {}),
       };
       if (cause === "unreachable") logger.warn("nats_connect_failed", fields);
       else logger.error("nats_connect_failed", fields);

@@ -1,7 +1,7 @@
 /**
  * The part of start-up that waits on remote dependencies, run in the background once the local
  * parts stand: settle the token issuers, build the login decision, start live revocation, connect
- * to NATS and serve the callout. Each step may wait (discovery is retried, NATS is reconnected);
+ * to NATS and serve the callout, and watch for logins the server refuses after we allowed them. Each step may wait (discovery is retried, NATS is reconnected);
  * `/readyz` names what is still missing meanwhile. Everything started here is registered for
  * shutdown the moment it starts: the callout subscription and revocation stop together first,
  * then the NATS connections drain together (see lib/service/stop_together.ts).
@@ -15,6 +15,7 @@ import type { Config } from "../config/config.ts";
 import { createLogin, type Login } from "../decision/login.ts";
 import { type CalloutService, connectNats, serveCallout } from "../nats/connection.ts";
 import { rememberApprovals, type Revocation, startRevocation } from "../nats/revocation.ts";
+import { createServerRefusals, watchServerRefusals } from "../nats/server_refusals.ts";
 import type { ReadinessCheck } from "../operations/http.ts";
 import type { Logger } from "../telemetry/log.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
@@ -72,6 +73,8 @@ export async function startLogins(context: LoginsContext, progress: LoginsProgre
   const revocation = config.nats.system !== undefined
     ? startLiveRevocation(context, login)
     : undefined;
+  // Logins allowed here that the server then refuses (an account connection limit…).
+  const refusals = createServerRefusals({ logger, metrics: context.metrics, now: context.now });
   const calloutHandler = await createCalloutHandler({
     accountSeed: config.signingKeySeed,
     account: config.account,
@@ -81,6 +84,7 @@ export async function startLogins(context: LoginsContext, progress: LoginsProgre
     logger,
     metrics: context.metrics,
     now: context.now,
+    onAllowed: refusals.allowed,
   });
   if (signal.aborted) return;
   const nc = await connectMain(context);
@@ -89,6 +93,8 @@ export async function startLogins(context: LoginsContext, progress: LoginsProgre
     return;
   }
   context.connections.defer(() => drainBriefly(nc));
+  const watching = watchServerRefusals(nc, refusals, logger);
+  context.subscribers.defer(() => watching.stop());
   // Member of the queue group only while every other readiness check passes (DESIGN D5).
   const deciding = decidingChecks(context.checks);
   const callout = progress.callout = serveCallout(nc, calloutHandler, {

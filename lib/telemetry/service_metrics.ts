@@ -80,6 +80,17 @@ export interface ServiceMetrics {
   readonly policyDroppedSubjects: Counter;
   /** `policy_file_reloads_total{result}`: POLICY_FILE reloads after the first, result ∈ ok|error. */
   readonly policyReloads: Counter;
+  /**
+   * `nats_auth_server_clock_skew_seconds`: this host's clock minus the NATS server's, measured on
+   * the latest callout request (its `iat`); positive when this host runs ahead.
+   */
+  readonly serverClockSkew: Gauge;
+  /**
+   * `nats_auth_logins_refused_by_server_total{reason}`: logins this replica allowed that the server
+   * then refused (its `$SYS.ACCOUNT.CLIENT.AUTH.ERR` event for that server and cid); reason ∈
+   * account_connections_exceeded|user_jwt_invalid|response_rejected|other.
+   */
+  readonly refusedByServer: Counter;
 }
 
 /**
@@ -202,6 +213,14 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     policyReloads: registry.counter(
       "policy_file_reloads_total",
       "Reloads of the POLICY_FILE cluster policy after the first load, by result.",
+    ),
+    serverClockSkew: registry.gauge(
+      "nats_auth_server_clock_skew_seconds",
+      "This host's clock minus the NATS server's, from the latest callout request's iat.",
+    ),
+    refusedByServer: registry.counter(
+      "nats_auth_logins_refused_by_server_total",
+      "Logins allowed by this replica that the NATS server then refused (auth error event).",
     ),
   };
   registerReferenceAliases(registry, metrics);

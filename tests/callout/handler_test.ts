@@ -110,6 +110,7 @@ async function unitHandler(options: {
   authorizer?: Authorizer;
   metrics?: ServiceMetrics;
   logger?: Logger;
+  now?: () => number;
 }): Promise<CalloutHandler> {
   return await createCalloutHandler({
     accountSeed: (options.account ?? accountKey()).seed,
@@ -118,7 +119,7 @@ async function unitHandler(options: {
     authorizer: options.authorizer ?? tokenAuthorizer(() => NOW_MS),
     logger: options.logger ?? recorder().logger,
     metrics: options.metrics ?? createServiceMetrics(),
-    now: () => NOW_MS,
+    now: options.now ?? (() => NOW_MS),
   });
 }
 
@@ -154,6 +155,7 @@ Deno.test("an allowed login is answered with a response for that user_nkey and s
     clientInfo: { host: "10.1.2.3", id: 42, kind: "Client", type: "nats" },
     connectOpts: { auth_token: "good", lang: "deno", version: "3.4.0" },
     encrypted: false,
+    issuedAt: NOW_S,
   });
 
   // @nats-io/jwt's decode() verifies the signatures we made.
@@ -306,7 +308,7 @@ Deno.test("requests that cannot be trusted are dropped without an answer, logged
       await craftRequest({ server, nats: { type: "authorization_response" } }),
       "request_type_invalid",
     ],
-    ["expired", await craftRequest({ server, claims: { exp: NOW_S - 1 } }), "request_expired"],
+    ["expired", await craftRequest({ server, claims: { exp: NOW_S - 61 } }), "request_expired"],
     ["no exp", await craftRequest({ server, claims: { exp: undefined } }), "request_malformed"],
     [
       "user_nkey is not a U key",
@@ -340,6 +342,83 @@ Deno.test("requests that cannot be trusted are dropped without an answer, logged
     assert.equal(lines[0]!.level, "warn", name);
     assert.equal(lines[0]!.reason, reason, name);
   }
+});
+
+Deno.test("clock skew (issue 17 §1): requests 5 s behind our clock are answered; the gauge holds the skew, and each server is warned about once", async () => {
+  const metrics = createServiceMetrics();
+  const rec = recorder();
+  const ahead = 5_000;
+  const handler = await unitHandler({ metrics, logger: rec.logger, now: () => NOW_MS + ahead });
+  const [a, b] = [serverKey(), serverKey()];
+  for (const server of [a, a, a, b]) {
+    const reply = await handler(te.encode(await craftRequest({ server })), undefined);
+    assert.ok(reply, "answered though its exp has passed by our clock");
+  }
+  assert.equal(metrics.requests.value({ result: "allowed", reason: "" }), 4);
+  // iat is the second NOW_S: the server's clock was NOW_S + 0.5 ± 0.5 when it asked.
+  assert.equal(metrics.serverClockSkew.value(), 4.5);
+  const warnings = rec.records().filter((r) => r.event === "server_clock_skew");
+  assert.deepEqual(warnings.map((w) => w.server_id), [a.publicKey, b.publicKey]);
+  assert.equal(warnings[0]!.level, "warn");
+  assert.equal(warnings[0]!.skew_seconds, 4.5);
+  assert.match(String(warnings[0]!.message), /4\.5s ahead of nats-server test-server's/);
+});
+
+Deno.test("clock skew (issue 17 §1): within the noise (≤ 2 s) no warning, behind is measured negative", async () => {
+  for (const [offset, skew] of [[1_000, 0.5], [-5_000, -5.5]] as const) {
+    const metrics = createServiceMetrics();
+    const rec = recorder();
+    const handler = await unitHandler({ metrics, logger: rec.logger, now: () => NOW_MS + offset });
+    assert.ok(await handler(te.encode(await craftRequest({ server: serverKey() })), undefined));
+    assert.equal(metrics.serverClockSkew.value(), skew);
+    const warned = rec.records().some((r) => r.event === "server_clock_skew");
+    assert.equal(warned, Math.abs(skew) > 2, `offset ${offset}`);
+  }
+});
+
+Deno.test("clock skew (issue 17 §1): a request expired beyond the tolerance is dropped, and still measured and warned about", async () => {
+  const metrics = createServiceMetrics();
+  const rec = recorder();
+  const handler = await unitHandler({ metrics, logger: rec.logger, now: () => NOW_MS + 65_000 });
+  assert.equal(
+    await handler(te.encode(await craftRequest({ server: serverKey() })), undefined),
+    undefined,
+  );
+  assert.equal(metrics.requests.value({ result: "dropped", reason: "request_expired" }), 1);
+  assert.equal(metrics.serverClockSkew.value(), 64.5);
+  const [warning, dropped] = rec.records();
+  assert.equal(warning!.event, "server_clock_skew");
+  assert.equal(dropped!.event, "request_dropped");
+  assert.match(String(dropped!.message), /about 64\.5s ahead of the server's/);
+});
+
+Deno.test("clock skew (issue 17 §1): a token expired by the server's clock but not ours is refused as token_expired, never answered with a JWT the server would refuse", async () => {
+  const metrics = createServiceMetrics();
+  const rec = recorder();
+  const behind = -5_000;
+  const handler = await unitHandler({
+    metrics,
+    logger: rec.logger,
+    now: () => NOW_MS + behind,
+    // The verifier (our clock) accepts a token expiring at NOW_S - 2: 3 s left by our clock.
+    authorizer: () =>
+      Promise.resolve({
+        ok: true,
+        user: { name: "tester", permissions: GRANTED, expiresAt: NOW_S - 2 },
+      }),
+  });
+  const reply = await handler(te.encode(await craftRequest({ server: serverKey() })), undefined);
+  assert.ok(reply);
+  const response = jwtDecode<Record<string, unknown>>(td.decode(reply));
+  assert.equal(response.nats.jwt, undefined, "no user JWT");
+  assert.match(String(response.nats.error), /^token_expired: /);
+  assert.equal(metrics.requests.value({ result: "denied", reason: "token_expired" }), 1);
+  const denied = rec.records().find((r) => r.event === "login_denied")!;
+  assert.equal(denied.reason, "token_expired");
+  assert.match(
+    String(denied.message),
+    /token expired 2s ago by nats-server test-server's clock, which is about 5\.5s ahead of this host's/,
+  );
 });
 
 Deno.test("xkey: a sealed request gets a sealed answer the server's key opens", async () => {

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { RequestError } from "../../lib/core/errors.ts";
 import type { NatsJwtClaims } from "../../lib/callout/nkey_jwt.ts";
-import { checkRequestClaims } from "../../lib/callout/request.ts";
+import { checkRequestClaims, RequestExpiredError } from "../../lib/callout/request.ts";
+import { REQUEST_CLOCK_TOLERANCE_SEC } from "../../lib/callout/clock_skew.ts";
 import { accountKey, curveKey, serverKey, userKey } from "../support/nkeys.ts";
 
 // The claims checks are pure: no signature, no clock but the one given. The signature and the
@@ -78,7 +79,7 @@ Deno.test("checkRequestClaims: each broken claim has its own drop reason", () =>
     ["wrong audience", requestClaims({ aud: "NATS" }), "request_audience_invalid"],
     ["wrong type", requestClaims({}, { type: "authorization_response" }), "request_type_invalid"],
     ["no exp", requestClaims({ exp: undefined }), "request_malformed"],
-    ["expired", requestClaims({ exp: NOW_S - 1 }), "request_expired"],
+    ["expired beyond the tolerance", requestClaims({ exp: NOW_S - 61 }), "request_expired"],
     [
       "user_nkey is an account key",
       requestClaims({}, { user_nkey: accountKey().publicKey }),
@@ -93,16 +94,53 @@ Deno.test("checkRequestClaims: each broken claim has its own drop reason", () =>
   assert.equal(dropReason(() => checkRequestClaims(both, inTheClear)), "request_audience_invalid");
 });
 
-Deno.test("checkRequestClaims: expiry has no leeway, and the second of exp itself still counts", () => {
+Deno.test("checkRequestClaims: a request is accepted up to the clock tolerance past its exp, by our clock, and no further", () => {
   const claims = requestClaims({ exp: NOW_S });
+  const at = (ms: number) => ({ now: ms, sealedBy: undefined });
+  const toleranceMs = REQUEST_CLOCK_TOLERANCE_SEC * 1000;
+  assert.equal(REQUEST_CLOCK_TOLERANCE_SEC, 60);
+  assert.equal(checkRequestClaims(claims, at(NOW_MS + 5_000)).expires, NOW_S, "5 s ahead");
+  assert.equal(checkRequestClaims(claims, at(NOW_MS + toleranceMs + 999)).expires, NOW_S);
   assert.equal(
-    checkRequestClaims(claims, { now: NOW_MS + 999, sealedBy: undefined }).expires,
-    NOW_S,
-  );
-  assert.equal(
-    dropReason(() => checkRequestClaims(claims, { now: NOW_MS + 1000, sealedBy: undefined })),
+    dropReason(() => checkRequestClaims(claims, at(NOW_MS + toleranceMs + 1000))),
     "request_expired",
   );
+  // Behind the server, a request never looks expired.
+  assert.equal(checkRequestClaims(claims, at(NOW_MS - 3_600_000)).expires, NOW_S);
+  // A tolerance of 0 is the old check: the second of exp itself still counts, the next does not.
+  const strict = (ms: number) => ({ ...at(ms), clockToleranceSec: 0 });
+  assert.equal(checkRequestClaims(claims, strict(NOW_MS + 999)).expires, NOW_S);
+  assert.equal(
+    dropReason(() => checkRequestClaims(claims, strict(NOW_MS + 1000))),
+    "request_expired",
+  );
+});
+
+Deno.test("checkRequestClaims: the request's iat is the server's clock, kept for the skew and the user JWT's expiry", () => {
+  const claims = requestClaims({ iat: NOW_S - 2, exp: NOW_S });
+  assert.equal(checkRequestClaims(claims, inTheClear).request.issuedAt, NOW_S - 2);
+  assert.equal(checkRequestClaims(requestClaims(), inTheClear).request.issuedAt, undefined);
+});
+
+Deno.test("checkRequestClaims: a request expired beyond the tolerance says how far ahead our clock is, and carries the server's clock", () => {
+  const claims = requestClaims({ iat: NOW_S - 2, exp: NOW_S });
+  const now = NOW_MS + 65_000;
+  let caught: unknown;
+  try {
+    checkRequestClaims(claims, { now, sealedBy: undefined });
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof RequestExpiredError, String(caught));
+  assert.equal(caught.code, "request_expired");
+  assert.match(caught.message, /expired 65s ago by this host's clock, beyond the 60s tolerated/);
+  assert.match(caught.message, /about 66.5s ahead of the server's/);
+  assert.deepEqual(caught.serverClock, {
+    serverId: claims.iss,
+    serverName: "s1",
+    issuedAt: NOW_S - 2,
+    checkedAt: now,
+  });
 });
 
 Deno.test("checkRequestClaims: a sealed request's header must be server_id.xkey, and the answer goes back to it", () => {

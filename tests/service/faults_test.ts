@@ -675,7 +675,8 @@ Deno.test("fault (two replica processes): a replica frozen (SIGSTOP) for seconds
     l.startedAt >= stoppedAt - AUTH_TIMEOUT_S * 1000 && l.startedAt <= contAt
   );
   assert.ok(lost.length <= during.length);
-  // What it received while frozen had expired by the time it woke: dropped, not answered.
+  // What it received while frozen is within the clock tolerance (60 s past exp, issue 17 §1):
+  // answered on waking, too late to matter; only a freeze past the tolerance leaves drops.
   const expired = b.logs.filter((l) =>
     l.event === "request_dropped" && l.reason === "request_expired"
   );

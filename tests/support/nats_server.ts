@@ -262,6 +262,8 @@ export interface AuthCalloutConfigOptions {
   accounts?: NatsConfig;
   /** `auth_callout.allowed_accounts`. @default {not set} */
   allowedAccounts?: readonly string[];
+  /** `auth_callout.auth_users`: the users that bypass the callout. @default {[service, system]} */
+  authUsers?: readonly string[];
   /** Extra top-level config (e.g. `max_control_line`). @default {{}} */
   extra?: NatsConfig;
 }
@@ -294,7 +296,7 @@ export function authCalloutConfig(options: AuthCalloutConfigOptions): AuthCallou
   const system = options.system ?? { user: "sys", password: randomPassword() };
   const callout: Record<string, NatsConfigValue> = {
     issuer: options.issuer,
-    auth_users: [service.user, system.user],
+    auth_users: [...(options.authUsers ?? [service.user, system.user])],
     account: "AUTH",
     ...(options.xkey ? { xkey: options.xkey } : {}),
     ...(options.allowedAccounts ? { allowed_accounts: [...options.allowedAccounts] } : {}),

@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "../../lib/telemetry/log.ts";
 import { type Service, startService } from "../../lib/service/service.ts";
 import { authCalloutConfig, type ConfigUser, type NatsConfig, NatsServer } from "./nats_server.ts";
 import { accountKey, curveKey, KeyDir, type TestKey } from "./nkeys.ts";
+import { type ServerCertificate, tlsBlock } from "./server_certs.ts";
 import {
   generateSigningKey,
   ISSUER,
@@ -23,6 +24,10 @@ import { TestApiServer } from "./test_apiserver.ts";
 import { waitFor } from "./wait.ts";
 
 export { ISSUER };
+
+function randomPassword(): string {
+  return crypto.getRandomValues(new Uint8Array(12)).toBase64({ alphabet: "base64url" });
+}
 
 /** Options of {@linkcode Stack.start}. */
 export interface StackOptions {
@@ -46,6 +51,19 @@ export interface StackOptions {
   policy?: string;
   /** Shorter key source timings, so JWKS faults play out in seconds. @default {the defaults} */
   jwksTimings?: { cooldownMs?: number; refreshIntervalMs?: number; retryMs?: number };
+  /** The service's clock in milliseconds (e.g. shifted, for clock skew). @default {Date.now} */
+  now?: () => number;
+  /**
+   * `auth_callout.auth_users` as nats-server is configured (e.g. without the system user).
+   * @default {[the service user, the system user]}
+   */
+  authUsers?: (users: { service: string; system: string }) => readonly string[];
+  /**
+   * TLS on nats-server (and `tls://` in `NATS_URL`): its certificate, the CA the service trusts,
+   * and with `client` the service's own certificate, which `verify: true` requires.
+   * @default {no TLS}
+   */
+  tls?: { caFile: string; server: ServerCertificate; client?: ServerCertificate; verify?: boolean };
 }
 
 /** A running stack; dispose to stop everything. */
@@ -97,12 +115,31 @@ export class Stack implements AsyncDisposable {
     const api = await TestApiServer.start({ jwks: publicJwks([signingKey]), issuer: ISSUER });
     const serverXkey = options.xkey || options.wrongXkey ? curveKey() : undefined;
     const serviceXkey = options.wrongXkey ? curveKey() : serverXkey;
+    const tls = options.tls;
+    const serviceCreds = { user: "auth", password: randomPassword() };
+    const systemCreds = { user: "sys", password: randomPassword() };
     const { config, service: serviceUser, system: systemUser } = authCalloutConfig({
       issuer: account.publicKey,
       timeoutSeconds: options.timeoutSeconds ?? 10,
+      service: serviceCreds,
+      system: systemCreds,
       ...(serverXkey ? { xkey: serverXkey.publicKey } : {}),
       ...(options.accounts ? { accounts: options.accounts } : {}),
-      ...(options.serverConfig ? { extra: options.serverConfig } : {}),
+      ...(options.authUsers
+        ? { authUsers: options.authUsers({ service: serviceCreds.user, system: systemCreds.user }) }
+        : {}),
+      extra: {
+        ...options.serverConfig,
+        ...(tls
+          ? {
+            tls: {
+              ...tlsBlock(tls.server),
+              ca_file: tls.caFile,
+              ...(tls.verify ? { verify: true } : {}),
+            },
+          }
+          : {}),
+      },
     });
     const nats = await NatsServer.start({ config });
     const env: Record<string, string> = {
@@ -110,7 +147,13 @@ export class Stack implements AsyncDisposable {
       KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
       JWKS_URL: `${api.url}/openid/v1/jwks`,
       JWT_ISSUER: ISSUER,
-      NATS_URL: `nats://${serviceUser.user}:${serviceUser.password}@127.0.0.1:${nats.port}`,
+      NATS_URL: `${
+        tls ? "tls" : "nats"
+      }://${serviceUser.user}:${serviceUser.password}@127.0.0.1:${nats.port}`,
+      ...(tls ? { NATS_TLS_CA_FILE: tls.caFile } : {}),
+      ...(tls?.client
+        ? { NATS_TLS_CERT_FILE: tls.client.certFile, NATS_TLS_KEY_FILE: tls.client.keyFile }
+        : {}),
       NATS_ACCOUNT: "APP",
       NATS_SIGNING_KEY_FILE: await dir.write("account.seed", account.seed),
       LOG_LEVEL: "debug",
@@ -136,6 +179,7 @@ export class Stack implements AsyncDisposable {
         config: loadConfig(env),
         logger,
         ...(options.jwksTimings ? { jwksTimings: options.jwksTimings } : {}),
+        ...(options.now ? { now: options.now } : {}),
       });
     } catch (err) {
       await nats.stop();

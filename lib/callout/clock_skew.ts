@@ -1,0 +1,116 @@
+/**
+ * How far this host's clock is from each NATS server's, measured on every callout request: the
+ * request's `iat` is the server's clock when it asked (DESIGN §2, "Clocks"). A callout 2.5 s ahead
+ * once dropped every login as expired with nothing but a `request_dropped` line per login; the
+ * measured skew is now a gauge (`nats_auth_server_clock_skew_seconds`) and, past
+ * {@linkcode CLOCK_SKEW_WARN_SEC}, one `server_clock_skew` warning per server.
+ *
+ * @module
+ */
+import type { Logger } from "../telemetry/log.ts";
+import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
+
+/**
+ * How many seconds past its `exp`, by this host's clock, a request is still accepted: the skew
+ * tolerated with this host's clock ahead of the server's (behind it, a request never looks
+ * expired). The server enforces its own auth timeout whatever we do, and `user_nkey` binds the
+ * answer to one login, so the check only keeps a long-stale request (a backlog after a stall)
+ * from being answered; 60 s is the leeway the kube-apiserver and the token checks allow.
+ */
+export const REQUEST_CLOCK_TOLERANCE_SEC = 60;
+
+/** The server's clock as one request shows it, and ours when the request was checked. */
+export interface ServerClockReading {
+  /** `server_id.id`: the server's `N…` key, new at each start. */
+  readonly serverId: string;
+  /** `server_id.name` (`server_name`), for the warning; may be empty. */
+  readonly serverName: string;
+  /** The request's `iat`, whole seconds (the server's clock, truncated). */
+  readonly issuedAt: number | undefined;
+  /** Our clock when the request was checked, in milliseconds. */
+  readonly checkedAt: number;
+}
+
+/**
+ * Skew past which the service warns (once per server), in seconds. Below it the measurement is
+ * noise: `iat` is truncated to the second (±0.5 s) and the request spent some time in transit.
+ */
+export const CLOCK_SKEW_WARN_SEC = 2;
+
+/**
+ * Our clock minus the server's, in seconds, from one request: positive when this host runs ahead.
+ * `iat` is whole seconds (the server truncates), so the server's clock was somewhere in
+ * `[iat, iat + 1)` when it asked; the middle of that second is the estimate (±0.5 s, plus the
+ * request's time in transit, which reads as our clock being ahead). `undefined` without `iat`.
+ *
+ * @example
+ * ```ts
+ * import { serverClockSkewSeconds } from "./clock_skew.ts";
+ * const reading = { serverId: "N…", serverName: "n1", issuedAt: 100, checkedAt: 105_500 };
+ * console.assert(serverClockSkewSeconds(reading) === 5);
+ * ```
+ */
+export function serverClockSkewSeconds(reading: ServerClockReading): number | undefined {
+  if (reading.issuedAt === undefined) return undefined;
+  return Math.round((reading.checkedAt / 1000 - (reading.issuedAt + 0.5)) * 10) / 10;
+}
+
+/** Options of {@linkcode createClockSkewWatch}. */
+export interface ClockSkewWatchOptions {
+  /** Where the `server_clock_skew` warning goes. */
+  readonly logger: Logger;
+  /** Holds `nats_auth_server_clock_skew_seconds`. */
+  readonly metrics: ServiceMetrics;
+  /** Warn past this skew, either way, in seconds. @default {CLOCK_SKEW_WARN_SEC} */
+  readonly warnAboveSec?: number;
+  /** The request tolerance, for the warning's text. @default {REQUEST_CLOCK_TOLERANCE_SEC} */
+  readonly toleranceSec?: number;
+}
+
+/** Takes each request's clock reading: sets the gauge, warns once per server past the threshold. */
+export type ClockSkewWatch = (reading: ServerClockReading) => void;
+
+/** Servers remembered as warned about; past this many the memory starts over. */
+const MAX_WARNED_SERVERS = 1024;
+
+/**
+ * Create the watch of one callout handler. The gauge holds the latest request's skew (with several
+ * servers, the one that asked last); the warning names the server, the skew, and what is
+ * tolerated, once per server id (a server's id changes when it restarts).
+ *
+ * @example
+ * ```ts
+ * import { createClockSkewWatch } from "./clock_skew.ts";
+ * import { silentLogger } from "../telemetry/log.ts";
+ * import { createServiceMetrics } from "../telemetry/service_metrics.ts";
+ * const watch = createClockSkewWatch({ logger: silentLogger(), metrics: createServiceMetrics() });
+ * watch({ serverId: "N…", serverName: "n1", issuedAt: 100, checkedAt: 105_500 });
+ * ```
+ */
+export function createClockSkewWatch(options: ClockSkewWatchOptions): ClockSkewWatch {
+  const {
+    logger,
+    metrics,
+    warnAboveSec = CLOCK_SKEW_WARN_SEC,
+    toleranceSec = REQUEST_CLOCK_TOLERANCE_SEC,
+  } = options;
+  const warned = new Set<string>();
+  return (reading) => {
+    const skew = serverClockSkewSeconds(reading);
+    if (skew === undefined) return;
+    metrics.serverClockSkew.set(skew);
+    if (Math.abs(skew) <= warnAboveSec || warned.has(reading.serverId)) return;
+    if (warned.size >= MAX_WARNED_SERVERS) warned.clear();
+    warned.add(reading.serverId);
+    logger.warn("server_clock_skew", {
+      server: reading.serverName,
+      server_id: reading.serverId,
+      skew_seconds: skew,
+      warn_above_seconds: warnAboveSec,
+      tolerated_ahead_seconds: toleranceSec,
+      message: `this host's clock is ${Math.abs(skew)}s ${skew > 0 ? "ahead of" : "behind"} ` +
+        `nats-server ${reading.serverName || reading.serverId}'s (tolerated: up to ` +
+        `${toleranceSec}s ahead, any amount behind); fix the clocks (NTP)`,
+    });
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Issue 17 §1: the service's clock shifted ±5 s from nats-server's (injected `now`), against a real
+ * nats-server with the default auth timeout of 2 s.
+ *
+ * Before: at +5 s every request was dropped as `request_expired` ("request expired 3s ago"), the
+ * client got `Authorization Violation` after the 2 s timeout, and the only trace was one
+ * `request_dropped` line per login. At −5 s a token that had expired by the server's clock (but
+ * not by ours) was logged `login_allowed` and then refused by the server ("claim is expired"), and
+ * a `NATS_USER_JWT_TTL` cap lived 5 s short by the server's clock.
+ */
+import assert from "node:assert/strict";
+import { errors } from "@nats-io/transport-node";
+import { Stack } from "../support/stack.ts";
+import { tolerateClientResets } from "../support/nats_server.ts";
+
+tolerateClientResets();
+
+const SHIFT_MS = 5_000;
+
+/** A stack whose service runs `offsetMs` off the real clock (which nats-server uses). */
+function skewedStack(offsetMs: number, env: Record<string, string> = {}): Promise<Stack> {
+  return Stack.start({ timeoutSeconds: 2, now: () => Date.now() + offsetMs, env });
+}
+
+async function loginAndPublish(stack: Stack, token: string): Promise<void> {
+  const nc = await stack.connect(token);
+  nc.publish("team-a.hello", "hi");
+  await nc.flush();
+  await nc.close();
+}
+
+for (const offsetMs of [SHIFT_MS, -SHIFT_MS]) {
+  const way = offsetMs > 0 ? "ahead" : "behind";
+  const relation = offsetMs > 0 ? "ahead of" : "behind";
+  Deno.test(`clock skew: the service ${SHIFT_MS / 1000} s ${relation} nats-server: every login succeeds, the skew is a metric, one warning`, async () => {
+    await using stack = await skewedStack(offsetMs);
+    stack.addServiceAccount("team-a", "orders");
+    const token = await stack.token("team-a", "orders");
+    for (let i = 0; i < 3; i++) await loginAndPublish(stack, token);
+
+    const logs = stack.logs;
+    assert.equal(logs.filter((l) => l.event === "login_allowed").length, 3);
+    assert.equal(logs.filter((l) => l.event === "request_dropped").length, 0);
+    // The measurement is good to the second nats-server truncates iat to, plus transit.
+    const skew = stack.service.metrics.serverClockSkew.value();
+    assert.ok(Math.abs(skew - offsetMs / 1000) <= 1, `measured skew ${skew}`);
+    const text = await (await stack.service.handler(new Request("http://x/metrics"))).text();
+    assert.match(text, /^nats_auth_server_clock_skew_seconds -?\d/m);
+    const warnings = logs.filter((l) => l.event === "server_clock_skew");
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.equal(warnings[0]!.level, "warn");
+    assert.match(String(warnings[0]!.message), new RegExp(`s ${way}`));
+  });
+}
+
+Deno.test("clock skew: 5 s behind, a token expired by nats-server's clock is refused as token_expired, not allowed and then refused by the server", async () => {
+  await using stack = await skewedStack(-SHIFT_MS);
+  stack.addServiceAccount("team-a", "orders");
+  const nowSec = Math.floor(Date.now() / 1000);
+  // Expired 2 s ago by the real clock (the server's); 3 s left by the service's.
+  const token = await stack.token("team-a", "orders", { iat: nowSec - 600, lifetimeSec: 598 });
+  await assert.rejects(stack.connect(token), (err: unknown) => {
+    assert.ok(err instanceof errors.AuthorizationError, String(err));
+    return true;
+  });
+  const denied = stack.logs.find((l) => l.event === "login_denied");
+  assert.ok(denied, JSON.stringify(stack.logs.map((l) => l.event)));
+  assert.equal(denied.reason, "token_expired");
+  assert.match(String(denied.message), /by nats-server .*'s clock/);
+  assert.equal(stack.logs.some((l) => l.event === "login_allowed"), false);
+});
+
+Deno.test("clock skew: 5 s behind, a NATS_USER_JWT_TTL cap counts from nats-server's clock, so the user JWT lives its full TTL there", async () => {
+  await using stack = await skewedStack(-SHIFT_MS, { NATS_USER_JWT_TTL: "30s" });
+  stack.addServiceAccount("team-a", "orders");
+  const token = await stack.token("team-a", "orders");
+  const before = Date.now() / 1000;
+  await loginAndPublish(stack, token);
+  const allowed = stack.logs.find((l) => l.event === "login_allowed");
+  assert.ok(allowed);
+  const lifeOnServer = Number(allowed.expires_at) - before;
+  // 30 s by the server's clock, less the second iat is truncated to (was 25 s: 30 − the skew).
+  assert.ok(lifeOnServer >= 28.5 && lifeOnServer <= 30.5, `user JWT lives ${lifeOnServer}s`);
+});

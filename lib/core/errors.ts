@@ -28,6 +28,8 @@ export type DenyReason =
   | "cache_not_ready"
   | "connection_type_not_allowed"
   | "token_lifetime_too_long"
+  | "namespace_not_found"
+  | "account_unavailable"
   | "internal_error";
 
 /** Why a callout request was dropped without an answer (it could not be trusted). */

@@ -11,7 +11,7 @@
  *                <settings>
  *                serviceAccounts: <name>: <settings>
  * <settings>:  SETTINGS_FIELDS (account, annotations, deny, connectionTypes, maxTokenLifetime,
- *              response, jetstream)
+ *              response, jetstream, namespaceAccount)
  * ```
  *
  * Unknown keys are errors at every level, so a typo never silently widens a grant.
@@ -28,6 +28,7 @@ import {
   type PolicySettings,
 } from "./policy.ts";
 import { itemOf, type MappingEntry, type YamlReader } from "./policy_yaml.ts";
+import { readNamespaceAccount } from "./namespace_account.ts";
 
 /** The keys of the file's top level, in the order messages list them. */
 export const POLICY_KEYS: readonly string[] = ["accounts", "defaults", "namespaces"];
@@ -125,6 +126,11 @@ export interface SettingsContext {
   readonly accounts: ReadonlySet<string>;
   /** `NATS_ACCOUNT`, the shared account. */
   readonly defaultAccount: string;
+  /**
+   * Why `namespaceAccount` cannot be used with this configuration (not operator mode, no operator
+   * signing key…), or `undefined` when it can. @default {undefined}
+   */
+  readonly namespaceAccountsUnavailable?: string;
 }
 
 /** One field of {@linkcode PolicySettings} as the file writes it. */
@@ -148,6 +154,7 @@ const SETTINGS_FIELDS: readonly SettingsField[] = [
   { key: "maxTokenLifetime", read: readMaxTokenLifetime },
   { key: "response", read: readResponse },
   { key: "jetstream", read: readJetStream },
+  { key: "namespaceAccount", read: readNamespaceAccountField },
 ];
 
 /** Keys people write where settings are read, though they mean nothing there: why not. */
@@ -171,6 +178,7 @@ export function readSettings(
   what: string,
   otherKeys: readonly string[],
   inheritedAccount: string | undefined,
+  inheritsNamespaceAccount = false,
 ): PolicySettings {
   const { yaml } = context;
   const settings: { -readonly [K in keyof PolicySettings]: PolicySettings[K] } = {};
@@ -186,8 +194,16 @@ export function readSettings(
       yaml.problem(keyNode, `${what}: unknown field "${key}" (expected ${expected})`);
     }
   }
+  if (settings.account !== undefined && settings.namespaceAccount !== undefined) {
+    yaml.problem(
+      entries.find((e) => e.key === "namespaceAccount")?.keyNode,
+      `${what}: set account or namespaceAccount, not both (where logins go is one choice)`,
+    );
+  }
   const account = settings.account ?? inheritedAccount ?? context.defaultAccount;
-  if (settings.jetstream?.api && account === context.defaultAccount) {
+  const ownAccount = settings.namespaceAccount !== undefined ||
+    (settings.account === undefined && inheritsNamespaceAccount);
+  if (settings.jetstream?.api && account === context.defaultAccount && !ownAccount) {
     yaml.problem(
       entries.find((e) => e.key === "jetstream")?.value,
       `${what}.jetstream.api: the whole JetStream API is only for a namespace in an account of ` +
@@ -209,6 +225,28 @@ function readAccount(value: Node | null, at: string, context: SettingsContext): 
     return {};
   }
   return { account };
+}
+
+/**
+ * `namespaceAccount`: an account of its own per namespace (lib/decision/namespace_account.ts).
+ * Not per ServiceAccount, and only where the configuration can provision accounts.
+ */
+function readNamespaceAccountField(
+  value: Node | null,
+  at: string,
+  context: SettingsContext,
+): PolicySettings {
+  const { yaml } = context;
+  if (at.includes(".serviceAccounts.")) {
+    yaml.problem(value, `${at}: an account belongs to a namespace; set it on the namespace rule`);
+    return {};
+  }
+  if (context.namespaceAccountsUnavailable !== undefined) {
+    yaml.problem(value, `${at}: ${context.namespaceAccountsUnavailable}`);
+    return {};
+  }
+  const namespaceAccount = readNamespaceAccount(yaml, value, at);
+  return namespaceAccount ? { namespaceAccount } : {};
 }
 
 /** `annotations`: the bound on annotation grants, `allow` (`pub`/`sub` patterns) and `deny`. */

@@ -122,7 +122,10 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
   const inflight = new Map<string, Promise<boolean>>();
   const contents = new WeakMap<AccountPlan, Promise<AccountContent>>();
   let deleteAllowed: boolean | undefined;
-  let resolverProblem: string | undefined = "the resolver has not been probed yet";
+  /** From the last list probe: no server answers as a full (or cache) resolver does. */
+  let probeProblem: string | undefined = "the resolver has not answered yet";
+  /** From the last push: the resolver does not store pushed accounts (a cache or memory resolver). */
+  let pushProblem: string | undefined;
   let lastSweep = -Infinity;
   let lastProbe = -Infinity;
   const closing = new AbortController();
@@ -141,8 +144,8 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
     const attempts = (failures.get(account)?.attempts ?? 0) + 1;
     const wait = Math.min(retryMax, retryInitial * 2 ** (attempts - 1));
     failures.set(account, { attempts, retryAt: now() + wait, reason });
-    if (reason === "resolver_not_full" || reason === "no_resolver") {
-      resolverProblem = err instanceof Error ? err.message : String(err);
+    if (reason === "resolver_not_full") {
+      pushProblem = err instanceof Error ? err.message : String(err);
     }
     metrics.pushFailures.inc({ reason });
     logger.warn("account_push_failed", {
@@ -188,7 +191,7 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
           revoked: false,
         });
         failures.delete(account);
-        resolverProblem = undefined;
+        pushProblem = undefined;
         (prev ? metrics.updated : metrics.provisioned).inc();
         logger.info(prev ? "account_updated" : "account_provisioned", {
           ...fields,
@@ -262,15 +265,11 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
     lastProbe = now();
     try {
       const keys = await resolver.list();
-      if (resolverProblem?.startsWith("no server answers") || resolverProblem?.includes("probed")) {
-        resolverProblem = undefined;
-      }
+      probeProblem = undefined;
       return keys;
     } catch (err) {
-      resolverProblem = err instanceof ResolverError && err.reason === "no_connection"
-        ? "no system-account connection"
-        : "no server answers $SYS.REQ.CLAIMS.LIST: the servers need resolver: { type: full } " +
-          `(${err instanceof Error ? err.message : String(err)})`;
+      probeProblem = "no server answers $SYS.REQ.CLAIMS.LIST: the servers need resolver: " +
+        `{ type: full } (${err instanceof Error ? err.message : String(err)})`;
       return undefined;
     }
   };
@@ -290,11 +289,8 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
   };
 
   const reconcile = async (): Promise<void> => {
-    if (!resolver.connected) {
-      resolverProblem = "no system-account connection";
-      return;
-    }
-    if (resolverProblem !== undefined && now() - lastProbe > 10_000) await probe();
+    if (!resolver.connected) return;
+    if (probeProblem !== undefined && now() - lastProbe > 10_000) await probe();
     // Without the whole picture nothing may be removed, and there is nothing to push.
     if (!planner.plansReady()) return;
     const plans = planner.plans();
@@ -378,7 +374,7 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
         ? "no system-account connection"
         : !planner.plansReady()
         ? "the Namespace cache has not completed its first list"
-        : resolverProblem;
+        : probeProblem ?? pushProblem;
       return { ready: problem === undefined, problem };
     },
     close,

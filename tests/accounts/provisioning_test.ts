@@ -47,18 +47,21 @@ Deno.test("namespace accounts: first login in a fresh account, isolation, export
     });
   };
 
-  await t.step("a new Namespace's first login lands in a fresh account, held by every server", async () => {
-    const account = stack.accountOf(uids["team-a"]!);
-    const nc = await login("team-a", 1);
-    assert.deepEqual(await stack.usersIn(account), ["system:serviceaccount:team-a:app"]);
-    const jwts = await stack.jwtsOnServers(account);
-    assert.equal(jwts.length, 3);
-    assert.ok(jwts.every((j) => j === jwts[0] && j !== ""), "one identical JWT on n1, n2, n3");
-    const c = claims(jwts[0]!);
-    assert.equal(c.iss, stack.operatorSigningKey);
-    assert.equal(c.name, "team-a");
-    await nc.flush();
-  });
+  await t.step(
+    "a new Namespace's first login lands in a fresh account, held by every server",
+    async () => {
+      const account = stack.accountOf(uids["team-a"]!);
+      const nc = await login("team-a", 1);
+      assert.deepEqual(await stack.usersIn(account), ["system:serviceaccount:team-a:app"]);
+      const jwts = await stack.jwtsOnServers(account);
+      assert.equal(jwts.length, 3);
+      assert.ok(jwts.every((j) => j === jwts[0] && j !== ""), "one identical JWT on n1, n2, n3");
+      const c = claims(jwts[0]!);
+      assert.equal(c.iss, stack.operatorSigningKey);
+      assert.equal(c.name, "team-a");
+      await nc.flush();
+    },
+  );
 
   await t.step("two namespaces cannot see each other's subjects or JetStream", async () => {
     const a = await login("team-a");
@@ -101,22 +104,25 @@ Deno.test("namespace accounts: first login in a fresh account, isolation, export
     );
   });
 
-  await t.step("Namespace deleted: connections closed within 2 s, account gone, token refused", async () => {
-    const account = stack.accountOf(uids["team-c"]!);
-    const nc = await login("team-c", 1);
-    const token = await stack.token("team-c", "app");
-    const started = Date.now();
-    const closed = nc.closed().then(() => Date.now());
-    await stack.deleteNamespace("team-c");
-    const at = await closed;
-    assert.ok(at - started < 2000, `closed after ${at - started} ms`);
-    await waitFor(async () => (await stack.jwtsOnServers(account)).every((j) => j === ""), {
-      what: "the account is gone from every server",
-    });
-    await assert.rejects(() => stack.connect(token), /Authorization Violation/);
-    const denied = stack.replicas[0]!.logs.find((l) =>
-      l.event === "login_denied" && l.namespace === "team-c"
-    );
-    assert.equal(denied?.reason, "namespace_not_found");
-  });
+  await t.step(
+    "Namespace deleted: connections closed within 2 s, account gone, token refused",
+    async () => {
+      const account = stack.accountOf(uids["team-c"]!);
+      const nc = await login("team-c", 1);
+      const token = await stack.token("team-c", "app");
+      const started = Date.now();
+      const closed = nc.closed().then(() => Date.now());
+      await stack.deleteNamespace("team-c");
+      const at = await closed;
+      assert.ok(at - started < 2000, `closed after ${at - started} ms`);
+      await waitFor(async () => (await stack.jwtsOnServers(account)).every((j) => j === ""), {
+        what: "the account is gone from every server",
+      });
+      await assert.rejects(() => stack.connect(token), /Authorization Violation/);
+      const denied = stack.replicas[0]!.logs.find((l) =>
+        l.event === "login_denied" && l.namespace === "team-c"
+      );
+      assert.equal(denied?.reason, "namespace_not_found");
+    },
+  );
 });

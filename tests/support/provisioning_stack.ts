@@ -24,6 +24,7 @@ import { type Service, startService } from "../../lib/service/service.ts";
 import { KubeApiServer } from "./kube_apiserver.ts";
 import { NatsCluster } from "./nats_cluster.ts";
 import { curveKey, KeyDir } from "./nkeys.ts";
+import { freePort } from "./http_probe.ts";
 import { waitFor } from "./wait.ts";
 
 /** Options of {@linkcode ProvisioningStack.start}. */
@@ -78,6 +79,9 @@ export class ProvisioningStack implements AsyncDisposable {
   readonly #dir: KeyDir;
   readonly #clients: NatsConnection[] = [];
   readonly #policyFile: string;
+  readonly #sentinelCreds: string;
+  /** The leafnode port of each server (when started with `leafnodes`). */
+  readonly leafPorts: readonly number[];
 
   private constructor(init: {
     cluster: NatsCluster;
@@ -89,6 +93,8 @@ export class ProvisioningStack implements AsyncDisposable {
     root: Uint8Array;
     dir: KeyDir;
     policyFile: string;
+    leafPorts: number[];
+    sentinelCreds: string;
   }) {
     this.cluster = init.cluster;
     this.kube = init.kube;
@@ -99,6 +105,8 @@ export class ProvisioningStack implements AsyncDisposable {
     this.#root = init.root;
     this.#dir = init.dir;
     this.#policyFile = init.policyFile;
+    this.leafPorts = init.leafPorts;
+    this.#sentinelCreds = init.sentinelCreds;
   }
 
   /** Start the cluster, the apiserver and the replicas; resolves when every replica is ready. */
@@ -131,7 +139,8 @@ export class ProvisioningStack implements AsyncDisposable {
       system_account: sys.getPublicKey(),
       signing_keys: [operatorSk.getPublicKey()],
     });
-    const sentinelJwt = await encodeUser("sentinel", createUser(), auth, {
+    const sentinelUser = createUser();
+    const sentinelJwt = await encodeUser("sentinel", sentinelUser, auth, {
       bearer_token: true,
       pub: { deny: [">"] },
       sub: { deny: [">"] },
@@ -142,15 +151,16 @@ export class ProvisioningStack implements AsyncDisposable {
       sub: { allow: ["$SYS.REQ.USER.AUTH"] },
     });
     const base = dir.path;
+    const leafPorts = [freePort(), freePort(), freePort()];
     const cluster = await NatsCluster.start({
       config: {
         operator: operatorJwt,
         system_account: sys.getPublicKey(),
         resolver_preload: accounts,
         authorization: { timeout: 10 },
-        ...(options.leafnodes ? { leafnodes: { listen: "127.0.0.1:-1" } } : {}),
       },
       perServer: (i) => ({
+        ...(options.leafnodes ? { leafnodes: { listen: `127.0.0.1:${leafPorts[i]}` } } : {}),
         resolver: {
           type: "full",
           dir: `${base}/jwt-${i}`,
@@ -158,7 +168,9 @@ export class ProvisioningStack implements AsyncDisposable {
           interval: "2m",
         },
         ...(options.jetstream
-          ? { jetstream: { store_dir: `${base}/js-${i}`, max_mem: 268435456, max_file: 1073741824 } }
+          ? {
+            jetstream: { store_dir: `${base}/js-${i}`, max_mem: 268435456, max_file: 1073741824 },
+          }
           : {}),
       }),
       probeUser: { connect: { authenticator: credsAuthenticator(systemCreds) } },
@@ -201,6 +213,8 @@ export class ProvisioningStack implements AsyncDisposable {
       root: rootSecret(accountsSeed),
       dir,
       policyFile,
+      leafPorts,
+      sentinelCreds: decoder.decode(fmtCreds(sentinelJwt, sentinelUser)),
     });
     try {
       for (let i = 0; i < (options.replicas ?? 1); i++) await stack.startReplica();
@@ -282,6 +296,11 @@ export class ProvisioningStack implements AsyncDisposable {
     });
     this.#clients.push(nc);
     return nc;
+  }
+
+  /** Write the sentinel as a creds file (for a leaf node's remote); returns its path. */
+  async sentinelCreds(): Promise<string> {
+    return await this.#dir.write("sentinel.creds", this.#sentinelCreds);
   }
 
   /** A system-account connection (closed with the stack). */

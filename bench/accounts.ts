@@ -154,7 +154,11 @@ if (import.meta.main) {
   const out = new URL("./results/accounts.json", import.meta.url).pathname;
   await Deno.writeTextFile(
     out,
-    JSON.stringify({ date: new Date().toISOString(), deno: Deno.version.deno, ...result }, null, 2) +
+    JSON.stringify(
+      { date: new Date().toISOString(), deno: Deno.version.deno, ...result },
+      null,
+      2,
+    ) +
       "\n",
   );
   // deno-lint-ignore no-console

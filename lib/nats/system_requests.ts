@@ -16,6 +16,8 @@ export interface CollectOptions {
   readonly maxReplies?: number;
   /** Stop this long after the last reply. @default {the whole timeoutMs} */
   readonly stallMs?: number;
+  /** Stop at the first reply this accepts. @default {none} */
+  readonly stopOn?: (reply: Uint8Array) => boolean;
 }
 
 /** Requests over one system-account connection (a `SystemRequester` of lib/accounts/resolver.ts). */
@@ -64,7 +66,7 @@ async function collect(
   data: Uint8Array,
   options: CollectOptions,
 ): Promise<Uint8Array[]> {
-  const { timeoutMs, maxReplies = Infinity, stallMs } = options;
+  const { timeoutMs, maxReplies = Infinity, stallMs, stopOn } = options;
   const inbox = createInbox();
   const replies: Uint8Array[] = [];
   const { promise, resolve } = Promise.withResolvers<void>();
@@ -73,7 +75,7 @@ async function collect(
   const sub = nc.subscribe(inbox, {
     callback: (_err, msg) => {
       replies.push(msg.data);
-      if (replies.length >= maxReplies) return resolve();
+      if (replies.length >= maxReplies || stopOn?.(msg.data)) return resolve();
       if (stallMs !== undefined) {
         clearTimeout(stall);
         stall = setTimeout(resolve, stallMs);

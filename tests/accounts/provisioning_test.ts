@@ -73,9 +73,13 @@ Deno.test("namespace accounts: first login in a fresh account, isolation, export
     let ownHeard = 0;
     own.subscribe("shared.news", { callback: () => void ownHeard++ });
     await own.flush();
-    a.publish("shared.news", "hello");
-    await a.flush();
-    await waitFor(() => ownHeard === 1, { what: "team-a hears its own shared.news" });
+    // Interest crosses the routes a moment after the subscription: publish until it arrives.
+    await waitFor(async () => {
+      a.publish("shared.news", "hello");
+      await a.flush();
+      return ownHeard > 0;
+    }, { intervalMs: 50, what: "team-a hears its own shared.news across servers" });
+    await b.flush();
     assert.equal(heard, 0, "team-b's shared.news is another account's subject");
 
     const jsa = await jetstreamManager(a);

@@ -7,9 +7,10 @@
  * Flags (all optional): `--logins=2000` per concurrency level, `--concurrency=1,16,64`,
  * `--fresh=1000` first-seen-token logins, `--denials=1000`, `--storm-clients=1000`,
  * `--cache-sas=100000`, `--cache-pods=100000`, `--decision-ms=3000`, `--warmup=300`,
- * `--rolling-rounds=2`, `--revocation-clients=100`,
+ * `--rolling-rounds=2`, `--revocation-clients=100`, `--account-namespaces=1000`,
+ * `--account-first-logins=20`,
  * `--soak-minutes=0` (the memory soak of bench/soak.ts; 0 skips it),
- * `--skip=storm,cache,decision,rolling,revocation`,
+ * `--skip=storm,cache,decision,rolling,revocation,accounts`,
  * `--out=bench/results/latest.json`.
  *
  * @module
@@ -25,6 +26,7 @@ import { findNatsServerPid, readProcStats } from "./proc.ts";
 import { type RevocationResult, runRevocation } from "./revocation.ts";
 import { type RollingResult, runRollingRestart } from "./rolling.ts";
 import { runSoak, type SoakResult } from "./soak.ts";
+import { type AccountsBenchResult, runAccountsBench } from "./accounts.ts";
 import { runStorm, type StormResult } from "./storm.ts";
 
 /** Options of {@linkcode runBench}; the CLI flags map onto these. */
@@ -53,9 +55,13 @@ export interface BenchOptions {
    */
   soakMinutes?: number;
   /** Sections to leave out. @default {[]} */
-  skip?: readonly ("storm" | "cache" | "decision" | "rolling" | "revocation")[];
+  skip?: readonly ("storm" | "cache" | "decision" | "rolling" | "revocation" | "accounts")[];
   /** Connections revoked one by one in the revocation-latency run. @default {100} */
   revocationClients?: number;
+  /** Namespaces provisioned at once in the accounts section. @default {1000} */
+  accountNamespaces?: number;
+  /** First logins in new Namespaces in the accounts section. @default {20} */
+  accountFirstLogins?: number;
   /** Rolling restarts of both replicas in the lost-logins run. @default {2} */
   rollingRounds?: number;
   /** Progress messages. @default {ignore} */
@@ -116,6 +122,8 @@ export interface BenchResult {
   readonly cache: CacheScaleResult | null;
   /** The memory soak (`--soak-minutes`), or null when not run. */
   readonly soak: SoakResult | null;
+  /** Accounts that follow namespaces (bench/accounts.ts), or null when skipped. */
+  readonly accounts?: AccountsBenchResult | null;
   /** Lost logins in a rolling restart (two replicas, one starting during an apiserver outage). */
   readonly rolling: RollingResult | null;
   /** Live revocation: ServiceAccount deleted → its connection closed. */
@@ -323,6 +331,15 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     revocation = await runRevocation({ clients: options.revocationClients ?? 100, progress });
   }
 
+  let accounts: AccountsBenchResult | null = null;
+  if (!skip.includes("accounts")) {
+    accounts = await runAccountsBench({
+      namespaces: options.accountNamespaces ?? 1000,
+      firstLogins: options.accountFirstLogins ?? 20,
+      progress,
+    });
+  }
+
   let soak: SoakResult | null = null;
   if (soakMinutes > 0) {
     soak = await runSoak({ minutes: soakMinutes, rate: 50, progress });
@@ -346,6 +363,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     rolling: rolling && roundAll(rolling),
     revocation: revocation && roundAll(revocation),
     soak,
+    accounts,
   };
 }
 
@@ -507,6 +525,25 @@ export function renderTable(r: BenchResult): string {
       `| connections closed / still open after 10 s | ${v.revoked} / ${v.notRevoked} |`,
     );
   }
+  if (r.accounts) {
+    const a = r.accounts;
+    lines.push(
+      "",
+      "| accounts that follow namespaces (3 servers, full resolver) | |",
+      "|---|---:|",
+      `| first login in a new Namespace, provisioning included (p50 / p90 / max of ${a.firstLogins}) | ${
+        fmt(a.firstLoginP50Ms)
+      } / ${fmt(a.firstLoginP90Ms)} / ${fmt(a.firstLoginMaxMs)} ms |`,
+      `| of those, pushed by the login itself | ${a.firstLoginsThatPushed} |`,
+      `| second login in the same Namespace (p50) | ${fmt(a.secondLoginP50Ms)} ms |`,
+      `| ${a.namespaces} Namespaces created at once → all accounts on the resolver | ${
+        fmt(a.provisionAllSeconds)
+      } s (${fmt(a.provisionedPerSecond)}/s) |`,
+      `| a replica started beside them reconciles (lookups) | ${
+        fmt(a.reconcileExistingSeconds)
+      } s, ${a.pushesByRestartedReplica} pushes |`,
+    );
+  }
   if (r.soak) {
     const k = r.soak;
     // A slope needs 3 samples after warm-up; a shorter soak says so instead of printing NaN.
@@ -545,6 +582,8 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
       "cache-sas": { type: "string" },
       "cache-pods": { type: "string" },
       "soak-minutes": { type: "string" },
+      "account-namespaces": { type: "string" },
+      "account-first-logins": { type: "string" },
       "decision-ms": { type: "string" },
       warmup: { type: "string" },
       skip: { type: "string" },
@@ -573,6 +612,8 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
   set("cacheServiceAccounts", int("cache-sas", values["cache-sas"]));
   set("cachePods", int("cache-pods", values["cache-pods"]));
   set("soakMinutes", int("soak-minutes", values["soak-minutes"]));
+  set("accountNamespaces", int("account-namespaces", values["account-namespaces"]));
+  set("accountFirstLogins", int("account-first-logins", values["account-first-logins"]));
   set("decisionMs", int("decision-ms", values["decision-ms"]));
   set("warmup", int("warmup", values.warmup));
   set("rollingRounds", int("rolling-rounds", values["rolling-rounds"]));
@@ -588,7 +629,7 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
     );
   }
   if (values.skip !== undefined) {
-    const known = ["storm", "cache", "decision", "rolling", "revocation"] as const;
+    const known = ["storm", "cache", "decision", "rolling", "revocation", "accounts"] as const;
     const skip = values.skip.split(",").map((s) => s.trim()).filter((s) => s !== "");
     for (const s of skip) {
       if (!(known as readonly string[]).includes(s)) {

@@ -18,7 +18,10 @@ import { ROOT } from "./support/start_task.ts";
  * so it imports nothing that connects; the callout protocol knows no Kubernetes; token
  * verification needs no ServiceAccounts (`tokens` may not import `cache`); the decision knows no
  * transport and no HTTP (no `nats`, `kubernetes`, `cache`, `operations`); only the service wiring
- * imports everything.
+ * imports everything. Accounts that follow namespaces (`accounts`) plan from the policy
+ * (`decision`) and sign with the protocol's NATS JWTs (`callout`); they reach the servers through
+ * an injected requester, so they know no transport, and the decision reaches them only through
+ * the port it defines (`NamespaceAccounts`), so `decision` never imports `accounts`.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   core: [],
@@ -31,6 +34,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   decision: ["core", "telemetry", "config", "callout", "tokens"],
   nats: ["core", "telemetry", "callout", "decision"],
   operations: ["core", "telemetry", "decision"],
+  accounts: ["core", "telemetry", "callout", "decision"],
   service: [
     "core",
     "telemetry",
@@ -42,6 +46,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "decision",
     "nats",
     "operations",
+    "accounts",
   ],
 };
 

@@ -1,8 +1,11 @@
 /**
- * The Namespace cache: the name and labels of every Namespace (nothing else is kept), so that a
- * cluster policy rule with `labels:` (lib/decision/policy_file.ts) can match a namespace by its labels. It
+ * The Namespace cache: the name, labels, uid, creation time and deletion state of every Namespace
+ * (nothing else is kept), so that a cluster policy rule with `labels:` (lib/decision/policy_file.ts)
+ * can match a namespace by its labels, and accounts that follow namespaces (lib/accounts/) know
+ * which Namespaces exist and derive their keys from the uid. It
  * is a {@linkcode startReflector} over `/api/v1/namespaces` that asks for `PartialObjectMetadata`,
- * like the Pod cache (lib/cache/pods.ts). Started by lib/service/service.ts only when the policy uses `labels:`.
+ * like the Pod cache (lib/cache/pods.ts). Started by lib/service/sources.ts only when the policy uses
+ * `labels:` or accounts are provisioned.
  *
  * @module
  */
@@ -19,6 +22,12 @@ export interface NamespaceRecord {
   readonly name: string;
   /** `metadata.labels` (string values only; `{}` when it has none), frozen. */
   readonly labels: Readonly<Record<string, string>>;
+  /** `metadata.uid` ("" if the object had none): accounts that follow namespaces derive keys from it. */
+  readonly uid: string;
+  /** `metadata.creationTimestamp`, seconds since the epoch (0 if absent). */
+  readonly createdAt: number;
+  /** `metadata.deletionTimestamp` is set: the Namespace is being deleted. */
+  readonly deleting: boolean;
 }
 
 /** Options of {@linkcode startNamespaceCache}. */
@@ -29,10 +38,14 @@ export interface NamespaceCacheOptions extends ReflectorTuning {
   metrics: ServiceMetrics;
 }
 
-/** The Namespaces the service knows, for policy rules by label. */
+/** The Namespaces the service knows, for policy rules by label and accounts that follow namespaces. */
 export interface NamespaceSource extends CacheView {
   /** Synchronous lookup of a Namespace's labels in the current snapshot. */
   readonly labelsOf: NamespaceLabelsLookup;
+  /** One Namespace's record in the current snapshot. */
+  get(name: string): NamespaceRecord | undefined;
+  /** Every Namespace in the current snapshot. */
+  list(): NamespaceRecord[];
 }
 
 /**
@@ -66,8 +79,10 @@ export function startNamespaceCache(options: NamespaceCacheOptions): NamespaceSo
       watchRestarts: metrics.namespaceWatchRestarts,
     },
   });
-  return cacheView<NamespaceRecord, Pick<NamespaceSource, "labelsOf">>(reflector, {
+  return cacheView<NamespaceRecord, Pick<NamespaceSource, "labelsOf" | "get" | "list">>(reflector, {
     labelsOf: (name) => reflector.get("", name)?.labels,
+    get: (name) => reflector.get("", name),
+    list: () => reflector.list(),
   });
 }
 
@@ -76,11 +91,25 @@ export function namespaceRecord(object: unknown): NamespaceRecord | undefined {
   if (typeof object !== "object" || object === null) return undefined;
   const md = (object as { metadata?: unknown }).metadata;
   if (typeof md !== "object" || md === null) return undefined;
-  const { name, labels } = md as { name?: unknown; labels?: unknown };
+  const { name, labels, uid, creationTimestamp, deletionTimestamp } = md as {
+    name?: unknown;
+    labels?: unknown;
+    uid?: unknown;
+    creationTimestamp?: unknown;
+    deletionTimestamp?: unknown;
+  };
   if (typeof name !== "string" || name === "") return undefined;
   const kept: Record<string, string> = {};
   if (typeof labels === "object" && labels !== null) {
     for (const [k, v] of Object.entries(labels)) if (typeof v === "string") kept[k] = v;
   }
-  return Object.freeze({ namespace: "", name, labels: Object.freeze(kept) });
+  const created = typeof creationTimestamp === "string" ? Date.parse(creationTimestamp) : NaN;
+  return Object.freeze({
+    namespace: "",
+    name,
+    labels: Object.freeze(kept),
+    uid: typeof uid === "string" ? uid : "",
+    createdAt: Number.isFinite(created) ? Math.floor(created / 1000) : 0,
+    deleting: typeof deletionTimestamp === "string" && deletionTimestamp !== "",
+  });
 }

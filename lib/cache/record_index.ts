@@ -65,6 +65,11 @@ export class RecordIndex<R extends NamespacedRecord> {
     this.#size += bucket.items.size - before;
   }
 
+  /** Every record held, namespace by namespace (insertion order). */
+  *values(): IterableIterator<R> {
+    for (const bucket of this.#byNamespace.values()) yield* bucket.items.values();
+  }
+
   /** Remove the record of `namespace`/`name`, if held; an emptied namespace is dropped. */
   delete(namespace: string, name: string): void {
     const bucket = this.#byNamespace.get(namespace);

@@ -123,7 +123,7 @@ export type ReflectorTuning = Pick<
  * What a cache built on a reflector exposes besides its lookup: the reflector's readiness, size,
  * staleness, waiting, resync and close ({@linkcode Reflector} without `get`).
  */
-export type CacheView = Omit<Reflector<NamespacedRecord>, "get">;
+export type CacheView = Omit<Reflector<NamespacedRecord>, "get" | "list">;
 
 /**
  * A cache's public face: its own lookups (`extra`) plus the reflector's readiness, size, waiting,
@@ -151,6 +151,8 @@ export function cacheView<R extends NamespacedRecord, T extends object>(
 export interface Reflector<R extends NamespacedRecord> extends AsyncDisposable {
   /** Synchronous lookup in the current snapshot. */
   get(namespace: string, name: string): R | undefined;
+  /** Every record in the current snapshot (a new array per call; the records are shared). */
+  list(): R[];
   /** True once the first complete list has finished. */
   readonly synced: boolean;
   /** Records currently known. */
@@ -314,6 +316,10 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
     this.#syncedDeferred.promise.catch(() => {});
     s.metrics.synced.set(0);
     this.#loop = this.#run();
+  }
+
+  list(): R[] {
+    return [...this.#index.values()];
   }
 
   get(namespace: string, name: string): R | undefined {

@@ -68,6 +68,11 @@ export interface CalloutHandlerOptions {
    * @default {() => new Map()}
    */
   accountSeeds?: () => ReadonlyMap<string, string>;
+  /**
+   * Operator mode: the signing key of an account the service provisioned (lib/accounts/), asked
+   * per login. @default {() => undefined}
+   */
+  provisionedSigner?: (account: string) => NkeySigner | undefined;
   /** Makes the decision. */
   authorizer: Authorizer;
   /** Each request's line: `login_allowed`, `login_denied`, `request_dropped`, `request_failed`. */
@@ -138,6 +143,7 @@ export async function createCalloutHandler(
     signer,
     account,
     accountSeeds: options.accountSeeds ?? (() => new Map<string, string>()),
+    ...(options.provisionedSigner ? { provisionedSigner: options.provisionedSigner } : {}),
     xkey,
     now,
   });

@@ -216,8 +216,28 @@ export interface NkeySigner {
  * ```
  */
 export function createNkeySigner(seed: string): Promise<NkeySigner> {
+  try {
+    return Promise.resolve(nkeySignerFromSeed(seed));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * {@linkcode createNkeySigner}, synchronously: for callers that derive many keys in a pure step
+ * (provisioned accounts, lib/accounts/keys.ts). Throws `TypeError` for anything but a signing seed.
+ *
+ * @example
+ * ```ts
+ * import { nkeySignerFromSeed } from "./nkey_jwt.ts";
+ * import { createAccount } from "@nats-io/nkeys";
+ * const signer = nkeySignerFromSeed(new TextDecoder().decode(createAccount().getSeed()));
+ * console.assert(signer.role === "A");
+ * ```
+ */
+export function nkeySignerFromSeed(seed: string): NkeySigner {
   const { role, raw } = decodeNkeySeed(seed);
-  if (role === "X") return Promise.reject(new TypeError("A curve (X) seed cannot sign"));
+  if (role === "X") throw new TypeError("A curve (X) seed cannot sign");
   const pkcs8 = new Uint8Array(PKCS8_ED25519_PREFIX.length + 32);
   pkcs8.set(PKCS8_ED25519_PREFIX);
   pkcs8.set(raw, PKCS8_ED25519_PREFIX.length);
@@ -227,18 +247,38 @@ export function createNkeySigner(seed: string): Promise<NkeySigner> {
     key = createPrivateKey({ key: Buffer.from(pkcs8.buffer), format: "der", type: "pkcs8" });
     x = createPublicKey(key).export({ format: "jwk" }).x;
   } catch (err) {
-    return Promise.reject(new TypeError("Invalid nkey seed: not an Ed25519 key", { cause: err }));
+    throw new TypeError("Invalid nkey seed: not an Ed25519 key", { cause: err });
   } finally {
     pkcs8.fill(0);
     raw.fill(0);
   }
-  if (!x) return Promise.reject(new TypeError("Ed25519 key export has no public part"));
+  if (!x) throw new TypeError("Ed25519 key export has no public part");
   const publicKey = encodePublicNkey(role, Uint8Array.fromBase64(x, { alphabet: "base64url" }));
-  return Promise.resolve({
+  return {
     publicKey,
     role,
     sign: (data) => Promise.resolve(plainBytes(nodeSign(null, data, key))),
-  });
+  };
+}
+
+/**
+ * Encode raw 32 seed bytes as an nkey seed of `role` (`SA…` for an account): the text
+ * `nk -gen account` prints, checksum included. The inverse of {@linkcode decodeNkeySeed}.
+ *
+ * @example
+ * ```ts
+ * import { decodeNkeySeed, encodeNkeySeed } from "./nkey_jwt.ts";
+ * const seed = encodeNkeySeed("A", new Uint8Array(32));
+ * console.assert(seed.startsWith("SA") && decodeNkeySeed(seed).role === "A");
+ * ```
+ */
+export function encodeNkeySeed(role: NkeyRole, raw: Uint8Array): string {
+  if (raw.length !== 32) throw new RangeError(`Seed must be 32 bytes, got ${raw.length}`);
+  const body = new Uint8Array(34);
+  body[0] = SEED_BYTE | (ROLE_BYTE[role] >> 5);
+  body[1] = (ROLE_BYTE[role] & 31) << 3;
+  body.set(raw, 2);
+  return pack(body);
 }
 
 /** Options of {@linkcode NkeyKeyCache}. */
@@ -431,6 +471,32 @@ export async function encodeNatsJwt(
   // `jti` first, as nats-io/jwt writes it (body is never `{}`: it has `iat` and `iss`).
   const payload = `{"jti":"${randomJti()}",${body.slice(1)}`;
   const signingInput = `${JWT_HEADER}.${b64url(encoder.encode(payload))}`;
+  const sig = await signer.sign(encoder.encode(signingInput));
+  return `${signingInput}.${b64url(sig)}`;
+}
+
+/**
+ * Encode and sign a NATS JWT exactly as given: `jti` and `iat` are the caller's (written first, as
+ * nats-io/jwt writes them), `iss` is the signer's key. Ed25519 signatures are deterministic, so the
+ * same claims and key always give the same bytes — what lets several replicas push one account JWT
+ * without fighting (lib/accounts/claims.ts).
+ *
+ * @example
+ * ```ts
+ * import { encodeExactNatsJwt, nkeySignerFromSeed } from "./nkey_jwt.ts";
+ * import { createAccount } from "@nats-io/nkeys";
+ * const s = nkeySignerFromSeed(new TextDecoder().decode(createAccount().getSeed()));
+ * const claims = { jti: "J", iat: 1, sub: "x", nats: { type: "generic", version: 2 } };
+ * console.assert(await encodeExactNatsJwt(claims, s) === await encodeExactNatsJwt(claims, s));
+ * ```
+ */
+export async function encodeExactNatsJwt(
+  claims: NatsJwtClaims & { readonly jti: string; readonly iat: number },
+  signer: NkeySigner,
+): Promise<string> {
+  const { jti, iat, iss: _iss, ...rest } = claims;
+  const body = JSON.stringify({ jti, iat, iss: signer.publicKey, ...rest });
+  const signingInput = `${JWT_HEADER}.${b64url(encoder.encode(body))}`;
   const sig = await signer.sign(encoder.encode(signingInput));
   return `${signingInput}.${b64url(sig)}`;
 }

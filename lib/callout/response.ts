@@ -135,6 +135,11 @@ export interface ResponderOptions {
   readonly account: string;
   /** Operator mode: the `SA…` seed for each other account, looked up per login. */
   readonly accountSeeds: () => ReadonlyMap<string, string>;
+  /**
+   * Operator mode: the signing key of an account the service provisioned (lib/accounts/), looked
+   * up per login before `accountSeeds`. @default {() => undefined}
+   */
+  readonly provisionedSigner?: (account: string) => NkeySigner | undefined;
   /** Our xkey, when the server seals requests to it. */
   readonly xkey: Xkey | undefined;
   /** Clock in milliseconds, for `iat`. */
@@ -188,9 +193,9 @@ export function createResponder(options: ResponderOptions): Responder {
  * policy file may change); one signer per seed, made on first use.
  */
 function createUserIssuers(
-  options: Pick<ResponderOptions, "signer" | "account" | "accountSeeds">,
+  options: Pick<ResponderOptions, "signer" | "account" | "accountSeeds" | "provisionedSigner">,
 ): (target: string) => Promise<UserIssuer> {
-  const { signer, account, accountSeeds } = options;
+  const { signer, account, accountSeeds, provisionedSigner } = options;
   // Operator mode, signing key of the target account: the server places the user by
   // `issuer_account` and checks that the signer is one of that account's keys. Config mode names
   // the account, never by a key, and rejects `issuer_account`.
@@ -203,6 +208,9 @@ function createUserIssuers(
       // Config mode places users by name, all signed by the callout's issuer key.
       return { signer, issuerAccount: target === account ? issuerAccount : undefined };
     }
+    // A provisioned account: always signed by its signing key, named in issuer_account.
+    const provisioned = provisionedSigner?.(target);
+    if (provisioned) return { signer: provisioned, issuerAccount: target };
     const seed = accountSeeds().get(target);
     if (seed === undefined) throw new Error(`no signing key for account ${target}`);
     let made = signers.get(seed);

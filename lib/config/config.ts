@@ -89,6 +89,21 @@ export interface Config {
   /** The `SX…` curve seed read from xkeySeedFile. */
   readonly xkeySeed?: string;
   /**
+   * Accounts that follow namespaces (operator mode, lib/accounts/): both files set, or neither
+   * (then a policy's `namespaceAccount` is refused). Needs `NATS_ACCOUNT` as an `A…` key and the
+   * `NATS_SYSTEM_*` connection (pushes go to `$SYS.REQ.CLAIMS.UPDATE`).
+   */
+  readonly provisioning?: {
+    /** `NATS_OPERATOR_SIGNING_KEY_FILE`: an operator signing key (`SO…`) that signs account JWTs. */
+    readonly operatorSigningKeyFile: string;
+    /** The `SO…` seed read from it. */
+    readonly operatorSigningKeySeed: string;
+    /** `NATS_ACCOUNTS_SEED_FILE`: the secret (`SA…` seed) account keys are derived from. */
+    readonly accountsSeedFile: string;
+    /** The `SA…` seed read from it. */
+    readonly accountsSeed: string;
+  };
+  /**
    * `NATS_USER_JWT_TTL`: optional cap on the life of an issued user JWT (10s–24h). Unset, a user JWT
    * lives as long as the token it was issued for. @default {undefined}
    */
@@ -226,6 +241,10 @@ export function loadConfig(
   });
   const cache = readServiceAccountCache(vars);
   const features = readFeatures(vars);
+  const provisioning = readProvisioning(vars, readTextFile, {
+    operatorMode: isPublicAccountKey(account),
+    systemConnection: nats.system !== undefined,
+  });
 
   if (problems.length > 0) throw new ConfigError(withoutSeedEchoes(problems, seedIn));
   return deepFreeze<Config>({
@@ -238,7 +257,66 @@ export function loadConfig(
     ...cache,
     ...source,
     ...features,
+    ...(provisioning ? { provisioning } : {}),
   });
+}
+
+/**
+ * Accounts that follow namespaces: `NATS_OPERATOR_SIGNING_KEY_FILE` (an `SO…` seed) and
+ * `NATS_ACCOUNTS_SEED_FILE` (an `SA…` seed), both or neither; only in operator mode and with the
+ * system-account connection that pushes go over.
+ */
+function readProvisioning(
+  vars: EnvReader,
+  readTextFile: (path: string) => string,
+  context: { operatorMode: boolean; systemConnection: boolean },
+): Config["provisioning"] {
+  const operatorSigningKeyFile = vars.get("NATS_OPERATOR_SIGNING_KEY_FILE");
+  const accountsSeedFile = vars.get("NATS_ACCOUNTS_SEED_FILE");
+  if (operatorSigningKeyFile === undefined && accountsSeedFile === undefined) return undefined;
+  let ok = true;
+  if (operatorSigningKeyFile === undefined || accountsSeedFile === undefined) {
+    vars.problem(
+      `${
+        operatorSigningKeyFile === undefined
+          ? "NATS_OPERATOR_SIGNING_KEY_FILE"
+          : "NATS_ACCOUNTS_SEED_FILE"
+      }: ` +
+        "required when the other is set (accounts that follow namespaces need both)",
+    );
+    ok = false;
+  }
+  if (!context.operatorMode) {
+    vars.problem(
+      "NATS_OPERATOR_SIGNING_KEY_FILE: accounts that follow namespaces are for operator mode; " +
+        "NATS_ACCOUNT must then be an account public key (A...)",
+    );
+    ok = false;
+  }
+  if (!context.systemConnection) {
+    vars.problem(
+      "NATS_SYSTEM_CREDS_FILE: required with NATS_OPERATOR_SIGNING_KEY_FILE (account JWTs are " +
+        "pushed to the resolver over a system-account connection)",
+    );
+    ok = false;
+  }
+  const operatorSigningKeySeed = operatorSigningKeyFile === undefined ? undefined : readSeed(
+    "NATS_OPERATOR_SIGNING_KEY_FILE",
+    operatorSigningKeyFile,
+    "O",
+    readTextFile,
+    vars.problem,
+  );
+  const accountsSeed = accountsSeedFile === undefined
+    ? undefined
+    : readSeed("NATS_ACCOUNTS_SEED_FILE", accountsSeedFile, "A", readTextFile, vars.problem);
+  if (!ok || operatorSigningKeySeed === undefined || accountsSeed === undefined) return undefined;
+  return {
+    operatorSigningKeyFile: operatorSigningKeyFile!,
+    operatorSigningKeySeed,
+    accountsSeedFile: accountsSeedFile!,
+    accountsSeed,
+  };
 }
 
 /** The environment, trimmed, empty as unset, the variables in `unset` (seeds) as unset. */
@@ -648,6 +726,15 @@ export function describeConfig(config: Config): Record<string, unknown> {
       : {}),
     ...(config.policyFile !== undefined ? { policy_file: config.policyFile } : {}),
     ...(config.explainEnabled ? { explain_endpoint: true } : {}),
+    ...(config.provisioning
+      ? {
+        namespace_accounts: {
+          operator_signing_key_file: config.provisioning.operatorSigningKeyFile,
+          operator_signing_key_public: publicKeyOf(config.provisioning.operatorSigningKeySeed),
+          accounts_seed_file: config.provisioning.accountsSeedFile,
+        },
+      }
+      : {}),
   };
 }
 

@@ -31,11 +31,15 @@ const KEY_KINDS: Readonly<Record<string, string>> = {
 export function readSeed(
   variable: string,
   path: string,
-  kind: "A" | "X",
+  kind: "A" | "X" | "O",
   readTextFile: (path: string) => string,
   problem: (text: string) => void,
 ): string | undefined {
-  const want = kind === "A" ? "an account seed (SA...)" : "a curve seed (SX...)";
+  const want = kind === "A"
+    ? "an account seed (SA...)"
+    : kind === "O"
+    ? "an operator signing key seed (SO...)"
+    : "a curve seed (SX...)";
   let text: string;
   try {
     text = readTextFile(path);

@@ -62,6 +62,8 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = Object.freeze([
   { name: "NATS_ACCOUNT", sets: "account" },
   { name: "NATS_SIGNING_KEY_FILE", sets: "signingKeyFile" },
   { name: "NATS_XKEY_SEED_FILE", sets: "xkeySeedFile" },
+  { name: "NATS_OPERATOR_SIGNING_KEY_FILE", sets: "provisioning.operatorSigningKeyFile" },
+  { name: "NATS_ACCOUNTS_SEED_FILE", sets: "provisioning.accountsSeedFile" },
   { name: "NATS_USER_JWT_TTL", sets: "userJwtTtlMs" },
   { name: "JWKS_URL", sets: "jwt.jwksUrl" },
   { name: "JWKS_PATH", sets: "jwt.jwksPath" },

@@ -29,6 +29,8 @@ export type DenyReason =
   | "connection_type_not_allowed"
   | "token_lifetime_too_long"
   | "not_in_auth_users"
+  | "namespace_not_found"
+  | "account_unavailable"
   | "internal_error";
 
 /** Why a callout request was dropped without an answer (it could not be trusted). */

@@ -46,6 +46,11 @@ import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 import type { TokenVerifier } from "../tokens/verifier.ts";
 import { configuredUserRefusal } from "./configured_users.ts";
 import { inboxPrefix } from "../core/subjects.ts";
+import type {
+  NamespaceAccountResult,
+  NamespaceAccounts,
+  NamespaceAccountSummary,
+} from "./namespace_account.ts";
 
 /** Options of {@linkcode createAuthorizer}. */
 export interface AuthorizerOptions {
@@ -76,6 +81,13 @@ export interface AuthorizerOptions {
   namespaceLabels?: NamespaceLabelsLookup;
   /** `NATS_ACCOUNT`, shown by explain when the policy names no account. */
   defaultAccount?: string;
+  /**
+   * Accounts that follow namespaces (operator mode, lib/accounts/): where a namespace whose
+   * settings say `namespaceAccount` is placed. A login waits until the servers' resolver holds its
+   * account (`ensure`); explain and live revocation only ask (`accountOf`). Without it such a login
+   * is refused (`account_unavailable`). @default {undefined}
+   */
+  namespaceAccounts?: NamespaceAccounts;
   /**
    * Optional cap on the life of a user JWT. Unset, a user JWT expires with its token (DESIGN D6:
    * connections live as long as their token; live revocation ends them earlier when needed).
@@ -178,8 +190,8 @@ export function createLogin(options: AuthorizerOptions): Login {
     if ("token" in input && input.token === "") {
       return explanation(deny("token_missing", "no token given"), undefined, true, options);
     }
-    const { result, derived } = await evaluate(source, clientInfo, false);
-    return explanation(result, derived, "token" in input, options);
+    const { result, derived, placed } = await evaluate(source, clientInfo, false);
+    return explanation(result, derived, "token" in input, options, placed);
   };
 
   /**
@@ -223,16 +235,35 @@ export function createLogin(options: AuthorizerOptions): Login {
     const policyRefusal = checkPolicy(derived.resolved, who.identity, clientInfo, fields);
     if (policyRefusal) return { result: policyRefusal, derived };
 
+    // 5b. An account of its own: on the resolver before the user JWT names it.
+    const placed = derived.resolved?.settings.namespaceAccount
+      ? await namespaceAccount(options.namespaceAccounts, sa.namespace, record)
+      : undefined;
+    if (placed && !placed.ok) {
+      return { result: deny(placed.reason, placed.message, fields), derived, placed };
+    }
+
     // 6. The grant.
     if (record) countDroppedEntries(metrics, derived);
     const expiresAt = userJwtExpiry(who.identity, userJwtTtlMs, serverNow);
-    return { result: grant(sa, derived, fields, expiresAt), derived };
+    return { result: grant(sa, derived, fields, expiresAt, placed), derived, placed };
   }
 
   const grantOf = (sa: ServiceAccountRecord): { permissions: Permissions; account?: string } => {
-    const { permissions, resolved } = permissionsOf(sa);
-    const account = resolved?.settings.account;
-    return account !== undefined ? { permissions, account } : { permissions };
+    const derived = permissionsOf(sa);
+    if (derived.resolved?.settings.namespaceAccount) {
+      const placed = options.namespaceAccounts?.accountOf(sa.namespace);
+      // No account now (Namespace gone): no account is what a login would get, so it differs.
+      if (!placed?.ok) return { permissions: derived.permissions };
+      return {
+        permissions: withImports(derived.permissions, placed.imported),
+        account: placed.account,
+      };
+    }
+    const account = derived.resolved?.settings.account;
+    return account !== undefined
+      ? { permissions: derived.permissions, account }
+      : { permissions: derived.permissions };
   };
 
   return { authorize, explain, grantOf };
@@ -297,6 +328,8 @@ export interface Explanation {
   readonly dropped?: readonly DroppedEntry[];
   /** Policy parts applied; `null` without a policy file; absent when refused before the policy. */
   readonly policy?: { readonly matched: readonly string[] } | null;
+  /** The namespace's own account (policy `namespaceAccount`): its key, limits, exports, imports. */
+  readonly namespace_account?: NamespaceAccountSummary;
 }
 
 /** Whom a login is for: a token to verify, or (explain only) a ServiceAccount by name. */
@@ -306,6 +339,48 @@ type LoginSource = { token: string } | { namespace: string; name: string };
 interface Evaluation {
   readonly result: AuthorizeResult;
   readonly derived?: Derived;
+  /** The namespace's own account, when its settings say `namespaceAccount`. */
+  readonly placed?: NamespaceAccountResult | undefined;
+}
+
+/**
+ * Step 5b, the namespace's own account: ensured on the resolver for a login (`record`), asked
+ * for explain. Not configured: refused, never placed in the shared account by mistake.
+ */
+async function namespaceAccount(
+  accounts: NamespaceAccounts | undefined,
+  namespace: string,
+  record: boolean,
+): Promise<NamespaceAccountResult> {
+  if (!accounts) {
+    return {
+      ok: false,
+      reason: "account_unavailable",
+      message:
+        "the policy gives this namespace an account of its own, but provisioning is not running",
+    };
+  }
+  return record ? await accounts.ensure(namespace) : accounts.accountOf(namespace);
+}
+
+/**
+ * `permissions` with the subjects an account's imports bring: publish on imported services,
+ * subscribe to imported streams (the same object when there are none).
+ */
+export function withImports(
+  permissions: Permissions,
+  imported: { readonly pub: readonly string[]; readonly sub: readonly string[] },
+): Permissions {
+  if (imported.pub.length === 0 && imported.sub.length === 0) return permissions;
+  const add = (
+    allow: readonly string[],
+    more: readonly string[],
+  ) => [...new Set([...allow, ...more])];
+  return {
+    ...permissions,
+    pub: { ...permissions.pub, allow: add(permissions.pub.allow, imported.pub) },
+    sub: { ...permissions.sub, allow: add(permissions.sub.allow, imported.sub) },
+  };
 }
 
 /** A refusal: the end of a login, with its stable reason. */
@@ -479,13 +554,15 @@ function grant(
   derived: Derived,
   fields: LogFields,
   expiresAt: number,
+  placed: NamespaceAccountResult | undefined,
 ): AuthorizeResult {
-  const account = derived.resolved?.settings.account;
+  const own = placed?.ok ? placed : undefined;
+  const account = own?.account ?? derived.resolved?.settings.account;
   return {
     ok: true,
     user: {
       name: userName(sa.namespace, sa.name),
-      permissions: derived.permissions,
+      permissions: own ? withImports(derived.permissions, own.imported) : derived.permissions,
       expiresAt,
       ...(account !== undefined ? { account } : {}),
     },
@@ -570,15 +647,18 @@ function explanation(
   derived: Derived | undefined,
   tokenChecked: boolean,
   { defaultAccount }: AuthorizerOptions,
+  placed?: NamespaceAccountResult,
 ): Explanation {
   const f = result.fields ?? {};
+  const own = placed?.ok ? placed : undefined;
   const base = {
     token_checked: tokenChecked,
     ...(typeof f.namespace === "string" ? { namespace: f.namespace } : {}),
     ...(typeof f.serviceaccount === "string" ? { serviceaccount: f.serviceaccount } : {}),
+    ...(own ? { namespace_account: own.summary } : {}),
     ...(derived
       ? {
-        account: derived.resolved?.settings.account ?? defaultAccount,
+        account: own?.account ?? derived.resolved?.settings.account ?? defaultAccount,
         dropped: derived.dropped,
         policy: derived.resolved ? { matched: derived.resolved.matched } : null,
       }

@@ -18,6 +18,7 @@
  */
 import type { Permissions, ServiceAccountRecord } from "../core/model.ts";
 import { inboxPrefix, subjectProblem, subscribeEntryProblem } from "../core/subjects.ts";
+import type { NamespaceAccountSettings } from "./namespace_account.ts";
 
 /** Annotation name (after the prefix) listing extra publish subjects. */
 export const PUB_ANNOTATION = "allowed-pub-subjects";
@@ -106,6 +107,12 @@ export interface PolicySettings {
    * prefix to their private inbox ({@linkcode inboxPrefix}). @default {"shared"}
    */
   readonly inbox?: InboxMode;
+  /**
+   * Operator mode: the namespace gets an account of its own, provisioned by the service
+   * (lib/decision/namespace_account.ts, lib/accounts/); excludes `account` at the same level, and a
+   * later `account` replaces it. Never per ServiceAccount: an account belongs to a namespace.
+   */
+  readonly namespaceAccount?: NamespaceAccountSettings;
 }
 
 /** The values of {@linkcode PolicySettings.inbox}. */
@@ -230,14 +237,27 @@ export function resolveSettings(
   });
   if (rule) {
     matched.push(rule.source);
-    settings = { ...settings, ...rule.settings };
+    settings = overlay(settings, rule.settings);
     const own = rule.serviceAccounts.get(name);
     if (own) {
       matched.push(`${rule.source} serviceAccounts.${name}`);
-      settings = { ...settings, ...own };
+      settings = overlay(settings, own);
     }
   }
   return { settings, matched };
+}
+
+/**
+ * `top` over `base`, field by field; `account` and `namespaceAccount` are one choice (where logins
+ * go), so setting either drops the other one inherited.
+ */
+function overlay(base: PolicySettings, top: PolicySettings): PolicySettings {
+  const merged: { -readonly [K in keyof PolicySettings]: PolicySettings[K] } = { ...base, ...top };
+  if (top.account !== undefined && top.namespaceAccount === undefined) {
+    delete merged.namespaceAccount;
+  }
+  if (top.namespaceAccount !== undefined && top.account === undefined) delete merged.account;
+  return merged;
 }
 
 /**

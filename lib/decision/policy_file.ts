@@ -66,7 +66,16 @@ export interface PolicyParseOptions {
   defaultAccount: string;
   /** Reads `signingKeyFile`s. @default {Deno.readTextFileSync} */
   readTextFile?: (path: string) => string;
+  /**
+   * Why this configuration cannot provision accounts (`namespaceAccount` is then a problem), or
+   * `undefined` when it can. @default {"namespaceAccount needs operator mode and NATS_OPERATOR_SIGNING_KEY_FILE"}
+   */
+  namespaceAccountsUnavailable?: string | undefined;
 }
+
+/** Why `namespaceAccount` is refused when the caller does not say it can be used. */
+const NO_PROVISIONING = "namespaceAccount needs operator mode (NATS_ACCOUNT an A... key), " +
+  "NATS_OPERATOR_SIGNING_KEY_FILE, NATS_ACCOUNTS_SEED_FILE and NATS_SYSTEM_* credentials";
 
 /**
  * Parse the text of a policy file. Pure apart from reading the `signingKeyFile`s through
@@ -99,7 +108,16 @@ export function parsePolicy(text: string, options: PolicyParseOptions): LoadedPo
   }
   const top = readTopLevel(yaml);
   const { accounts, accountSeeds } = readAccounts(yaml, top.accounts, options);
-  const context: SettingsContext = { yaml, accounts, defaultAccount };
+  const context: SettingsContext = {
+    yaml,
+    accounts,
+    defaultAccount,
+    ...("namespaceAccountsUnavailable" in options
+      ? options.namespaceAccountsUnavailable !== undefined
+        ? { namespaceAccountsUnavailable: options.namespaceAccountsUnavailable }
+        : {}
+      : { namespaceAccountsUnavailable: NO_PROVISIONING }),
+  };
   const defaults = readSettings(
     context,
     yaml.mapping(top.defaults, "defaults") ?? [],
@@ -282,12 +300,14 @@ function readNamespaceRule(
   ) {
     yaml.problem(node, `${what}: needs names, glob or labels to say which namespaces it is for`);
   }
-  const settings = readSettings(context, entries, what, RULE_KEYS, defaults.account);
+  const inherited = defaults.namespaceAccount !== undefined;
+  const settings = readSettings(context, entries, what, RULE_KEYS, defaults.account, inherited);
   const serviceAccounts = readServiceAccounts(
     context,
     field("serviceAccounts") ?? null,
     `${what}.serviceAccounts`,
-    settings.account ?? defaults.account,
+    settings.account ?? (settings.namespaceAccount ? undefined : defaults.account),
+    settings.namespaceAccount !== undefined || (settings.account === undefined && inherited),
   );
   return Object.freeze({
     source: ruleSource(yaml.path, yaml.positionOf(node), names, globs, labels),
@@ -305,6 +325,7 @@ function readServiceAccounts(
   node: Node | null,
   what: string,
   ruleAccount: string | undefined,
+  ruleNamespaceAccount: boolean,
 ): Map<string, PolicySettings> {
   const serviceAccounts = new Map<string, PolicySettings>();
   const { yaml } = context;
@@ -312,7 +333,14 @@ function readServiceAccounts(
     const at = `${what}.${name}`;
     serviceAccounts.set(
       name,
-      readSettings(context, yaml.mapping(value, at) ?? [], at, [], ruleAccount),
+      readSettings(
+        context,
+        yaml.mapping(value, at) ?? [],
+        at,
+        [],
+        ruleAccount,
+        ruleNamespaceAccount,
+      ),
     );
   }
   return serviceAccounts;

@@ -11,7 +11,7 @@
  *                <settings>
  *                serviceAccounts: <name>: <settings>
  * <settings>:  SETTINGS_FIELDS (account, annotations, deny, connectionTypes, maxTokenLifetime,
- *              response, jetstream, inbox)
+ *              response, jetstream, inbox, namespaceAccount)
  * ```
  *
  * Unknown keys are errors at every level, so a typo never silently widens a grant.
@@ -30,6 +30,7 @@ import {
   type PolicySettings,
 } from "./policy.ts";
 import { itemOf, type MappingEntry, type YamlReader } from "./policy_yaml.ts";
+import { readNamespaceAccount } from "./namespace_account.ts";
 
 /** The keys of the file's top level, in the order messages list them. */
 export const POLICY_KEYS: readonly string[] = ["accounts", "defaults", "namespaces"];
@@ -128,6 +129,11 @@ export interface SettingsContext {
   readonly accounts: ReadonlySet<string>;
   /** `NATS_ACCOUNT`, the shared account. */
   readonly defaultAccount: string;
+  /**
+   * Why `namespaceAccount` cannot be used with this configuration (not operator mode, no operator
+   * signing key…), or `undefined` when it can. @default {undefined}
+   */
+  readonly namespaceAccountsUnavailable?: string;
 }
 
 /** One field of {@linkcode PolicySettings} as the file writes it. */
@@ -152,6 +158,7 @@ const SETTINGS_FIELDS: readonly SettingsField[] = [
   { key: "response", read: readResponse },
   { key: "jetstream", read: readJetStream },
   { key: "inbox", read: readInbox },
+  { key: "namespaceAccount", read: readNamespaceAccountField },
 ];
 
 /** Keys people write where settings are read, though they mean nothing there: why not. */
@@ -175,6 +182,7 @@ export function readSettings(
   what: string,
   otherKeys: readonly string[],
   inheritedAccount: string | undefined,
+  inheritsNamespaceAccount = false,
 ): PolicySettings {
   const { yaml } = context;
   const settings: { -readonly [K in keyof PolicySettings]: PolicySettings[K] } = {};
@@ -190,8 +198,16 @@ export function readSettings(
       yaml.problem(keyNode, `${what}: unknown field "${key}" (expected ${expected})`);
     }
   }
+  if (settings.account !== undefined && settings.namespaceAccount !== undefined) {
+    yaml.problem(
+      entries.find((e) => e.key === "namespaceAccount")?.keyNode,
+      `${what}: set account or namespaceAccount, not both (where logins go is one choice)`,
+    );
+  }
   const account = settings.account ?? inheritedAccount ?? context.defaultAccount;
-  if (settings.jetstream?.api && account === context.defaultAccount) {
+  const ownAccount = settings.namespaceAccount !== undefined ||
+    (settings.account === undefined && inheritsNamespaceAccount);
+  if (settings.jetstream?.api && account === context.defaultAccount && !ownAccount) {
     yaml.problem(
       entries.find((e) => e.key === "jetstream")?.value,
       `${what}.jetstream.api: the whole JetStream API is only for a namespace in an account of ` +
@@ -213,6 +229,28 @@ function readAccount(value: Node | null, at: string, context: SettingsContext): 
     return {};
   }
   return { account };
+}
+
+/**
+ * `namespaceAccount`: an account of its own per namespace (lib/decision/namespace_account.ts).
+ * Not per ServiceAccount, and only where the configuration can provision accounts.
+ */
+function readNamespaceAccountField(
+  value: Node | null,
+  at: string,
+  context: SettingsContext,
+): PolicySettings {
+  const { yaml } = context;
+  if (at.includes(".serviceAccounts.")) {
+    yaml.problem(value, `${at}: an account belongs to a namespace; set it on the namespace rule`);
+    return {};
+  }
+  if (context.namespaceAccountsUnavailable !== undefined) {
+    yaml.problem(value, `${at}: ${context.namespaceAccountsUnavailable}`);
+    return {};
+  }
+  const namespaceAccount = readNamespaceAccount(yaml, value, at);
+  return namespaceAccount ? { namespaceAccount } : {};
 }
 
 /** `annotations`: the bound on annotation grants, `allow` (`pub`/`sub` patterns) and `deny`. */

@@ -20,6 +20,12 @@ import type { ReadinessCheck } from "../operations/http.ts";
 import type { Logger } from "../telemetry/log.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 import { createTokenVerifier } from "../tokens/verifier.ts";
+import { createResolverClient } from "../accounts/resolver.ts";
+import { type Provisioner, startProvisioner } from "../accounts/provisioner.ts";
+import { nkeySignerFromSeed } from "../callout/nkey_jwt.ts";
+import type { NamespaceAccounts } from "../decision/namespace_account.ts";
+import { systemRequests } from "../nats/system_requests.ts";
+import { createAccountMetrics } from "../telemetry/account_metrics.ts";
 import { resolveIssuers } from "./issuers.ts";
 import { decidingChecks, failingChecks } from "./readiness.ts";
 import type { Sources } from "./sources.ts";
@@ -57,6 +63,8 @@ export interface LoginsProgress {
   login: Login | undefined;
   /** The callout subscription, once NATS is connected. */
   callout: CalloutService | undefined;
+  /** Accounts that follow namespaces, once provisioning runs (`NATS_OPERATOR_SIGNING_KEY_FILE`). */
+  provisioner?: Provisioner | undefined;
 }
 
 /**
@@ -68,11 +76,22 @@ export async function startLogins(context: LoginsContext, progress: LoginsProgre
   const { policy } = sources;
   progress.issuers = await resolveIssuers(config, sources.access, { logger, signal });
   if (progress.issuers === undefined) return;
-  const login = progress.login = buildLogin(context, progress.issuers);
-  if (!context.nats) return;
-  const revocation = config.nats.system !== undefined
-    ? startLiveRevocation(context, login)
-    : undefined;
+  if (!context.nats) {
+    // explain: the accounts are planned (what a namespace would get), never pushed.
+    const planner = sources.accounts?.planner;
+    const planned = planner &&
+      {
+        accountOf: planner.accountOf,
+        ensure: (ns: string) => Promise.resolve(planner.accountOf(ns)),
+      };
+    progress.login = buildLogin(context, progress.issuers, planned);
+    return;
+  }
+  const system = config.nats.system !== undefined ? connectSystem(context) : undefined;
+  const provisioner = progress.provisioner = system && startAccounts(context, system);
+  const login = progress.login = buildLogin(context, progress.issuers, provisioner);
+  const revocation = system ? startLiveRevocation(context, login, system) : undefined;
+  const planner = sources.accounts?.planner;
   // Logins allowed here that the server then refuses (an account connection limit…).
   const refusals = createServerRefusals({ logger, metrics: context.metrics, now: context.now });
   const calloutHandler = await createCalloutHandler({
@@ -80,6 +99,7 @@ export async function startLogins(context: LoginsContext, progress: LoginsProgre
     account: config.account,
     ...(config.xkeySeed ? { xkeySeed: config.xkeySeed } : {}),
     ...(policy ? { accountSeeds: () => policy.current.accountSeeds } : {}),
+    ...(planner ? { provisionedSigner: (account: string) => planner.signerFor(account) } : {}),
     authorizer: revocation ? rememberApprovals(login.authorize, revocation) : login.authorize,
     logger,
     metrics: context.metrics,
@@ -107,8 +127,33 @@ export async function startLogins(context: LoginsContext, progress: LoginsProgre
   );
 }
 
+/**
+ * Accounts that follow namespaces (lib/accounts/provisioner.ts) over the system-account
+ * connection, when configured; stopped with the subscribers.
+ */
+function startAccounts(
+  context: LoginsContext,
+  system: Promise<NatsConnection>,
+): Provisioner | undefined {
+  const { config, sources, logger, metrics, now } = context;
+  if (!config.provisioning || !sources.accounts) return undefined;
+  return context.subscribers.use(startProvisioner({
+    planner: sources.accounts.planner,
+    root: sources.accounts.root,
+    resolver: createResolverClient(systemRequests(system)),
+    operator: nkeySignerFromSeed(config.provisioning.operatorSigningKeySeed),
+    logger: logger.child({ component: "accounts" }),
+    metrics: createAccountMetrics(metrics.registry),
+    now,
+  }));
+}
+
 /** The login decision: token verification against `issuers`, the sources, the policy. */
-function buildLogin(context: LoginsContext, issuers: readonly string[]): Login {
+function buildLogin(
+  context: LoginsContext,
+  issuers: readonly string[],
+  namespaceAccounts: NamespaceAccounts | undefined,
+): Login {
   const { config, logger, metrics, now } = context;
   const { keys, serviceAccounts, pods, namespaces, policy } = context.sources;
   const verifyToken = createTokenVerifier({
@@ -129,6 +174,7 @@ function buildLogin(context: LoginsContext, issuers: readonly string[]): Login {
     ...(namespaces ? { namespaceLabels: namespaces.labelsOf } : {}),
     ...(config.userJwtTtlMs !== undefined ? { userJwtTtlMs: config.userJwtTtlMs } : {}),
     defaultAccount: config.account,
+    ...(namespaceAccounts ? { namespaceAccounts } : {}),
     logger,
     metrics,
     now,
@@ -139,13 +185,17 @@ function buildLogin(context: LoginsContext, issuers: readonly string[]): Login {
  * Live revocation (DESIGN D6), over the system-account user's own connection: closes approved
  * connections whose ServiceAccount, grant or Pod is gone. Registered with the subscribers.
  */
-function startLiveRevocation(context: LoginsContext, login: Login): Revocation {
+function startLiveRevocation(
+  context: LoginsContext,
+  login: Login,
+  system: Promise<NatsConnection>,
+): Revocation {
   const { sources, logger, metrics, now } = context;
   const { serviceAccounts, pods, policy, keys } = sources;
   const grantOf = login.grantOf;
   const deciding = decidingChecks(context.checks);
   return context.subscribers.use(startRevocation({
-    system: connectSystem(context),
+    system,
     lookups: () => ({
       serviceAccount: serviceAccounts.lookup,
       permissionsOf: (sa) => grantOf(sa).permissions,

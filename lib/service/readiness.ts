@@ -16,11 +16,16 @@ export interface StartupState {
   natsReady(): boolean;
   /** True once the token issuers are known (configured, or discovered from the apiserver). */
   issuersKnown(): boolean;
+  /**
+   * Accounts that follow namespaces: whether pushes can work now, and why not (no system-account
+   * connection, no full resolver answering, Namespaces not listed yet). @default {always ready}
+   */
+  accounts?(): { ready: boolean; problem: string | undefined };
 }
 
 /**
  * Every readiness check of the service, in the order `/readyz` lists them: nats,
- * serviceaccounts, pods and namespaces (when started), keys.
+ * serviceaccounts, pods and namespaces (when started), keys, accounts (when provisioning).
  */
 export function readinessChecks(
   sources: Sources,
@@ -34,7 +39,24 @@ export function readinessChecks(
     ...(pods ? [{ name: "pods", ready: () => pods.synced === true }] : []),
     ...(namespaces ? [{ name: "namespaces", ready: () => namespaces.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && state.issuersKnown() },
+    ...(sources.accounts ? [accountsCheck(state)] : []),
   ];
+}
+
+/**
+ * The "accounts" readiness check (accounts that follow namespaces): a replica that cannot push an
+ * account cannot place a login in a new namespace, so it does not take logins (DESIGN D5).
+ */
+function accountsCheck(state: StartupState): ReadinessCheck {
+  const now = () => state.accounts?.() ?? { ready: false, problem: "provisioning has not started" };
+  return {
+    name: "accounts",
+    ready: () => now().ready,
+    details: () => {
+      const { ready, problem } = now();
+      return ready ? { provisioning: "ready" } : { reason: problem ?? "unknown" };
+    },
+  };
 }
 
 /**

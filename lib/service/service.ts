@@ -121,6 +121,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const checks = readinessChecks(sources, {
     natsReady: () => !nats || progress.callout?.ready === true,
     issuersKnown: () => progress.issuers !== undefined,
+    accounts: () =>
+      !nats
+        ? { ready: sources.namespaces?.synced === true, problem: "Namespaces not listed yet" }
+        : progress.provisioner?.state ?? { ready: false, problem: "provisioning has not started" },
   }, config.cacheMaxStalenessMs);
   registerMetrics(metrics, sources, options.version, logger);
   const resync = createResync(

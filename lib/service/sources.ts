@@ -28,6 +28,8 @@ import {
 import { type Logger, redactUrl } from "../telemetry/log.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 import { fileKeySource, type KeySource, remoteKeySource } from "../tokens/jwks.ts";
+import { KeyRing, rootSecret } from "../accounts/keys.ts";
+import { createPlanner, type Planner } from "../accounts/planner.ts";
 
 /** What {@linkcode startSources} needs besides the configuration and the stack. */
 export interface SourcesContext {
@@ -53,8 +55,10 @@ export interface Sources {
   readonly serviceAccounts: ServiceAccountSource;
   /** Pods, when tokens bound to a Pod are refused once it is gone (`K8S_WATCH_PODS`). */
   readonly pods: PodSource | undefined;
-  /** The Namespaces' labels, when the policy at start has rules by labels. */
+  /** The Namespaces, when the policy at start has rules by labels or accounts are provisioned. */
   readonly namespaces: NamespaceSource | undefined;
+  /** Accounts that follow namespaces (`NATS_OPERATOR_SIGNING_KEY_FILE`): what each one gets. */
+  readonly accounts: { readonly planner: Planner; readonly root: Uint8Array } | undefined;
 }
 
 /**
@@ -83,7 +87,15 @@ export async function startSources(
       logger: context.logger,
       metrics: context.metrics,
     }));
-    return { policy, access, keys, serviceAccounts, pods: undefined, namespaces: undefined };
+    return {
+      policy,
+      access,
+      keys,
+      serviceAccounts,
+      pods: undefined,
+      namespaces: undefined,
+      accounts: undefined,
+    };
   }
   // Without a ServiceAccounts file the apiserver is always used (see needsApiServer).
   const { serviceAccounts, pods, namespaces } = startClusterCaches(
@@ -92,7 +104,34 @@ export async function startSources(
     stack,
     { ...context, policyUsesLabels },
   );
-  return { policy, access, keys, serviceAccounts, pods, namespaces };
+  return {
+    policy,
+    access,
+    keys,
+    serviceAccounts,
+    pods,
+    namespaces,
+    accounts: startPlanner(config, policy, namespaces),
+  };
+}
+
+/**
+ * The planner of accounts that follow namespaces, when `NATS_OPERATOR_SIGNING_KEY_FILE` is set:
+ * the policy and the Namespace cache in, the accounts each Namespace gets out (lib/accounts/).
+ */
+function startPlanner(
+  config: Config,
+  policy: PolicySource | undefined,
+  namespaces: NamespaceSource | undefined,
+): Sources["accounts"] {
+  if (!config.provisioning || !namespaces) return undefined;
+  const root = rootSecret(config.provisioning.accountsSeed);
+  const planner = createPlanner({
+    policy: () => policy?.current.policy,
+    namespaces,
+    keys: new KeyRing(root),
+  });
+  return { planner, root };
 }
 
 /** The policy file, when `POLICY_FILE` is set; a bad file stops the start (`PolicyFileError`). */
@@ -101,9 +140,23 @@ function startPolicy(config: Config, context: SourcesContext): PolicySource | un
   return startPolicyFile({
     path: config.policyFile,
     defaultAccount: config.account,
+    namespaceAccountsUnavailable: namespaceAccountsUnavailable(config),
     logger: context.logger,
     metrics: context.metrics,
   });
+}
+
+/** Why `namespaceAccount` cannot be used with `config`, or `undefined` when it can. */
+function namespaceAccountsUnavailable(config: Config): string | undefined {
+  if (!config.provisioning) {
+    return "namespaceAccount needs NATS_OPERATOR_SIGNING_KEY_FILE and NATS_ACCOUNTS_SEED_FILE " +
+      "(operator mode, with NATS_SYSTEM_* credentials): see docs/operator-mode.md";
+  }
+  if (config.serviceAccountsFile) {
+    return "namespaceAccount needs the Namespace objects from the Kubernetes API, but " +
+      "SERVICEACCOUNTS_FILE is set (no apiserver watch)";
+  }
+  return undefined;
 }
 
 /** Rules by labels need the Namespaces' labels, which only the apiserver has. */
@@ -190,7 +243,7 @@ function startClusterCaches(
       metrics,
     }))
     : undefined;
-  const namespaces = context.policyUsesLabels
+  const namespaces = context.policyUsesLabels || config.provisioning
     ? stack.use(startNamespaceCache({
       access,
       relistIntervalMs: config.relistIntervalMs,

@@ -29,6 +29,8 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
         "--warmup=2",
         "--rolling-rounds=1",
         "--revocation-clients=3",
+        "--account-namespaces=5",
+        "--account-first-logins=2",
         `--out=${out}`,
       ],
       cwd: ROOT.pathname,
@@ -43,6 +45,7 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
     assert.deepEqual(
       Object.keys(result).sort(),
       [
+        "accounts",
         "cache",
         "decision",
         "logins",
@@ -57,6 +60,8 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
     );
     assert.equal(result.soak, null, "the soak runs only when --soak-minutes asks for it");
     assert.ok(result.decision && result.storm && result.cache, "no section was skipped");
+    assert.equal(result.accounts?.namespaces, 5, "the accounts section ran");
+    assert.ok((result.accounts?.firstLoginP50Ms ?? 0) > 0);
     assert.ok(result.decision.seenTokenPerSecond > 0);
     assert.ok(result.decision.firstSeenTokenPerSecond > 0);
 

@@ -658,3 +658,45 @@ Deno.test("config: K8S_WATCH_PODS turns the Pod watch off, takes Go booleans, re
   const file = load({ SERVICEACCOUNTS_FILE: "/sa.yaml" });
   assert.equal(describeConfig(file).k8s_watch_pods, false);
 });
+
+Deno.test("config: accounts that follow namespaces need both key files, operator mode and the system connection, all named at once", () => {
+  const operatorSk = dec.decode(nkeys.createOperator().getSeed());
+  const read = files({
+    "/keys/signing.nk": keys.accountSeed,
+    "/keys/operator-sk.nk": operatorSk,
+    "/keys/accounts.nk": keys.accountSeed,
+    "/keys/xkey.nk": keys.curveSeed,
+  });
+  const ok = loadConfig({
+    NATS_ACCOUNT: keys.accountPublic,
+    NATS_SIGNING_KEY_FILE: "/keys/signing.nk",
+    NATS_SYSTEM_CREDS_FILE: "/keys/sys.creds",
+    NATS_OPERATOR_SIGNING_KEY_FILE: "/keys/operator-sk.nk",
+    NATS_ACCOUNTS_SEED_FILE: "/keys/accounts.nk",
+  }, { readTextFile: read });
+  assert.equal(ok.provisioning?.operatorSigningKeySeed, operatorSk);
+  const described = JSON.stringify(describeConfig(ok));
+  assert.ok(!described.includes(operatorSk) && !described.includes(keys.accountSeed), "no seed");
+  assert.ok(
+    described.includes(nkeys.fromSeed(new TextEncoder().encode(operatorSk)).getPublicKey()),
+  );
+
+  let error: unknown;
+  try {
+    loadConfig({
+      NATS_ACCOUNT: "APP",
+      NATS_SIGNING_KEY_FILE: "/keys/signing.nk",
+      NATS_OPERATOR_SIGNING_KEY_FILE: "/keys/xkey.nk",
+    }, { readTextFile: read });
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof ConfigError);
+  assert.deepEqual(error.problems, [
+    "NATS_ACCOUNTS_SEED_FILE: required when the other is set (accounts that follow namespaces need both)",
+    "NATS_OPERATOR_SIGNING_KEY_FILE: accounts that follow namespaces are for operator mode; NATS_ACCOUNT must then be an account public key (A...)",
+    "NATS_SYSTEM_CREDS_FILE: required with NATS_OPERATOR_SIGNING_KEY_FILE (account JWTs are pushed to the resolver over a system-account connection)",
+    'NATS_OPERATOR_SIGNING_KEY_FILE: "/keys/xkey.nk" holds a seed of another kind (SX..., curve (xkey)); expected an operator signing key seed (SO...)',
+  ]);
+  assert.ok(!error.message.includes(keys.curveSeed), "the seed is never echoed");
+});

@@ -8,7 +8,10 @@ const dec = new TextDecoder();
 const SEEDS: Record<string, string> = {
   "/signing.nk": dec.decode(nkeys.createAccount().getSeed()),
   "/xkey.nk": dec.decode(nkeys.createCurve().getSeed()),
+  "/operator-sk.nk": dec.decode(nkeys.createOperator().getSeed()),
+  "/accounts.nk": dec.decode(nkeys.createAccount().getSeed()),
 };
+const OPERATOR_ACCOUNT = nkeys.createAccount().getPublicKey();
 const BASE = { NATS_ACCOUNT: "APP", NATS_SIGNING_KEY_FILE: "/signing.nk" };
 
 function load(env: Record<string, string>): Config {
@@ -63,6 +66,12 @@ Deno.test("variables: each row's `sets` is a field of Config that the variable s
   });
   const b = load({ NATS_TOKEN: "t", NATS_SYSTEM_CREDS_FILE: "/s", JWKS_PATH: "/jwks.json" });
   const c = load({ NATS_SYSTEM_TOKEN: "t" });
-  const known = new Set([...fields(a), ...fields(b), ...fields(c)]);
+  const d = load({
+    NATS_ACCOUNT: OPERATOR_ACCOUNT,
+    NATS_SYSTEM_CREDS_FILE: "/s",
+    NATS_OPERATOR_SIGNING_KEY_FILE: "/operator-sk.nk",
+    NATS_ACCOUNTS_SEED_FILE: "/accounts.nk",
+  });
+  const known = new Set([...fields(a), ...fields(b), ...fields(c), ...fields(d)]);
   for (const v of CONFIG_VARIABLES) assert.ok(known.has(v.sets), `${v.name} sets ${v.sets}`);
 });

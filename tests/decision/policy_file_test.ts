@@ -121,7 +121,7 @@ namespaces:
     'policy.yaml:3:21: defaults.maxTokenLifetime: Invalid duration "forever": expected a Go duration such as "90s", "15m" or "1h30m"',
     "policy.yaml:4:20: defaults.response.max must be an integer >= 1",
     'policy.yaml:7:13: defaults.annotations.allow.pub: "a..b" has an empty token',
-    'policy.yaml:8:3: defaults: unknown field "colour" (expected account, annotations, deny, connectionTypes, maxTokenLifetime, response, jetstream, inbox)',
+    'policy.yaml:8:3: defaults: unknown field "colour" (expected account, annotations, deny, connectionTypes, maxTokenLifetime, response, jetstream, inbox, namespaceAccount)',
     'policy.yaml:11:14: namespaces[0].account: unknown account "NOPE"; list it under accounts (or use NATS_ACCOUNT)',
     "policy.yaml:12:5: namespaces[1]: needs names, glob or labels to say which namespaces it is for",
     "policy.yaml:13:5: namespaces[1].selector: selector is not supported; match namespaces by names, glob or labels (labels: {key: value}, every pair must be on the Namespace)",

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { freePort } from "./http_probe.ts";
 import type { ConfigUser, NatsConfig } from "./nats_server.ts";
 import { NatsServer } from "./nats_server.ts";
@@ -15,10 +15,15 @@ import { waitFor } from "./wait.ts";
 export interface NatsClusterOptions {
   /** Configuration shared by every server (accounts, authorization…). */
   config: NatsConfig;
-  /** A user that may connect to every server without the callout, to check the routes. */
-  probeUser: ConfigUser;
+  /**
+   * Who checks the routes: a config user that may connect to every server without the callout, or
+   * (operator mode) the options of such a connection (e.g. a system-account creds authenticator).
+   */
+  probeUser: ConfigUser | { readonly connect: Partial<ConnectionOptions> };
   /** Number of servers. @default {3} */
   size?: number;
+  /** Configuration of server `i` (0-based) merged over `config` (a resolver or JetStream dir). */
+  perServer?: (i: number) => NatsConfig;
 }
 
 /** A running cluster; dispose to stop every server. */
@@ -50,6 +55,7 @@ export class NatsCluster implements AsyncDisposable {
           await NatsServer.start({
             config: {
               ...options.config,
+              ...options.perServer?.(i),
               server_name: `n${i + 1}`,
               cluster: {
                 name: "test-cluster",
@@ -70,11 +76,14 @@ export class NatsCluster implements AsyncDisposable {
     }
   }
 
-  async #waitForRoutes(user: ConfigUser): Promise<void> {
+  async #waitForRoutes(
+    user: ConfigUser | { readonly connect: Partial<ConnectionOptions> },
+  ): Promise<void> {
     const conns: NatsConnection[] = [];
+    const options = "connect" in user ? user.connect : { user: user.user, pass: user.password };
     try {
       for (const s of this.servers) {
-        conns.push(await connect({ servers: s.url, user: user.user, pass: user.password }));
+        conns.push(await connect({ ...options, servers: s.url }));
       }
       for (const [i, from] of conns.entries()) {
         for (const [j, to] of conns.entries()) {

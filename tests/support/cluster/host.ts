@@ -147,12 +147,29 @@ function sysctlPath(name: string): string {
 }
 
 /** Clusters of ours still running on this host (their control cgroups). */
-function runningClusters(): string[] {
+export function runningClusters(): string[] {
   const out: string[] = [];
   for (const entry of Deno.readDirSync("/sys/fs/cgroup/pids")) {
     if (entry.isDirectory && entry.name.endsWith(CONTROL_CGROUP_SUFFIX)) out.push(entry.name);
   }
   return out;
+}
+
+/**
+ * The host's own values of the sysctls the kubelet rewrites: the saved ones while a cluster of ours
+ * holds them, else the current ones.
+ */
+export function hostSysctls(names: readonly string[]): Record<string, string> {
+  const saved: Record<string, string> = {};
+  try {
+    for (const line of Deno.readTextFileSync(`${STATE_DIR}/sysctl.orig`).split("\n")) {
+      const at = line.indexOf("=");
+      if (at > 0) saved[line.slice(0, at)] = line.slice(at + 1);
+    }
+  } catch { /* no cluster of ours changed them */ }
+  return Object.fromEntries(
+    names.map((n) => [n, saved[n] ?? Deno.readTextFileSync(sysctlPath(n)).trim()]),
+  );
 }
 
 /**

@@ -29,6 +29,7 @@ import { corednsImage, pauseImage, toolBinary } from "./images.ts";
 import {
   cgroupHierarchies,
   CONTROL_CGROUP_SUFFIX,
+  findCommand,
   forgetCluster,
   orphanedClusters,
   recordCluster,
@@ -179,7 +180,7 @@ export class KubeCluster implements AsyncDisposable {
     const binary = await toolBinary("kubernetes");
     // A cluster whose test process died (a CI timeout, SIGKILL) is torn down by the next one.
     for (const orphan of orphanedClusters()) {
-      await new KubeCluster(orphan.id, orphan.runDir, binary)[Symbol.asyncDispose]();
+      await KubeCluster.reap(orphan.id, orphan.runDir, binary);
     }
     const id = randomId(options.prefix ?? "nkoc");
     const runDir = await Deno.makeTempDir({ prefix: `${id}-` });
@@ -197,6 +198,15 @@ export class KubeCluster implements AsyncDisposable {
     }
   }
 
+  /**
+   * Tear down a cluster this process did not start (its owner died, or it is named by hand with
+   * tests/support/cluster/reap.ts): every process in its cgroups, its mounts, namespace, cgroups,
+   * and the host state, as {@linkcode KubeCluster[Symbol.asyncDispose]} does.
+   */
+  static async reap(id: string, runDir: string, binary: string): Promise<void> {
+    await new KubeCluster(id, runDir, binary)[Symbol.asyncDispose]();
+  }
+
   async #start(options: ClusterOptions): Promise<void> {
     const imagesReady = Promise.all(
       [await pauseImage(), await corednsImage(), ...options.images ?? []].map(buildImage),
@@ -205,7 +215,7 @@ export class KubeCluster implements AsyncDisposable {
     await this.#createNetns();
     await this.#writePki();
     await this.#writeConfigs();
-    this.#spawn("containerd", "/usr/bin/containerd", [
+    this.#spawn("containerd", findCommand("containerd")!, [
       "--config",
       `${this.runDir}/containerd.toml`,
     ]);
@@ -526,7 +536,7 @@ export class KubeCluster implements AsyncDisposable {
     for (const dir of ["logs", "cni/net.d", "cni/ipam", "containerd", "kubelet", "pod-logs"]) {
       await Deno.mkdir(`${run}/${dir}`, { recursive: true });
     }
-    await Deno.writeTextFile(`${run}/containerd.toml`, containerdConfig(run));
+    await Deno.writeTextFile(`${run}/containerd.toml`, containerdConfig(run, findCommand("runc")!));
     await Deno.writeTextFile(`${run}/cni/net.d/10-pods.conflist`, cniConfig(run, this.id));
     await Deno.writeTextFile(`${run}/kubelet.yaml`, kubeletConfig(run, this.id));
     await Deno.writeTextFile(`${run}/kube-proxy.yaml`, kubeProxyConfig(run, this.id));
@@ -659,7 +669,7 @@ export class KubeCluster implements AsyncDisposable {
   }
 }
 
-function containerdConfig(run: string): string {
+function containerdConfig(run: string, runc: string): string {
   return `# containerd 1.6 (Debian): private root/state/socket, CRI with runc (cgroupfs), local images.
 version = 2
 root = "${run}/containerd/root"
@@ -689,7 +699,7 @@ oom_score = 0
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "/usr/sbin/runc"
+        BinaryName = "${runc}"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"

@@ -28,14 +28,19 @@ function hasCapability(capEff: bigint, bit: number): boolean {
   return ((capEff >> BigInt(bit)) & 1n) === 1n;
 }
 
-function onPath(cmd: string): boolean {
+/**
+ * Where `cmd` is: the first match on `PATH` (then `/usr/sbin`, `/sbin`, where Debian puts runc and
+ * iptables for root), or `undefined`. The harness runs what this finds, so the check and the use
+ * cannot disagree.
+ */
+export function findCommand(cmd: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
+    if (!dir) continue;
     try {
-      Deno.statSync(`${dir}/${cmd}`);
-      return true;
+      if (Deno.statSync(`${dir}/${cmd}`).isFile) return `${dir}/${cmd}`;
     } catch { /* next */ }
   }
-  return false;
+  return undefined;
 }
 
 /**
@@ -65,8 +70,11 @@ export function clusterUnavailable(): string | undefined {
     "gcc",
     "tar",
     "busybox",
+    "ctr",
+    "sysctl",
+    "umount",
   ]
-    .filter((cmd) => !onPath(cmd));
+    .filter((cmd) => findCommand(cmd) === undefined);
   for (const plugin of ["bridge", "host-local", "loopback"]) {
     try {
       Deno.statSync(`/usr/lib/cni/${plugin}`);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Build (once) an example client the tests run, and print the path of a program that runs it.
+#
+#   tests/clients/build_client.sh go     examples/go (nats.go)  → a static binary
+#   tests/clients/build_client.sh java   examples/java (jnats)  → a launcher script (java -cp … Client)
+#
+# Cached outside the repository, keyed by a hash of the example's inputs (go.mod, go.sum, *.go;
+# pom.xml, *.java), so only a change of those rebuilds it; a cached run costs the hash. Go modules
+# come from the Go module proxy into the Go module cache, jnats from Maven Central into a Maven
+# repository in the cache directory: after the first build both build offline. One build at a time.
+#   CLIENTS_CACHE=/dir tests/clients/build_client.sh …   cache somewhere else
+set -euo pipefail
+lang="${1:?usage: tests/clients/build_client.sh go|java}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+src="$root/examples/$lang"
+cache="${CLIENTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nats-k8s-oidc-callout/clients}"
+case "$lang" in
+  go) inputs=(go.mod go.sum $(cd "$src" && ls ./*.go | sort)) ;;
+  java) inputs=(pom.xml $(cd "$src" && ls ./*.java | sort)) ;;
+  *) echo "build_client.sh: no example client examples/$lang" >&2; exit 2 ;;
+esac
+hash="$(cd "$src" && cat "${inputs[@]}" | sha256sum | cut -c1-16)"
+out="$cache/$lang-client-$hash"
+if [ -x "$out" ]; then
+  echo "$out"
+  exit 0
+fi
+mkdir -p "$cache"
+exec 9>"$cache/build.lock"
+flock 9
+if [ ! -x "$out" ]; then
+  echo "build_client.sh: building examples/$lang (cached in $cache)" >&2
+  case "$lang" in
+    go)
+      command -v go >/dev/null || { echo "build_client.sh: go not found (Go >= 1.26: https://go.dev/dl)" >&2; exit 1; }
+      (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$out.tmp" .) >&2
+      ;;
+    java)
+      command -v mvn >/dev/null && command -v java >/dev/null ||
+        { echo "build_client.sh: mvn and java not found (JDK >= 17, Maven >= 3.8)" >&2; exit 1; }
+      # Built from a copy, so no target/ appears in the checkout.
+      work="$(mktemp -d)"
+      trap 'rm -rf "$work"' EXIT
+      cp "$src/pom.xml" "$src"/*.java "$work/"
+      dir="$out.d"
+      rm -rf "$dir" && mkdir -p "$dir"
+      mvn -q -B -f "$work/pom.xml" -Dmaven.repo.local="$cache/m2" \
+        compile dependency:copy-dependencies -DoutputDirectory="$dir/lib" >&2
+      cp -r "$work/target/classes" "$dir/classes"
+      printf '%s\n' '#!/bin/sh' "exec java -cp '$dir/classes:$dir/lib/*' Client \"\$@\"" > "$out.tmp"
+      chmod +x "$out.tmp"
+      ;;
+  esac
+  mv "$out.tmp" "$out"
+fi
+echo "$out"

@@ -99,6 +99,9 @@ async def supervise(setup, stop: asyncio.Event, retry_wait: float = 2.0) -> None
 
 
 async def main() -> None:
+    namespace, service_account = token_owner(read_token())
+    prefix = inbox_prefix(namespace, service_account)
+    print(f"starting as {namespace}/{service_account}, inbox prefix {prefix}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

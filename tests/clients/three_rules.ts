@@ -317,14 +317,20 @@ export async function proveThreeRules(program: ClientProgram): Promise<void> {
     );
     assert.equal(out.lines.at(-1), "stopped");
   } catch (failure) {
-    if (!stopped) child.kill("SIGKILL");
-    await child.status;
+    if (!stopped) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* it exited by itself */ }
+    }
+    const status = await child.status;
     await Promise.all([out.done, err.done]).catch(() => {});
     const tail = (l: Lines) => l.lines.slice(-40).join("\n");
     const decisions = rig.decisions().map((l) => `${l.event} ${l.reason ?? l.serviceaccount}`)
       .join(", ");
     throw new Error(
-      `${(failure as Error).message}\n--- stdout\n${tail(out)}\n--- stderr\n${tail(err)}\n` +
+      `${(failure as Error).message}\n--- exit status ${status.code}\n--- stdout\n${
+        tail(out)
+      }\n--- stderr\n${tail(err)}\n` +
         `--- disconnects: ${rig.disconnects.join(", ")}\n--- decisions: ${decisions}`,
       { cause: failure },
     );

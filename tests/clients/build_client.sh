@@ -47,7 +47,7 @@ if [ ! -e "$out" ]; then
       cp "$src/pom.xml" "$src"/*.java "$work/"
       dir="$out.d"
       rm -rf "$dir" && mkdir -p "$dir"
-      mvn -q -B -f "$work/pom.xml" -Dmaven.repo.local="$cache/m2" \
+      mvn -q -B -Dstyle.color=never -f "$work/pom.xml" -Dmaven.repo.local="$cache/m2" \
         compile dependency:copy-dependencies -DoutputDirectory="$dir/lib" >&2
       cp -r "$work/target/classes" "$dir/classes"
       printf '%s\n' '#!/bin/sh' "exec java -cp '$dir/classes:$dir/lib/*' Client \"\$@\"" > "$out.tmp"

@@ -18,14 +18,15 @@
  *   deno run --allow-net --allow-env --allow-read examples/deno_client.ts
  * ```
  *
- * It answers requests on `<namespace>.echo`, sends itself one request through the private inbox,
- * prints the reply and exits 0. Outside this repository import `npm:@nats-io/transport-node` (or
- * `jsr:@nats-io/transport-deno`) instead of the bare specifier, which comes from deno.json.
+ * It answers requests on `<namespace>.echo` and sends itself one request a second through the
+ * private inbox, printing each reply, until SIGTERM or SIGINT. Outside this repository import
+ * `npm:@nats-io/transport-node` (or `jsr:@nats-io/transport-deno`) instead of the bare specifier,
+ * which comes from deno.json.
  *
  * @module
  */
 // deno-lint-ignore-file no-console -- an example program talks to its user on the console
-import { connect, type NatsConnection, tokenAuthenticator } from "@nats-io/transport-node";
+import { connect, delay, tokenAuthenticator } from "@nats-io/transport-node";
 
 /** Where Kubernetes puts the projected token in the Deployment shown in docs/client-usage.md. */
 export const DEFAULT_TOKEN_FILE = "/var/run/secrets/nats/token";
@@ -63,66 +64,62 @@ export function inboxPrefix(owner: TokenOwner): string {
   return `_INBOX_${owner.namespace}_${owner.serviceAccount.replaceAll(".", "_")}`;
 }
 
-/** Options of {@linkcode connectWithTokenFile}. */
-export interface TokenFileConnectOptions {
-  /** NATS server URL(s). */
-  servers: string | string[];
-  /** The projected token file; read again on every (re)connect. */
-  tokenFile: string;
-  /** Client name shown in the server's connz. @default {"deno-example"} */
-  name?: string;
-}
+if (import.meta.main) {
+  const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
+  const tokenFile = Deno.env.get("NATS_TOKEN_FILE") ?? DEFAULT_TOKEN_FILE;
 
-/**
- * Connect with the token file as the credential. `tokenAuthenticator` gets a function, which
- * nats.js calls on every connect and reconnect, so a rotated token is picked up without a restart.
- */
-export async function connectWithTokenFile(
-  options: TokenFileConnectOptions,
-): Promise<NatsConnection> {
-  const { servers, tokenFile, name = "deno-example" } = options;
-  const readToken = () => Deno.readTextFileSync(tokenFile).trim();
+  // docs:start connect
+  // Under Deno, nats.js's Node transport can raise the socket reset of a refused reconnect as an
+  // uncaught error after it has handled it; absorb exactly that, or the process ends.
+  globalThis.addEventListener("error", (event) => {
+    if (event.error?.code === "ECONNRESET") event.preventDefault();
+  });
+  const readToken = () => Deno.readTextFileSync(tokenFile).trim(); // on every connect and reconnect
   const owner = tokenOwner(readToken());
-  return await connect({
+  const nc = await connect({
     servers,
-    name,
+    name: `${owner.namespace}/${owner.serviceAccount}`,
     authenticator: tokenAuthenticator(readToken),
     inboxPrefix: inboxPrefix(owner),
-    // Keep trying forever, also after "Authorization Violation": nats.js otherwise stops after the
-    // same auth error twice in a row, which turns a token being rotated into a dead client.
+    // Never give up: nats.js otherwise stops after the same authorization error twice in a row,
+    // which turns a token being rotated into a dead client, and after a refused first connect.
     maxReconnectAttempts: -1,
     ignoreAuthErrorAbort: true,
+    waitOnFirstConnect: true,
   });
-}
+  // docs:end connect
+  console.log(
+    `starting as ${owner.namespace}/${owner.serviceAccount}, inbox prefix ${inboxPrefix(owner)}`,
+  );
+  (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error") {
+        console.error(`${s.type}: ${"error" in s ? s.error : s.server}`);
+      }
+    }
+  })();
 
-/** Answer one request on `<namespace>.echo` and send it through the private inbox. */
-export async function echoOnce(nc: NatsConnection, owner: TokenOwner): Promise<string> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
   const subject = `${owner.namespace}.echo`;
-  const sub = nc.subscribe(subject, {
-    max: 1,
+  nc.subscribe(subject, {
     callback: (err, msg) => {
       if (!err) msg.respond(`echo: ${msg.string()}`);
     },
   });
-  try {
-    const reply = await nc.request(subject, "hello", { timeout: 5000 });
-    return reply.string();
-  } finally {
-    sub.unsubscribe();
+  for (let n = 1; !stop.signal.aborted; n++) {
+    try {
+      const reply = await nc.request(subject, `ping ${n}`, { timeout: 2000 });
+      console.log(`reply: ${reply.string()}`);
+    } catch (err) {
+      console.error(`request failed: ${err}`);
+    }
+    await delay(1000);
   }
-}
-
-if (import.meta.main) {
-  const servers = Deno.env.get("NATS_URL") ?? "nats://127.0.0.1:4222";
-  const tokenFile = Deno.env.get("NATS_TOKEN_FILE") ?? DEFAULT_TOKEN_FILE;
-  const owner = tokenOwner(Deno.readTextFileSync(tokenFile).trim());
-  const nc = await connectWithTokenFile({ servers, tokenFile });
-  console.log(
-    `connected as ${owner.namespace}/${owner.serviceAccount}, inbox prefix ${inboxPrefix(owner)}`,
-  );
-  try {
-    console.log(`reply: ${await echoOnce(nc, owner)}`);
-  } finally {
-    await nc.drain();
-  }
+  await nc.drain();
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  Deno.removeSignalListener("SIGINT", onSignal);
+  console.log("stopped");
 }

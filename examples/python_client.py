@@ -34,6 +34,7 @@ TOKEN_FILE = os.environ.get("NATS_TOKEN_FILE", "/var/run/secrets/nats/token")
 NATS_URL = os.environ.get("NATS_URL", "nats://nats:4222")
 
 
+# docs:start connect
 def read_token() -> str:
     """The current projected token; called by nats-py on every (re)connect."""
     with open(TOKEN_FILE) as f:
@@ -96,9 +97,13 @@ async def supervise(setup, stop: asyncio.Event, retry_wait: float = 2.0) -> None
                 await nc.drain()
         if not stop.is_set():
             print(f"connection #{generation} closed ({nc.last_error!r}); connecting again", flush=True)
+# docs:end connect
 
 
 async def main() -> None:
+    namespace, service_account = token_owner(read_token())
+    prefix = inbox_prefix(namespace, service_account)
+    print(f"starting as {namespace}/{service_account}, inbox prefix {prefix}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

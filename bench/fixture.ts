@@ -17,7 +17,7 @@ import {
   type SigningKey,
 } from "../tests/support/sa_tokens.ts";
 import { createTestCertificates, TestApiServer } from "../tests/support/test_apiserver.ts";
-import { ServiceProcess } from "./service_process.ts";
+import { type ServiceImplementation, ServiceProcess } from "./service_process.ts";
 
 /** The issuer kubeadm and k3s clusters use. */
 export { ISSUER };
@@ -45,6 +45,8 @@ export interface BenchFixtureOptions {
   mode?: "kubeconfig" | "in-cluster";
   /** Live revocation on: the service gets the server's system user (`NATS_SYSTEM_*`). @default {false} */
   revocation?: boolean;
+  /** The service to run: another checkout, or the Go reference's executable. @default {this checkout} */
+  implementation?: ServiceImplementation;
 }
 
 /** The bearer token the in-cluster service presents to the apiserver. */
@@ -146,6 +148,7 @@ export class BenchFixture implements AsyncDisposable {
           },
           ...(onServiceLine ? { onLine: onServiceLine } : {}),
           ...(options.serviceDenoFlags ? { denoFlags: options.serviceDenoFlags } : {}),
+          ...(options.implementation ? { implementation: options.implementation } : {}),
         }),
       );
       const tokens = await Promise.all(

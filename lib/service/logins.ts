@@ -135,7 +135,7 @@ function buildLogin(context: LoginsContext, issuers: readonly string[]): Login {
  */
 function startLiveRevocation(context: LoginsContext, login: Login): Revocation {
   const { sources, logger, metrics, now } = context;
-  const { serviceAccounts, pods, policy, keys } = sources;
+  const { serviceAccounts, pods, policy, keys, changes } = sources;
   const grantOf = login.grantOf;
   const deciding = decidingChecks(context.checks);
   return context.subscribers.use(startRevocation({
@@ -148,6 +148,17 @@ function startLiveRevocation(context: LoginsContext, login: Login): Revocation {
     }),
     canDecide: () => failingChecks(deciding).length === 0,
     keys,
+    // Follow the caches' changes; the ServiceAccounts file has none, so it is checked every tick.
+    ...(changes
+      ? {
+        changes: {
+          serviceAccounts: changes.serviceAccounts,
+          ...(changes.pods ? { pods: changes.pods } : {}),
+          ...(changes.namespaces ? { namespaces: changes.namespaces } : {}),
+          policyVersion: () => policy?.current,
+        },
+      }
+      : {}),
     logger,
     metrics,
     now,

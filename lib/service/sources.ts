@@ -11,6 +11,7 @@
  * @module
  */
 import type { Config } from "../config/config.ts";
+import { type ChangeFeed, createChangeFeed } from "../core/changes.ts";
 import type { ServiceAccountSource } from "../core/model.ts";
 import { type NamespaceSource, startNamespaceCache } from "../cache/namespaces.ts";
 import { type PodSource, startPodCache } from "../cache/pods.ts";
@@ -55,6 +56,20 @@ export interface Sources {
   readonly pods: PodSource | undefined;
   /** The Namespaces' labels, when the policy at start has rules by labels. */
   readonly namespaces: NamespaceSource | undefined;
+  /**
+   * What the apiserver caches announce as they change (live revocation follows them, issue 18);
+   * none with `SERVICEACCOUNTS_FILE`.
+   */
+  readonly changes: CacheChanges | undefined;
+}
+
+/** The change feeds of the caches on the apiserver's watch. */
+export interface CacheChanges {
+  readonly serviceAccounts: ChangeFeed;
+  /** With `K8S_WATCH_PODS`. */
+  readonly pods: ChangeFeed | undefined;
+  /** With a policy that has rules by labels. */
+  readonly namespaces: ChangeFeed | undefined;
 }
 
 /**
@@ -83,16 +98,24 @@ export async function startSources(
       logger: context.logger,
       metrics: context.metrics,
     }));
-    return { policy, access, keys, serviceAccounts, pods: undefined, namespaces: undefined };
+    return {
+      policy,
+      access,
+      keys,
+      serviceAccounts,
+      pods: undefined,
+      namespaces: undefined,
+      changes: undefined,
+    };
   }
   // Without a ServiceAccounts file the apiserver is always used (see needsApiServer).
-  const { serviceAccounts, pods, namespaces } = startClusterCaches(
+  const { serviceAccounts, pods, namespaces, changes } = startClusterCaches(
     config,
     access!,
     stack,
     { ...context, policyUsesLabels },
   );
-  return { policy, access, keys, serviceAccounts, pods, namespaces };
+  return { policy, access, keys, serviceAccounts, pods, namespaces, changes };
 }
 
 /** The policy file, when `POLICY_FILE` is set; a bad file stops the start (`PolicyFileError`). */
@@ -170,33 +193,41 @@ function startClusterCaches(
   access: ApiAccess,
   stack: AsyncDisposableStack,
   context: SourcesContext & { policyUsesLabels: boolean },
-): Pick<Sources, "serviceAccounts" | "pods" | "namespaces"> {
+): Pick<Sources, "serviceAccounts" | "pods" | "namespaces"> & { changes: CacheChanges } {
   const { logger, metrics } = context;
   const scope = config.k8s.namespace ? { namespace: config.k8s.namespace } : {};
+  const changes = {
+    serviceAccounts: createChangeFeed(),
+    pods: config.k8s.watchPods ? createChangeFeed() : undefined,
+    namespaces: context.policyUsesLabels ? createChangeFeed() : undefined,
+  };
   const serviceAccounts = stack.use(startServiceAccountCache({
     access,
     ...scope,
     annotationPrefix: config.annotationPrefix,
     relistIntervalMs: config.relistIntervalMs,
+    onChange: changes.serviceAccounts.emit,
     logger,
     metrics,
   }));
-  const pods = config.k8s.watchPods
+  const pods = changes.pods
     ? stack.use(startPodCache({
       access,
       ...scope,
       relistIntervalMs: config.relistIntervalMs,
+      onChange: changes.pods.emit,
       logger,
       metrics,
     }))
     : undefined;
-  const namespaces = context.policyUsesLabels
+  const namespaces = changes.namespaces
     ? stack.use(startNamespaceCache({
       access,
       relistIntervalMs: config.relistIntervalMs,
+      onChange: changes.namespaces.emit,
       logger,
       metrics,
     }))
     : undefined;
-  return { serviceAccounts, pods, namespaces };
+  return { serviceAccounts, pods, namespaces, changes };
 }

@@ -66,8 +66,19 @@ export interface StormResult {
   readonly backSecondsP99: number;
   /** Clients still not back at the end. */
   readonly clientsNotBack: number;
-  /** Login attempts refused during the storm (client-side `Authorization Violation`s). */
+  /**
+   * Errors the clients reported during the storm (`status()` errors: connection refused or reset
+   * while the server was down or overloaded, stale connections, authorization errors).
+   */
   readonly failedLogins: number;
+  /**
+   * Of those, `Authorization Violation`: the callout refused, or nobody answered within the
+   * server's `authorization.timeout`.
+   */
+  readonly authFailures: number;
+  /** The clients' errors by message (`Authentication Timeout`: the server did not get to the
+   * client's CONNECT within its `authorization.timeout`, whatever the auth). */
+  readonly errorKinds: Readonly<Record<string, number>>;
   /** Of those, how many the service itself refused; the rest timed out or found no responder. */
   readonly deniedByService: number;
   /** Clients refused twice in a row, which nats.js would abandon without `ignoreAuthErrorAbort`. */
@@ -99,6 +110,8 @@ export async function runStorm(
   const backAt: (number | undefined)[] = new Array(n).fill(undefined);
   const failures: number[] = new Array(n).fill(0);
   let failedLogins = 0;
+  let authFailures = 0;
+  const errorKinds: Record<string, number> = {};
   let wouldGiveUp = 0;
   let killedAt = Number.POSITIVE_INFINITY;
   const watchers: Promise<void>[] = [];
@@ -125,6 +138,10 @@ export async function runStorm(
           for await (const s of nc.status()) {
             if (s.type === "error" && performance.now() >= killedAt) {
               failedLogins++;
+              const message = (s.error instanceof Error ? s.error.message : String(s.error))
+                .slice(0, 60);
+              errorKinds[message] = (errorKinds[message] ?? 0) + 1;
+              if (/authorization violation/i.test(message)) authFailures++;
               failures[i] = (failures[i] ?? 0) + 1;
               if (++consecutive === 2 && !counted) {
                 counted = true;
@@ -187,6 +204,8 @@ export async function runStorm(
       backSecondsP99: percentile(back, 99),
       clientsNotBack: n - back.length,
       failedLogins,
+      authFailures,
+      errorKinds,
       deniedByService: deniedAfter - deniedBefore,
       clientsThatWouldGiveUp: wouldGiveUp,
       allowedByService: allowedAfter - allowedBefore,

@@ -17,7 +17,11 @@ import {
   type SigningKey,
 } from "../tests/support/sa_tokens.ts";
 import { createTestCertificates, TestApiServer } from "../tests/support/test_apiserver.ts";
-import { ServiceProcess } from "./service_process.ts";
+import {
+  type ServiceImplementation,
+  ServiceProcess,
+  type ServiceProcessOptions,
+} from "./service_process.ts";
 
 /** The issuer kubeadm and k3s clusters use. */
 export { ISSUER };
@@ -45,6 +49,8 @@ export interface BenchFixtureOptions {
   mode?: "kubeconfig" | "in-cluster";
   /** Live revocation on: the service gets the server's system user (`NATS_SYSTEM_*`). @default {false} */
   revocation?: boolean;
+  /** The service to run: another checkout, or the Go reference's executable. @default {this checkout} */
+  implementation?: ServiceImplementation;
 }
 
 /** The bearer token the in-cluster service presents to the apiserver. */
@@ -54,7 +60,8 @@ const POD_TOKEN = "bench-pod-token";
 export class BenchFixture implements AsyncDisposable {
   readonly nats: NatsServer;
   readonly api: TestApiServer;
-  readonly service: ServiceProcess;
+  #service: ServiceProcess;
+  readonly #serviceOptions: ServiceProcessOptions;
   readonly signingKey: SigningKey;
   /** One token per ServiceAccount: a returning client presents the same token every time. */
   readonly tokens: readonly string[];
@@ -68,6 +75,7 @@ export class BenchFixture implements AsyncDisposable {
     nats: NatsServer;
     api: TestApiServer;
     service: ServiceProcess;
+    serviceOptions: ServiceProcessOptions;
     signingKey: SigningKey;
     tokens: string[];
     uids: string[];
@@ -77,7 +85,8 @@ export class BenchFixture implements AsyncDisposable {
   }) {
     this.nats = init.nats;
     this.api = init.api;
-    this.service = init.service;
+    this.#service = init.service;
+    this.#serviceOptions = init.serviceOptions;
     this.signingKey = init.signingKey;
     this.tokens = init.tokens;
     this.#uids = init.uids;
@@ -119,35 +128,35 @@ export class BenchFixture implements AsyncDisposable {
       const nats = cleanup.use(await NatsServer.start({ config }));
       const serviceUrl =
         `nats://${serviceUser.user}:${serviceUser.password}@127.0.0.1:${nats.port}`;
-      const service = cleanup.use(
-        await ServiceProcess.start({
-          env: {
-            ...(tls
-              ? {
-                K8S_IN_CLUSTER: "true",
-                KUBERNETES_SERVICE_HOST: "127.0.0.1",
-                KUBERNETES_SERVICE_PORT: new URL(api.url).port,
-                K8S_CA_FILE: tls.caFile,
-                K8S_TOKEN_FILE: await dir.write("token", POD_TOKEN),
-              }
-              : {
-                K8S_IN_CLUSTER: "false",
-                KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
-              }),
-            JWKS_URL: `${api.url}/openid/v1/jwks`,
-            JWT_ISSUER: ISSUER,
-            NATS_URL: serviceUrl,
-            NATS_ACCOUNT: "APP",
-            NATS_SIGNING_KEY_FILE: await dir.write("account.seed", account.seed),
-            LOG_LEVEL: logLevel,
-            ...(options.revocation
-              ? { NATS_SYSTEM_USER: system.user, NATS_SYSTEM_PASSWORD: system.password }
-              : {}),
-          },
-          ...(onServiceLine ? { onLine: onServiceLine } : {}),
-          ...(options.serviceDenoFlags ? { denoFlags: options.serviceDenoFlags } : {}),
-        }),
-      );
+      const serviceOptions: ServiceProcessOptions = {
+        env: {
+          ...(tls
+            ? {
+              K8S_IN_CLUSTER: "true",
+              KUBERNETES_SERVICE_HOST: "127.0.0.1",
+              KUBERNETES_SERVICE_PORT: new URL(api.url).port,
+              K8S_CA_FILE: tls.caFile,
+              K8S_TOKEN_FILE: await dir.write("token", POD_TOKEN),
+            }
+            : {
+              K8S_IN_CLUSTER: "false",
+              KUBECONFIG: await dir.write("kubeconfig", api.kubeConfig().exportConfig()),
+            }),
+          JWKS_URL: `${api.url}/openid/v1/jwks`,
+          JWT_ISSUER: ISSUER,
+          NATS_URL: serviceUrl,
+          NATS_ACCOUNT: "APP",
+          NATS_SIGNING_KEY_FILE: await dir.write("account.seed", account.seed),
+          LOG_LEVEL: logLevel,
+          ...(options.revocation
+            ? { NATS_SYSTEM_USER: system.user, NATS_SYSTEM_PASSWORD: system.password }
+            : {}),
+        },
+        ...(onServiceLine ? { onLine: onServiceLine } : {}),
+        ...(options.serviceDenoFlags ? { denoFlags: options.serviceDenoFlags } : {}),
+        ...(options.implementation ? { implementation: options.implementation } : {}),
+      };
+      const service = cleanup.use(await ServiceProcess.start(serviceOptions));
       const tokens = await Promise.all(
         uids.map((uid, i) => mint(signingKey, signingKey, i, uid, podUids[i]!)),
       );
@@ -156,6 +165,7 @@ export class BenchFixture implements AsyncDisposable {
         nats,
         api,
         service,
+        serviceOptions,
         signingKey,
         tokens,
         uids,
@@ -167,6 +177,17 @@ export class BenchFixture implements AsyncDisposable {
       await cleanup.disposeAsync();
       throw err;
     }
+  }
+
+  /** The service process (a new one after {@linkcode restartService}). */
+  get service(): ServiceProcess {
+    return this.#service;
+  }
+
+  /** Stop the service and start it again with the same options: a new process, empty caches. */
+  async restartService(): Promise<void> {
+    await this.#service.stop();
+    this.#service = await ServiceProcess.start(this.#serviceOptions);
   }
 
   /** `n` tokens never presented before (fresh `jti`), spread over the ServiceAccounts. */
@@ -195,7 +216,7 @@ export class BenchFixture implements AsyncDisposable {
 
   /** Stop the service, nats-server and the apiserver; remove the key directory. */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.service.stop();
+    await this.#service.stop();
     await this.nats.stop();
     await this.api.stop();
     await this.#dir[Symbol.asyncDispose]();

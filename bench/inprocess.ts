@@ -70,6 +70,11 @@ export interface DecisionPipelineOptions {
   requests?: number;
   /** Annotations of the ServiceAccount (policy input). @default {two extra subjects each way} */
   annotations?: Record<string, string>;
+  /**
+   * Carry a forged token: signed by a look-alike key under the trusted key's `kid`, so only the
+   * signature check refuses it (every decision is then a denial). @default {false}
+   */
+  forged?: boolean;
 }
 
 /**
@@ -96,7 +101,7 @@ export async function createDecisionPipeline(
     annotations: Object.freeze({ ...annotations }),
   });
   const token = await mintServiceAccountToken({
-    key: signingKey,
+    key: options.forged ? await generateSigningKey("RS256", { kid: signingKey.kid }) : signingKey,
     issuer: ISSUER,
     namespace: serviceAccount.namespace,
     serviceAccount: serviceAccount.name,

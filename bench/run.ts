@@ -10,7 +10,11 @@
  * `--rolling-rounds=2`, `--revocation-clients=100`, `--account-namespaces=1000`,
  * `--account-first-logins=20`,
  * `--soak-minutes=0` (the memory soak of bench/soak.ts; 0 skips it),
- * `--skip=storm,cache,decision,rolling,revocation,accounts`,
+ * `--latency-logins=2000` (bench/latency.ts), `--reference=PATH` (the Go reference's executable)
+ * and `--before=DIR` (another checkout) for the side-by-side section (bench/versus.ts, run when
+ * either is given), `--versus-rounds=3`, `--live-connections=0` (bench/live_connections.ts, the
+ * 100,000-connection run; 0 skips it), `--live-servers=6`,
+ * `--skip=storm,cache,decision,rolling,revocation,accounts,latency`,
  * `--out=bench/results/latest.json`.
  *
  * @module
@@ -27,7 +31,14 @@ import { type RevocationResult, runRevocation } from "./revocation.ts";
 import { type RollingResult, runRollingRestart } from "./rolling.ts";
 import { runSoak, type SoakResult } from "./soak.ts";
 import { type AccountsBenchResult, runAccountsBench } from "./accounts.ts";
-import { runStorm, type StormResult } from "./storm.ts";
+import { renderStorms, runStorms, type StormsResult } from "./storms.ts";
+import { type LatencyResult, renderLatency, runLatency } from "./latency.ts";
+import { type Contender, renderVersus, runVersus, type VersusResult } from "./versus.ts";
+import {
+  type LiveConnectionsResult,
+  renderLiveConnections,
+  runLiveConnections,
+} from "./live_connections.ts";
 
 /** Options of {@linkcode runBench}; the CLI flags map onto these. */
 export interface BenchOptions {
@@ -39,7 +50,7 @@ export interface BenchOptions {
   fresh?: number;
   /** Logins with forged tokens, at concurrency 16. @default {1000} */
   denials?: number;
-  /** Clients in the reconnect storm. @default {1000} */
+  /** Clients in each of the three reconnect storms (bench/storms.ts). @default {10000} */
   stormClients?: number;
   /** ServiceAccounts for the cache benchmark. @default {100000} */
   cacheServiceAccounts?: number;
@@ -55,7 +66,20 @@ export interface BenchOptions {
    */
   soakMinutes?: number;
   /** Sections to leave out. @default {[]} */
-  skip?: readonly ("storm" | "cache" | "decision" | "rolling" | "revocation" | "accounts")[];
+  skip?:
+    readonly ("storm" | "cache" | "decision" | "rolling" | "revocation" | "accounts" | "latency")[];
+  /** Logins of the concurrency-1 latency breakdown (bench/latency.ts). @default {2000} */
+  latencyLogins?: number;
+  /** The Go reference's executable, for the side-by-side section. @default {none} */
+  reference?: string;
+  /** Another checkout of this project, for the side-by-side section. @default {none} */
+  before?: string;
+  /** Rounds of the side-by-side section. @default {3} */
+  versusRounds?: number;
+  /** Connections of the live-connections run (bench/live_connections.ts); 0 skips it. @default {0} */
+  liveConnections?: number;
+  /** nats-servers of the live-connections run. @default {6} */
+  liveServers?: number;
   /** Connections revoked one by one in the revocation-latency run. @default {100} */
   revocationClients?: number;
   /** Namespaces provisioned at once in the accounts section. @default {1000} */
@@ -118,7 +142,14 @@ export interface BenchResult {
     readonly cpuSecondsTotal: number;
     readonly peakRssMiB: number;
   };
-  readonly storm: StormResult | null;
+  /** The reconnect storm: returning, first-seen (service restarted too), plain-token baseline. */
+  readonly storm: StormsResult | null;
+  /** Where a concurrency-1 login's time goes. */
+  readonly latency: LatencyResult | null;
+  /** This checkout against another and the Go reference, side by side. */
+  readonly versus: VersusResult | null;
+  /** 100,000 live connections, 3 replicas, revocation on. */
+  readonly live: LiveConnectionsResult | null;
   readonly cache: CacheScaleResult | null;
   /** The memory soak (`--soak-minutes`), or null when not run. */
   readonly soak: SoakResult | null;
@@ -181,7 +212,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     concurrency = [1, 16, 64],
     fresh = 1000,
     denials = 1000,
-    stormClients = 1000,
+    stormClients = 10_000,
     cacheServiceAccounts = 100_000,
     cachePods = 100_000,
     decisionMs = 3000,
@@ -204,6 +235,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       fresh,
       denials,
       stormClients,
+      reference: options.reference ?? null,
+      before: options.before ?? null,
+      liveConnections: options.liveConnections ?? 0,
       cacheServiceAccounts,
       cachePods,
       decisionMs,
@@ -306,9 +340,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   }
   const afterLogins = await fixture.service.stats();
 
-  let storm: StormResult | null = null;
+  let storm: StormsResult | null = null;
   if (!skip.includes("storm") && stormClients > 0) {
-    storm = await runStorm(fixture, { clients: stormClients, progress });
+    storm = await runStorms(fixture, { clients: stormClients, progress });
   }
   const final = await fixture.service.stats();
 
@@ -340,6 +374,47 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     });
   }
 
+  let latency: LatencyResult | null = null;
+  if (!skip.includes("latency") && (options.latencyLogins ?? 2000) > 0) {
+    latency = await runLatency({ logins: options.latencyLogins ?? 2000, progress });
+  }
+
+  let versus: VersusResult | null = null;
+  if (options.reference || options.before) {
+    const contenders: Contender[] = [{ name: "now" }];
+    if (options.before) {
+      const root = options.before.endsWith("/") ? options.before : `${options.before}/`;
+      contenders.push({ name: "before", implementation: { kind: "checkout", root } });
+    }
+    if (options.reference) {
+      contenders.push({
+        name: "reference",
+        implementation: { kind: "executable", path: options.reference },
+      });
+    }
+    versus = await runVersus({
+      contenders,
+      rounds: options.versusRounds ?? 3,
+      logins,
+      fresh,
+      forged: denials,
+      progress,
+    });
+  }
+
+  let live: LiveConnectionsResult | null = null;
+  if ((options.liveConnections ?? 0) > 0) {
+    const connections = options.liveConnections!;
+    live = await runLiveConnections({
+      connections,
+      servers: options.liveServers ?? 6,
+      fleet: Math.max(1, Math.round(connections / 10)),
+      perServiceAccount: Math.min(100, Math.max(1, Math.round(connections / 100))),
+      idleSeconds: connections >= 10_000 ? 30 : 2,
+      progress,
+    });
+  }
+
   let soak: SoakResult | null = null;
   if (soakMinutes > 0) {
     soak = await runSoak({ minutes: soakMinutes, rate: 50, progress });
@@ -354,7 +429,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       cpuSecondsTotal: round(final.cpuSeconds),
       peakRssMiB: round(Math.max(afterLogins.peakRssMiB, final.peakRssMiB), 1),
     },
-    storm: storm && roundAll(storm),
+    storm,
+    latency,
+    versus,
+    live,
     cache: cache && roundAll({
       ...cache,
       modes: cache.modes.map((m) => roundAll(m)),
@@ -437,26 +515,10 @@ export function renderTable(r: BenchResult): string {
       `| first-seen token (RS256 verification) | ${fmt(r.decision.firstSeenTokenPerSecond)} |`,
     );
   }
-  if (r.storm) {
-    const s = r.storm;
-    lines.push(
-      "",
-      `| reconnect storm: ${s.clients} clients, nats-server restarted | |`,
-      "|---|---:|",
-      `| initial connect, all clients (first-seen tokens) | ${fmt(s.initialConnectSeconds)} s |`,
-      `| server restart (kill → accepting) | ${fmt(s.serverRestartSeconds)} s |`,
-      `| service subscribed again (from the kill) | ${fmt(s.serviceBackSeconds)} s |`,
-      `| every client back (from the kill) | ${fmt(s.allBackSeconds)} s |`,
-      `| per-client back p50 / p90 / p99 | ${fmt(s.backSecondsP50)} / ${fmt(s.backSecondsP90)} / ${
-        fmt(s.backSecondsP99)
-      } s |`,
-      `| clients not back | ${s.clientsNotBack} |`,
-      `| failed logins (timed out or refused) / refused by the service | ${s.failedLogins} / ${s.deniedByService} |`,
-      `| clients refused twice in a row (nats.js would give up without ignoreAuthErrorAbort) | ${s.clientsThatWouldGiveUp} |`,
-      `| logins allowed by the service during the storm | ${s.allowedByService} |`,
-      `| service CPU during the storm | ${fmt(s.serviceCpuSeconds)} s |`,
-    );
-  }
+  if (r.storm) lines.push("", renderStorms(r.storm).trimEnd());
+  if (r.latency) lines.push("", renderLatency(r.latency).trimEnd());
+  if (r.versus) lines.push("", renderVersus(r.versus).trimEnd());
+  if (r.live) lines.push("", renderLiveConnections(r.live).trimEnd());
   if (r.cache) {
     const c = r.cache;
     lines.push(
@@ -589,6 +651,12 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
       skip: { type: "string" },
       "rolling-rounds": { type: "string" },
       "revocation-clients": { type: "string" },
+      "latency-logins": { type: "string" },
+      reference: { type: "string" },
+      before: { type: "string" },
+      "versus-rounds": { type: "string" },
+      "live-connections": { type: "string" },
+      "live-servers": { type: "string" },
       out: { type: "string" },
     },
     strict: true,
@@ -618,6 +686,12 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
   set("warmup", int("warmup", values.warmup));
   set("rollingRounds", int("rolling-rounds", values["rolling-rounds"]));
   set("revocationClients", int("revocation-clients", values["revocation-clients"]));
+  set("latencyLogins", int("latency-logins", values["latency-logins"]));
+  set("versusRounds", int("versus-rounds", values["versus-rounds"]));
+  set("liveConnections", int("live-connections", values["live-connections"]));
+  set("liveServers", int("live-servers", values["live-servers"]));
+  set("reference", values.reference);
+  set("before", values.before);
   if (values.concurrency !== undefined) {
     set(
       "concurrency",
@@ -629,7 +703,15 @@ function parseCli(args: string[]): { options: BenchOptions; out: string } {
     );
   }
   if (values.skip !== undefined) {
-    const known = ["storm", "cache", "decision", "rolling", "revocation", "accounts"] as const;
+    const known = [
+      "storm",
+      "cache",
+      "decision",
+      "rolling",
+      "revocation",
+      "accounts",
+      "latency",
+    ] as const;
     const skip = values.skip.split(",").map((s) => s.trim()).filter((s) => s !== "");
     for (const s of skip) {
       if (!(known as readonly string[]).includes(s)) {

@@ -9,8 +9,19 @@
 import { imageEntry, ROOT, startTaskArgs } from "../tests/support/start_task.ts";
 import { type ProcStats, readProcStats } from "./proc.ts";
 
+/**
+ * Which service a benchmark runs: this checkout (the default), another checkout of this project
+ * (the "before" of a comparison: its bundle and its start task's flags), or another executable —
+ * the Go reference service, which reads the same environment and answers `/health`.
+ */
+export type ServiceImplementation =
+  | { readonly kind: "checkout"; readonly root: string }
+  | { readonly kind: "executable"; readonly path: string };
+
 /** Options of {@linkcode ServiceProcess.start}. */
 export interface ServiceProcessOptions {
+  /** The service to run. @default {this checkout} */
+  implementation?: ServiceImplementation;
   /** The service's environment (besides `PORT`, which is chosen here). */
   env: Record<string, string>;
   /** Give up waiting for `/readyz` after this long. @default {30000} */
@@ -27,12 +38,12 @@ export interface ServiceProcessOptions {
  * The start task's flags with the image's entry (the bundle `deno task compile` compiles) in place
  * of `main.ts`, and `denoFlags` after `run`.
  */
-async function serviceArgs(denoFlags: readonly string[]): Promise<string[]> {
-  const [run, ...rest] = await startTaskArgs();
+async function serviceArgs(denoFlags: readonly string[], root = ROOT): Promise<string[]> {
+  const [run, ...rest] = await startTaskArgs(root);
   if (run !== "run" || rest.at(-1) !== "main.ts") {
     throw new Error("the start task is not `deno run … main.ts`");
   }
-  return [run, ...denoFlags, ...rest.slice(0, -1), await imageEntry()];
+  return [run, ...denoFlags, ...rest.slice(0, -1), await imageEntry(root)];
 }
 
 function freePort(): number {
@@ -53,6 +64,7 @@ export class ServiceProcess implements AsyncDisposable {
   readonly #output: Promise<unknown>;
   #stderr = "";
   #exited = false;
+  #readyPath = "/readyz";
 
   private constructor(child: Deno.ChildProcess, port: number, onLine?: (line: string) => void) {
     this.#child = child;
@@ -78,9 +90,11 @@ export class ServiceProcess implements AsyncDisposable {
       const value = Deno.env.get(name);
       if (value !== undefined) passthrough[name] = value;
     }
-    const child = new Deno.Command(Deno.execPath(), {
-      args: await serviceArgs(options.denoFlags ?? []),
-      cwd: ROOT,
+    const implementation = options.implementation ?? { kind: "checkout", root: ROOT };
+    const executable = implementation.kind === "executable";
+    const child = new Deno.Command(executable ? implementation.path : Deno.execPath(), {
+      args: executable ? [] : await serviceArgs(options.denoFlags ?? [], implementation.root),
+      cwd: executable ? "/" : implementation.root,
       clearEnv: true,
       env: { ...passthrough, ...options.env, PORT: String(port) },
       stdin: "null",
@@ -88,6 +102,8 @@ export class ServiceProcess implements AsyncDisposable {
       stderr: "piped",
     }).spawn();
     const service = new ServiceProcess(child, port, options.onLine);
+    // The Go reference has no /readyz; its /health answers once it serves.
+    service.#readyPath = executable ? "/health" : "/readyz";
     if (options.waitReady !== false) {
       try {
         await service.waitReady(options.readyTimeoutMs ?? 30_000);
@@ -105,7 +121,7 @@ export class ServiceProcess implements AsyncDisposable {
     while (Date.now() < deadline) {
       if (this.#exited) throw new Error(`service exited during start:\n${this.#stderr}`);
       try {
-        const res = await fetch(`http://127.0.0.1:${this.port}/readyz`);
+        const res = await fetch(`http://127.0.0.1:${this.port}${this.#readyPath}`);
         await res.body?.cancel();
         if (res.status === 200) return;
       } catch {

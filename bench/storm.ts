@@ -8,11 +8,29 @@
  * forever and past authorization errors: without `ignoreAuthErrorAbort`, a client refused twice in
  * a row gives up for good, which is counted here as `clientsThatWouldGiveUp`.
  *
+ * Three ways to run it (issue 18): returning clients (the service keeps its verified tokens, so
+ * every reconnect is a cache hit); with the service restarted first (`restartServiceFirst`: every
+ * reconnect presents a token the new process has never seen, a full RS256 verification each); and
+ * against a server with plain token auth instead of the callout (no `service`), the baseline.
+ *
  * @module
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { percentile } from "./login_client.ts";
-import type { BenchFixture } from "./fixture.ts";
+import type { NatsServer } from "../tests/support/nats_server.ts";
+import type { ServiceProcess } from "./service_process.ts";
+
+/** What a storm runs against: a server, tokens for its clients, and the service if there is one. */
+export interface StormTarget {
+  /** The server the clients connect to; it is restarted. */
+  readonly nats: NatsServer;
+  /** `n` tokens for `n` clients. */
+  freshTokens(n: number): Promise<string[]>;
+  /** The callout service; none for the plain-token baseline. */
+  readonly service?: ServiceProcess;
+  /** Stop the service process and start a new one (an empty verified-token cache). */
+  restartService?(): Promise<void>;
+}
 
 /** Options of {@linkcode runStorm}. */
 export interface StormOptions {
@@ -22,6 +40,13 @@ export interface StormOptions {
   timeoutMs?: number;
   /** Progress messages. @default {ignore} */
   progress?: (message: string) => void;
+  /**
+   * Restart the service (new process, empty token cache) after the clients connected and before
+   * the server restart, so every token of the storm is first-seen. @default {false}
+   */
+  restartServiceFirst?: boolean;
+  /** Clients connecting at a time at first. @default {64} */
+  connectConcurrency?: number;
 }
 
 /** What one storm measured. */
@@ -41,8 +66,19 @@ export interface StormResult {
   readonly backSecondsP99: number;
   /** Clients still not back at the end. */
   readonly clientsNotBack: number;
-  /** Login attempts refused during the storm (client-side `Authorization Violation`s). */
+  /**
+   * Errors the clients reported during the storm (`status()` errors: connection refused or reset
+   * while the server was down or overloaded, stale connections, authorization errors).
+   */
   readonly failedLogins: number;
+  /**
+   * Of those, `Authorization Violation`: the callout refused, or nobody answered within the
+   * server's `authorization.timeout`.
+   */
+  readonly authFailures: number;
+  /** The clients' errors by message (`Authentication Timeout`: the server did not get to the
+   * client's CONNECT within its `authorization.timeout`, whatever the auth). */
+  readonly errorKinds: Readonly<Record<string, number>>;
   /** Of those, how many the service itself refused; the rest timed out or found no responder. */
   readonly deniedByService: number;
   /** Clients refused twice in a row, which nats.js would abandon without `ignoreAuthErrorAbort`. */
@@ -60,15 +96,22 @@ export interface StormResult {
  * (not timed), connects them all, restarts the server and waits for everyone.
  */
 export async function runStorm(
-  fixture: BenchFixture,
+  fixture: StormTarget,
   options: StormOptions = {},
 ): Promise<StormResult> {
-  const { clients: n = 1000, timeoutMs = 60_000, progress = () => {} } = options;
+  const {
+    clients: n = 1000,
+    timeoutMs = 60_000,
+    progress = () => {},
+    connectConcurrency = 64,
+  } = options;
   const tokens = await fixture.freshTokens(n);
   const clients: NatsConnection[] = [];
   const backAt: (number | undefined)[] = new Array(n).fill(undefined);
   const failures: number[] = new Array(n).fill(0);
   let failedLogins = 0;
+  let authFailures = 0;
+  const errorKinds: Record<string, number> = {};
   let wouldGiveUp = 0;
   let killedAt = Number.POSITIVE_INFINITY;
   const watchers: Promise<void>[] = [];
@@ -77,7 +120,7 @@ export async function runStorm(
     progress(`storm: connecting ${n} clients`);
     const connectStarted = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: Math.min(64, n) }, async () => {
+    await Promise.all(Array.from({ length: Math.min(connectConcurrency, n) }, async () => {
       while (next < n) {
         const i = next++;
         const nc = await connect({
@@ -95,6 +138,10 @@ export async function runStorm(
           for await (const s of nc.status()) {
             if (s.type === "error" && performance.now() >= killedAt) {
               failedLogins++;
+              const message = (s.error instanceof Error ? s.error.message : String(s.error))
+                .slice(0, 60);
+              errorKinds[message] = (errorKinds[message] ?? 0) + 1;
+              if (/authorization violation/i.test(message)) authFailures++;
               failures[i] = (failures[i] ?? 0) + 1;
               if (++consecutive === 2 && !counted) {
                 counted = true;
@@ -113,19 +160,25 @@ export async function runStorm(
     // Let the first logins settle, so the storm starts from quiet.
     await new Promise((r) => setTimeout(r, 500));
 
-    const allowedBefore = await fixture.service.metric("nats_auth_requests_total", {
-      result: "allowed",
-    });
-    const deniedBefore = await fixture.service.metric("nats_auth_requests_total", {
-      result: "denied",
-    });
-    const cpuBefore = (await fixture.service.stats()).cpuSeconds;
+    if (options.restartServiceFirst) {
+      if (!fixture.restartService) throw new Error("this storm target cannot restart its service");
+      progress("storm: restarting the service first (every token first-seen)");
+      await fixture.restartService();
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const service = fixture.service;
+    const metric = (result: string) =>
+      service ? service.metric("nats_auth_requests_total", { result }) : Promise.resolve(NaN);
+    const allowedBefore = await metric("allowed");
+    const deniedBefore = await metric("denied");
+    const cpuBefore = service ? (await service.stats()).cpuSeconds : NaN;
     progress(`storm: ${n} clients connected in ${initialConnectSeconds.toFixed(1)} s; restarting`);
     killedAt = performance.now();
     await fixture.nats.restart();
     const serverRestartSeconds = (performance.now() - killedAt) / 1000;
     const serviceBack = (async () => {
-      await fixture.service.waitReady(timeoutMs);
+      if (!service) return NaN;
+      await service.waitReady(timeoutMs);
       return (performance.now() - killedAt) / 1000;
     })();
 
@@ -135,15 +188,11 @@ export async function runStorm(
     }
     const doneAt = performance.now();
     const serviceBackSeconds = await serviceBack.catch(() => Number.NaN);
-    const stats = await fixture.service.stats();
+    const stats = service ? await service.stats() : undefined;
     const back = backAt.filter((t): t is number => t !== undefined)
       .map((t) => (t - killedAt) / 1000).sort((a, b) => a - b);
-    const allowedAfter = await fixture.service.metric("nats_auth_requests_total", {
-      result: "allowed",
-    });
-    const deniedAfter = await fixture.service.metric("nats_auth_requests_total", {
-      result: "denied",
-    });
+    const allowedAfter = await metric("allowed");
+    const deniedAfter = await metric("denied");
     return {
       clients: n,
       initialConnectSeconds,
@@ -155,11 +204,13 @@ export async function runStorm(
       backSecondsP99: percentile(back, 99),
       clientsNotBack: n - back.length,
       failedLogins,
+      authFailures,
+      errorKinds,
       deniedByService: deniedAfter - deniedBefore,
       clientsThatWouldGiveUp: wouldGiveUp,
       allowedByService: allowedAfter - allowedBefore,
-      serviceCpuSeconds: stats.cpuSeconds - cpuBefore,
-      servicePeakRssMiB: stats.peakRssMiB,
+      serviceCpuSeconds: stats ? stats.cpuSeconds - cpuBefore : NaN,
+      servicePeakRssMiB: stats?.peakRssMiB ?? NaN,
     };
   } finally {
     await Promise.all(clients.map((nc) => nc?.close().catch(() => {})));

@@ -22,6 +22,7 @@
  * @module
  */
 import { abortable, delay } from "../core/abort.ts";
+import type { RecordChange } from "../core/changes.ts";
 import type { ApiAccess } from "../kubernetes/access.ts";
 import { apiGet } from "../kubernetes/api_get.ts";
 import type { Logger } from "../telemetry/log.ts";
@@ -102,6 +103,12 @@ export interface ReflectorOptions<R extends NamespacedRecord> {
   requestTimeoutMs?: number;
   /** Source of randomness for jitter. @default {Math.random} */
   random?: () => number;
+  /**
+   * Told of every change to the snapshot: the record a watch event added, changed or deleted, and
+   * `"all"` when a relist swapped a new snapshot in (live revocation follows these, issue 18).
+   * @default {undefined (nobody is told)}
+   */
+  onChange?: (change: RecordChange) => void;
 }
 
 /**
@@ -117,6 +124,7 @@ export type ReflectorTuning = Pick<
   | "watchTimeoutSeconds"
   | "requestTimeoutMs"
   | "random"
+  | "onChange"
 >;
 
 /**
@@ -249,6 +257,7 @@ interface ReflectorSettings<R extends NamespacedRecord> {
   readonly watchTimeoutSeconds: number;
   readonly requestTimeoutMs: number;
   readonly random: () => number;
+  readonly onChange: ((change: RecordChange) => void) | undefined;
 }
 
 /** Check the options and unpack their defaults, in one place. */
@@ -281,6 +290,7 @@ function reflectorSettings<R extends NamespacedRecord>(
     watchTimeoutSeconds: options.watchTimeoutSeconds ?? 300,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     random: options.random ?? Math.random,
+    onChange: options.onChange,
   };
 }
 
@@ -468,6 +478,7 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
     this.#nextRelistAt = this.#resyncRequested ? 0 : Date.now() + this.#s.relistIntervalMs;
     this.#s.metrics.size.set(list.index.size);
     this.#health.recovered();
+    this.#s.onChange?.("all");
   }
 
   /** One watch stream from the last resourceVersion, until it ends or a relist is due. */
@@ -500,9 +511,18 @@ class ReflectorImpl<R extends NamespacedRecord> implements Reflector<R> {
   async #follow(body: ReadableStream<Uint8Array>, request: WatchRequest): Promise<WatchEnd> {
     const started = performance.now();
     let events = 0;
+    const { toRecord, onChange } = this.#s;
+    // With a listener, the record an event touched is noted on its way into the index.
+    const touched: { record?: R | undefined } = {};
+    const noting: ToRecord<R> = (object, intern) => (touched.record = toRecord(object, intern));
     for await (const event of watchEvents(body)) {
       events++;
-      const outcome = applyWatchEvent(event, this.#index, this.#s.toRecord);
+      touched.record = undefined;
+      const outcome = applyWatchEvent(event, this.#index, onChange ? noting : toRecord);
+      const record = touched.record as R | undefined; // set by `noting` during the call
+      if (outcome.kind === "applied" && record) {
+        onChange?.({ namespace: record.namespace, name: record.name });
+      }
       if (outcome.kind === "gone" || outcome.kind === "error") {
         request.abort();
         return outcome;

@@ -5,15 +5,19 @@
  * permissions changed, its Pod gone, the key that signed its token out of the JWKS. The client
  * then reconnects, and that login is decided anew on the current state.
  *
- * Level-triggered: a short tick compares every remembered connection with the current lookups
- * through the pure {@linkcode kicksFor}, so a missed event can delay a kick by one tick but never
- * lose it, and no change feed is needed from the caches.
+ * The work follows the changes (issue 18): the remembered connections are indexed by
+ * ServiceAccount, Pod, key and Namespace (lib/nats/approved_connections.ts), the caches announce
+ * each record they change ({@linkcode RevocationChanges}), and a short tick checks through the pure
+ * {@linkcode kicksFor} only the connections those changes touch — plus every new approval once, and
+ * every connection after a relist, a policy reload or a key set change of its `kid`. Between
+ * changes a tick costs nothing per connection. Without a change feed (the ServiceAccounts file)
+ * every tick checks every connection, as before. A missed event is healed by the next relist.
  *
  * Reading order: {@linkcode startRevocation} wires the parts — the remembered connections (added
  * by {@linkcode rememberApprovals} and by adopting what the servers' connz already hold; removed by
- * disconnect advisories, expiry and answered kicks), the key presence check, the kicker — and runs
- * the periodic check: forget the expired, adopt once, refresh key presence, kick what
- * {@linkcode kicksFor} names.
+ * disconnect advisories, expiry and answered kicks), the change feeds, the key presence check, the
+ * kicker — and runs the periodic check: forget the expired, adopt once, refresh key presence, kick
+ * what {@linkcode kicksFor} names among the candidates.
  *
  * @module
  */
@@ -29,6 +33,8 @@ import type {
   ServiceAccountRecord,
 } from "../core/model.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
+import type { ChangeFeed } from "../core/changes.ts";
+import { type ApprovedConnections, createApprovedConnections } from "./approved_connections.ts";
 
 /** Why a live connection was closed; a metric label and a log field. */
 export type KickReason =
@@ -269,7 +275,10 @@ export interface RevocationOptions {
   logger: Logger;
   /** Keeps `nats_auth_live_connections` current and counts `nats_auth_kicks_total{reason}`. */
   metrics: ServiceMetrics;
-  /** How often every remembered connection is checked. @default {500} */
+  /**
+   * How often the connections touched by changes are checked (all of them when there is no
+   * `changes` feed). @default {500}
+   */
   tickMs?: number;
   /** Give up one kick request after this long (it is retried on a later tick). @default {2000} */
   kickTimeoutMs?: number;
@@ -282,6 +291,27 @@ export interface RevocationOptions {
   adoptPageSize?: number;
   /** Clock in milliseconds. @default {() => Date.now()} */
   now?: () => number;
+  /**
+   * What the lookups' sources announce when they change. With it a check looks only at the
+   * connections a change touches; without it every check looks at every connection.
+   * @default {undefined}
+   */
+  changes?: RevocationChanges;
+}
+
+/**
+ * The change feeds of the sources behind {@linkcode RevocationLookups}: every source the lookups
+ * read must announce its changes here, or a change it makes goes unseen until a relist.
+ */
+export interface RevocationChanges {
+  /** Changes of the ServiceAccount cache. */
+  readonly serviceAccounts: ChangeFeed;
+  /** Changes of the Pod cache; required when the lookups include `pod`. */
+  readonly pods?: ChangeFeed;
+  /** Changes of the Namespace cache (labels the policy reads). */
+  readonly namespaces?: ChangeFeed;
+  /** The policy in force, compared by identity: a new one may change every grant. */
+  readonly policyVersion?: () => unknown;
 }
 
 /** A running revocation loop. */
@@ -373,7 +403,8 @@ async function* listConnections(
 /**
  * Start remembering, forgetting and kicking connections over the system connection `system`:
  * subscribes to {@linkcode DISCONNECT_EVENTS}, and every `tickMs` (while `canDecide()`) drops
- * expired entries and kicks what {@linkcode kicksFor} names. A kick is logged (`connection_kicked`
+ * expired entries and kicks what {@linkcode kicksFor} names among the connections the changes
+ * since the last tick touched. A kick is logged (`connection_kicked`
  * with the reason, namespace, ServiceAccount, server and cid) and counted by reason; a kicked
  * connection is forgotten once the server answers, and retried on a later tick if it does not.
  *
@@ -396,10 +427,13 @@ export function startRevocation(options: RevocationOptions): Revocation {
     adoptExisting = true,
     adoptPageSize = 1000,
     now = () => Date.now(),
+    changes,
   } = options;
   const live = createApprovedConnections(metrics);
   const keyPresence = createKeyPresenceCheck(keys);
   const kick = createKicker({ live, kickTimeoutMs, logger, metrics });
+  const unfollow = changes ? followChanges(changes, live) : () => {};
+  let policyVersion: unknown = changes?.policyVersion?.();
 
   // The system connection may still be connecting: until it is, approvals are only remembered.
   let sys: NatsConnection | undefined;
@@ -417,16 +451,25 @@ export function startRevocation(options: RevocationOptions): Revocation {
   const check = (): Promise<void> => {
     running ??= (async () => {
       live.forgetExpired(now() / 1000);
+      if (!changes) live.everythingChanged();
       const nc = sys;
+      // Marks stay while the replica cannot decide: nothing is kicked on a cache not synced.
       if (!nc || nc.isClosed() || !canDecide()) return;
       if (adoptExisting && !adopted) {
         adopted = true;
         await adoptConnections(nc, lookups(), live, { pageSize: adoptPageSize, now, logger });
+        live.everythingChanged();
       }
-      if (live.size === 0) return;
-      await keyPresence.refresh(live.values());
-      const kicks = kicksFor(live.values(), { ...lookups(), ...keyPresence.lookup() });
-      await Promise.all(kicks.map((k) => kick(nc, k)));
+      const policy = changes?.policyVersion?.();
+      if (policy !== policyVersion) {
+        policyVersion = policy;
+        live.everythingChanged();
+      }
+      await keyPresence.refresh(live);
+      if (!live.pending) return;
+      const candidates = live.takeCandidates();
+      const kicks = kicksFor(candidates, { ...lookups(), ...keyPresence.lookup() });
+      await kickAll(kicks, (k) => kick(nc, k));
     })().catch((err) => logger.error("revocation_check_failed", { error: err }))
       .finally(() => (running = undefined));
     return running;
@@ -438,6 +481,7 @@ export function startRevocation(options: RevocationOptions): Revocation {
     closed ??= (async () => {
       closing = true;
       clearInterval(timer);
+      unfollow();
       if (events && !events.isClosed() && !sys?.isClosed()) events.unsubscribe();
       // A check may be waiting on kick or connz replies; shutdown does not wait for them long.
       const timeout = new AbortController();
@@ -459,68 +503,24 @@ export function startRevocation(options: RevocationOptions): Revocation {
 }
 
 /**
- * The approved connections this replica remembers, by server id and cid, mirrored in the
- * `liveConnections` gauge. The seam between what is remembered and how it is checked: the check
- * reads {@linkcode ApprovedConnections.values}; approvals, disconnect events, expiry, adoption and
- * answered kicks change it.
+ * Mark in `live` what the sources announce: a ServiceAccount, Pod or Namespace that changed, or
+ * everything after a relist. Returns the function that stops following.
  */
-interface ApprovedConnections {
-  /** Remember (or replace) one connection. */
-  remember(connection: ApprovedConnection): void;
-  /** Forget one connection: it is gone, or has been kicked. */
-  forget(serverId: string, cid: number): void;
-  /** Forget every connection whose user JWT has expired by `seconds`: the server closed it. */
-  forgetExpired(seconds: number): void;
-  /** Whether the connection is remembered. */
-  has(serverId: string, cid: number): boolean;
-  /** The remembered connections, in the order they were first remembered. */
-  values(): IterableIterator<ApprovedConnection>;
-  /** How many are remembered. */
-  readonly size: number;
-  /**
-   * True the first time a kick of this connection fails since it was remembered, so that failure
-   * is logged once at warn however often the kick is retried.
-   */
-  firstKickFailure(serverId: string, cid: number): boolean;
-}
-
-function connectionKey(serverId: string, cid: number): string {
-  return `${serverId}${KEY_SEP}${cid}`;
-}
-
-/** An empty {@linkcode ApprovedConnections}; each change sets the gauge. */
-function createApprovedConnections(metrics: ServiceMetrics): ApprovedConnections {
-  const live = new Map<string, ApprovedConnection>();
-  const failedBefore = new Set<string>();
-  const gauge = () => metrics.liveConnections.set(live.size);
-  const forget = (serverId: string, cid: number): void => {
-    const key = connectionKey(serverId, cid);
-    failedBefore.delete(key);
-    if (live.delete(key)) gauge();
-  };
-  return {
-    remember: (c) => {
-      live.set(connectionKey(c.serverId, c.cid), c);
-      gauge();
-    },
-    forget,
-    forgetExpired: (seconds) => {
-      for (const c of live.values()) {
-        if (c.expiresAt <= seconds) forget(c.serverId, c.cid);
-      }
-      gauge();
-    },
-    has: (serverId, cid) => live.has(connectionKey(serverId, cid)),
-    values: () => live.values(),
-    get size() {
-      return live.size;
-    },
-    firstKickFailure: (serverId, cid) => {
-      const key = connectionKey(serverId, cid);
-      if (failedBefore.has(key)) return false;
-      failedBefore.add(key);
-      return true;
-    },
+function followChanges(changes: RevocationChanges, live: ApprovedConnections): () => void {
+  const stops = [
+    changes.serviceAccounts.subscribe((c) =>
+      c === "all" ? live.everythingChanged() : live.serviceAccountChanged(c.namespace, c.name)
+    ),
+    changes.pods?.subscribe((c) =>
+      c === "all" ? live.everythingChanged() : live.podChanged(c.namespace, c.name)
+    ),
+    // A Namespace is cluster-scoped: its record's name is the namespace.
+    changes.namespaces?.subscribe((c) =>
+      c === "all" ? live.everythingChanged() : live.namespaceChanged(c.name)
+    ),
+  ];
+  return () => {
+    for (const stop of stops) stop?.();
   };
 }
 
@@ -546,8 +546,11 @@ function forgetOnDisconnect(nc: NatsConnection, live: ApprovedConnections): Subs
 
 /** Whether the keys that signed the remembered tokens are still in the key set. */
 interface KeyPresenceCheck {
-  /** Ask the key source again for the kids in use, when its content changed since last time. */
-  refresh(connections: Iterable<ApprovedConnection>): Promise<void>;
+  /**
+   * Ask the key source again for the kids in use, when its content changed since last time, and
+   * mark in `live` the connections whose key is gone.
+   */
+  refresh(live: ApprovedConnections): Promise<void>;
   /** The `keyPresent` lookup for {@linkcode kicksFor}; empty when keys are not checked. */
   lookup(): Pick<RevocationLookups, "keyPresent">;
 }
@@ -560,17 +563,16 @@ function createKeyPresenceCheck(keys: KeyPresence | undefined): KeyPresenceCheck
   let keyGeneration = -1;
   let keyState = new Map<string, boolean>();
   return {
-    refresh: async (connections) => {
+    refresh: async (live) => {
       if (!keys || keys.generation === keyGeneration) return;
       const generation = keys.generation;
       const next = new Map<string, boolean>();
-      const wanted = new Map<string, string>();
-      for (const c of connections) if (c.kid && c.alg) wanted.set(c.kid, c.alg);
-      for (const [kid, alg] of wanted) {
+      for (const [kid, alg] of live.kids()) {
         const found = await Promise.resolve()
           .then(() => keys.getKey({ kid, alg }, undefined as never))
           .then(() => true, () => false);
         next.set(kid, found);
+        if (!found) live.keyChanged(kid);
       }
       keyGeneration = generation;
       keyState = next;
@@ -595,7 +597,7 @@ function createKicker(context: {
   const { live, kickTimeoutMs, logger, metrics } = context;
   const kicking = new Set<string>();
   return async (system, { connection: c, reason }) => {
-    const key = connectionKey(c.serverId, c.cid);
+    const key = `${c.serverId}${KEY_SEP}${c.cid}`;
     if (kicking.has(key)) return;
     kicking.add(key);
     const fields = {
@@ -625,14 +627,34 @@ function createKicker(context: {
         // No server with that id any more (restarted or gone): neither is the connection.
         live.forget(c.serverId, c.cid);
         logger.debug("connection_kick_no_server", fields);
-      } else if (live.firstKickFailure(c.serverId, c.cid)) {
-        // Once per connection at warn (retried every check; the system connection says why).
-        logger.warn("connection_kick_failed", { ...fields, error: err });
+      } else {
+        // Checked again at the next tick; logged once per connection at warn (the system
+        // connection says why).
+        live.retry(c);
+        if (live.firstKickFailure(c.serverId, c.cid)) {
+          logger.warn("connection_kick_failed", { ...fields, error: err });
+        }
       }
     } finally {
       kicking.delete(key);
     }
   };
+}
+
+/**
+ * Kicks in flight at once. A ServiceAccount with 10,000 connections deleted at once would
+ * otherwise send 10,000 requests together; under load most of them outlive their timeout, are
+ * retried and answered "not found" (issue 18, bench/live_connections.ts).
+ */
+const KICKS_IN_FLIGHT = 256;
+
+/** Run `kick` for every kick, at most {@linkcode KICKS_IN_FLIGHT} at a time. */
+async function kickAll(kicks: readonly Kick[], kick: (k: Kick) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < kicks.length) await kick(kicks[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(KICKS_IN_FLIGHT, kicks.length) }, worker));
 }
 
 /**

@@ -11,6 +11,7 @@
  * @module
  */
 import type { Config } from "../config/config.ts";
+import { type ChangeFeed, createChangeFeed } from "../core/changes.ts";
 import type { ServiceAccountSource } from "../core/model.ts";
 import { type NamespaceSource, startNamespaceCache } from "../cache/namespaces.ts";
 import { type PodSource, startPodCache } from "../cache/pods.ts";
@@ -59,6 +60,21 @@ export interface Sources {
   readonly namespaces: NamespaceSource | undefined;
   /** Accounts that follow namespaces (`NATS_OPERATOR_SIGNING_KEY_FILE`): what each one gets. */
   readonly accounts: { readonly planner: Planner; readonly root: Uint8Array } | undefined;
+  /**
+   * What the apiserver caches announce as they change (live revocation follows them, issue 18);
+   * none with `SERVICEACCOUNTS_FILE`.
+   */
+  readonly changes: CacheChanges | undefined;
+}
+
+/** The change feeds of the caches on the apiserver's watch. */
+export interface CacheChanges {
+  /** ServiceAccounts added, changed or deleted (`"all"` after a relist). */
+  readonly serviceAccounts: ChangeFeed;
+  /** With `K8S_WATCH_PODS`. */
+  readonly pods: ChangeFeed | undefined;
+  /** With a policy that has rules by labels, or accounts that follow namespaces. */
+  readonly namespaces: ChangeFeed | undefined;
 }
 
 /**
@@ -95,10 +111,11 @@ export async function startSources(
       pods: undefined,
       namespaces: undefined,
       accounts: undefined,
+      changes: undefined,
     };
   }
   // Without a ServiceAccounts file the apiserver is always used (see needsApiServer).
-  const { serviceAccounts, pods, namespaces } = startClusterCaches(
+  const { serviceAccounts, pods, namespaces, changes } = startClusterCaches(
     config,
     access!,
     stack,
@@ -111,6 +128,7 @@ export async function startSources(
     serviceAccounts,
     pods,
     namespaces,
+    changes,
     accounts: startPlanner(config, policy, namespaces),
   };
 }
@@ -223,33 +241,41 @@ function startClusterCaches(
   access: ApiAccess,
   stack: AsyncDisposableStack,
   context: SourcesContext & { policyUsesLabels: boolean },
-): Pick<Sources, "serviceAccounts" | "pods" | "namespaces"> {
+): Pick<Sources, "serviceAccounts" | "pods" | "namespaces"> & { changes: CacheChanges } {
   const { logger, metrics } = context;
   const scope = config.k8s.namespace ? { namespace: config.k8s.namespace } : {};
+  const changes = {
+    serviceAccounts: createChangeFeed(),
+    pods: config.k8s.watchPods ? createChangeFeed() : undefined,
+    namespaces: context.policyUsesLabels || config.provisioning ? createChangeFeed() : undefined,
+  };
   const serviceAccounts = stack.use(startServiceAccountCache({
     access,
     ...scope,
     annotationPrefix: config.annotationPrefix,
     relistIntervalMs: config.relistIntervalMs,
+    onChange: changes.serviceAccounts.emit,
     logger,
     metrics,
   }));
-  const pods = config.k8s.watchPods
+  const pods = changes.pods
     ? stack.use(startPodCache({
       access,
       ...scope,
       relistIntervalMs: config.relistIntervalMs,
+      onChange: changes.pods.emit,
       logger,
       metrics,
     }))
     : undefined;
-  const namespaces = context.policyUsesLabels || config.provisioning
+  const namespaces = changes.namespaces
     ? stack.use(startNamespaceCache({
       access,
       relistIntervalMs: config.relistIntervalMs,
+      onChange: changes.namespaces.emit,
       logger,
       metrics,
     }))
     : undefined;
-  return { serviceAccounts, pods, namespaces };
+  return { serviceAccounts, pods, namespaces, changes };
 }

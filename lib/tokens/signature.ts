@@ -1,8 +1,9 @@
 /**
  * The signature step of token verification: the key the header names (from the key set), then the
- * signature. The signature itself is checked with `node:crypto` (OpenSSL, synchronous) when the key
- * jose resolved is of the exact kind the algorithm needs: RS256 verifies about twice as fast that
- * way as through WebCrypto, which Deno runs on a thread pool. Anything unusual (a `crit` header,
+ * signature. The signature itself is checked synchronously when the key jose resolved is of the
+ * exact kind the algorithm needs: RS256/384/512 on V8's `BigInt` (lib/tokens/rsa_pkcs1.ts, 5–7×
+ * cheaper than `node:crypto` under Deno; measured there), everything else with `node:crypto`
+ * (about twice as fast as WebCrypto, which Deno runs on a thread pool). Anything unusual (a `crit` header,
  * several candidate keys, a key of another kind, an undecodable part) takes jose's `compactVerify`
  * path, so its checks and error codes stay the reference. Every failure becomes an
  * {@linkcode AuthError} with its own reason.
@@ -14,6 +15,7 @@ import { compactVerify, errors, type ProtectedHeaderParameters } from "jose";
 import { AuthError, type DenyReason } from "../core/errors.ts";
 import { quoteForMessage as quote } from "./claims.ts";
 import { KeyInvalidError, type KeySource, KeysUnavailableError } from "./key_source.ts";
+import { type RsaDigest, type RsaPublicKey, rsaPublicKey, verifyRsaPkcs1 } from "./rsa_pkcs1.ts";
 
 /**
  * Signature algorithms a ServiceAccount token may use. Kubernetes signs with RS256 by default and
@@ -145,8 +147,38 @@ const NATIVE: Readonly<Record<string, NativeAlgorithm>> = {
   EdDSA: { digest: null, keyAlgorithm: "Ed25519" },
 };
 
-/** `KeyObject`s made from jose's `CryptoKey`s, per verifier; both live as long as the key set. */
-export type KeyObjectCache = WeakMap<CryptoKey, KeyObject>;
+/** A key in the forms the synchronous checks use: a `KeyObject`, and for RSA the numbers. */
+export interface NativeKey {
+  /** The key as `node:crypto` takes it. */
+  readonly keyObject: KeyObject;
+  /** For RS256/384/512 (lib/tokens/rsa_pkcs1.ts); undefined for other kinds and unusual keys. */
+  readonly rsa: RsaPublicKey | undefined;
+}
+
+/** Native forms of jose's `CryptoKey`s, per verifier; both live as long as the key set. */
+export type KeyObjectCache = WeakMap<CryptoKey, NativeKey>;
+
+function nativeKeyOf(resolved: CryptoKey, cache: KeyObjectCache): NativeKey {
+  let key = cache.get(resolved);
+  if (!key) {
+    const keyObject = KeyObject.from(resolved);
+    let rsa: RsaPublicKey | undefined;
+    if (resolved.algorithm.name === "RSASSA-PKCS1-v1_5") {
+      const jwk = keyObject.export({ format: "jwk" });
+      if (typeof jwk.n === "string" && typeof jwk.e === "string") rsa = rsaPublicKey(jwk.n, jwk.e);
+    }
+    key = { keyObject, rsa };
+    cache.set(resolved, key);
+  }
+  return key;
+}
+
+/** The digest of RS256, RS384, RS512 (the algorithms lib/tokens/rsa_pkcs1.ts verifies). */
+const RSA_PKCS1_DIGESTS: Readonly<Record<string, RsaDigest>> = {
+  RS256: "sha256",
+  RS384: "sha384",
+  RS512: "sha512",
+};
 
 function keyDetailOf(key: CryptoKey): string | undefined {
   const algorithm = key.algorithm as { hash?: { name?: string }; namedCurve?: string };
@@ -189,12 +221,12 @@ async function verifyNative(
   } catch {
     return undefined;
   }
-  let key = keyObjects.get(resolved);
-  if (!key) {
-    key = KeyObject.from(resolved);
-    keyObjects.set(resolved, key);
-  }
+  const { keyObject: key, rsa } = nativeKeyOf(resolved, keyObjects);
   const data = encoder.encode(token.slice(0, dot2));
+  const rsaDigest = RSA_PKCS1_DIGESTS[alg];
+  if (rsa !== undefined && rsaDigest !== undefined) {
+    return verifyRsaPkcs1(rsa, rsaDigest, data, signature) ? payload : false;
+  }
   let ok: boolean;
   try {
     ok = nodeVerify(

@@ -31,6 +31,12 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
         "--revocation-clients=3",
         "--account-namespaces=5",
         "--account-first-logins=2",
+        "--latency-logins=20",
+        // This checkout stands in for "before" (the Go reference is not built in CI).
+        `--before=${ROOT.pathname}`,
+        "--versus-rounds=1",
+        "--live-connections=30",
+        "--live-servers=2",
         `--out=${out}`,
       ],
       cwd: ROOT.pathname,
@@ -48,6 +54,8 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
         "accounts",
         "cache",
         "decision",
+        "latency",
+        "live",
         "logins",
         "meta",
         "ratio",
@@ -56,6 +64,7 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
         "service",
         "soak",
         "storm",
+        "versus",
       ],
     );
     assert.equal(result.soak, null, "the soak runs only when --soak-minutes asks for it");
@@ -83,9 +92,34 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
     assert.ok(result.service.peakRssMiB > 0);
 
     assert.equal(result.storm.clients, 3);
-    assert.equal(result.storm.clientsNotBack, 0);
-    assert.ok(result.storm.allBackSeconds > 0);
-    assert.ok(result.storm.allowedByService >= 3);
+    for (const storm of [result.storm.returning, result.storm.firstSeen, result.storm.baseline]) {
+      assert.equal(storm.clientsNotBack, 0);
+      assert.ok(storm.allBackSeconds > 0);
+    }
+    assert.ok(result.storm.returning.allowedByService >= 3);
+    assert.ok(result.storm.firstSeen.allowedByService >= 3, "the restarted service let them in");
+    assert.equal(result.storm.baseline.allowedByService as unknown, null, "no service: no count");
+
+    assert.ok(result.latency, "the latency breakdown ran");
+    assert.ok(result.latency.calloutP50Ms > 0 && result.latency.plainP50Ms > 0);
+    assert.ok(result.latency.serviceHandlerP50Ms > 0, "the service's log lines were read");
+    assert.ok(result.latency.steps.signMs > 0 && result.latency.steps.verifyRequestMs > 0);
+
+    assert.ok(result.versus, "the side-by-side section ran");
+    assert.deepEqual(
+      [...new Set(result.versus.figures.map((f) => f.contender))],
+      ["now", "before"],
+    );
+    for (const f of result.versus.figures) {
+      assert.equal(f.median.unexpected, 0, `${f.contender} ${f.scenario}`);
+    }
+    assert.equal(result.versus.ratios.length, 4);
+
+    assert.ok(result.live, "the live-connections run ran");
+    assert.equal(result.live.connected, 30);
+    assert.equal(result.live.deletion.closed, result.live.deletion.connections);
+    assert.equal(result.live.deletion.othersClosed, 0);
+    assert.equal(result.live.replicas.reduce((n, r) => n + r.remembered, 0) >= 30, true);
 
     assert.equal(result.cache.serviceAccounts, 20);
     assert.ok(result.cache.rssAfterSyncMiB > 0);
@@ -100,7 +134,10 @@ Deno.test("deno task bench runs end to end with tiny counts and writes every sec
 
     const table = new TextDecoder().decode(stdout);
     assert.match(table, /\| callout, returning token \| 1 \| 4 \| 0 \|/);
-    assert.match(table, /reconnect storm: 3 clients/);
+    assert.match(table, /reconnect storm, 3 clients/);
+    assert.match(table, /one returning login at concurrency 1/);
+    assert.match(table, /side by side, median of 1 rounds/);
+    assert.match(table, /30 live connections, 2-server cluster/);
     assert.match(table, /ServiceAccount cache: 20 ServiceAccounts/);
     assert.match(table, /Pod watch \(K8S_WATCH_PODS\): 30 Pods/);
   } finally {

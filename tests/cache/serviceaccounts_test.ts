@@ -14,6 +14,7 @@ import {
 import { createLogger, silentLogger } from "../../lib/telemetry/log.ts";
 import { createServiceMetrics, type ServiceMetrics } from "../../lib/telemetry/service_metrics.ts";
 import type { ServiceAccountSource } from "../../lib/core/model.ts";
+import type { RecordChange } from "../../lib/core/changes.ts";
 import {
   createTestCertificates,
   type ExpiredWatchMode,
@@ -418,4 +419,25 @@ Deno.test("the default first-sync cap is 2 s (issue 10, defect 6)", async () => 
   await waitFor(() => api.listCalls >= 4, { timeoutMs: 6_500, what: "four list attempts" });
   api.setFault(undefined);
   await s.cache.waitSynced();
+});
+
+Deno.test('onChange names each record a watch event changed, and says "all" when a relist swaps the snapshot (issue 18)', async () => {
+  await using api = await TestApiServer.start();
+  api.upsertServiceAccount("team-a", "old");
+  const changes: RecordChange[] = [];
+  await using s = start(api, { onChange: (c) => changes.push(c) });
+  await s.cache.waitSynced();
+  assert.deepEqual(changes, ["all"], "the first list");
+  api.upsertServiceAccount("team-a", "app");
+  api.upsertServiceAccount("team-a", "app", { annotations: { [PUB]: "orders.>" } });
+  api.deleteServiceAccount("team-a", "old");
+  await waitFor(() => changes.length === 4, { timeoutMs: 2000, what: "three events" });
+  assert.deepEqual(changes.slice(1), [
+    { namespace: "team-a", name: "app" },
+    { namespace: "team-a", name: "app" },
+    { namespace: "team-a", name: "old" },
+  ]);
+  s.cache.resync();
+  await waitFor(() => changes.length === 5, { timeoutMs: 2000, what: "the relist" });
+  assert.equal(changes[4], "all");
 });

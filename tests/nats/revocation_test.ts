@@ -17,6 +17,7 @@ import {
   tokenFacts,
 } from "../../lib/nats/revocation.ts";
 import { createServiceMetrics } from "../../lib/telemetry/service_metrics.ts";
+import { createChangeFeed } from "../../lib/core/changes.ts";
 import { startService } from "../../lib/service/service.ts";
 import { NatsCluster } from "../support/nats_cluster.ts";
 import { authCalloutConfig, NatsServer, tolerateClientResets } from "../support/nats_server.ts";
@@ -400,4 +401,107 @@ Deno.test("a token bound to a Pod: its connection is kicked when the Pod is dele
     /Authorization Violation/i,
     "and its login is refused",
   );
+});
+
+Deno.test("with change feeds, a tick looks only at what changed: idle ticks look nothing up (issue 18)", async () => {
+  const sysUser = { user: "sys", password: crypto.randomUUID() };
+  await using ns = await NatsServer.start({
+    config: {
+      accounts: {
+        APP: { users: [{ user: "app", password: "app" }] },
+        SYS: { users: [sysUser] },
+      },
+      system_account: "SYS",
+    },
+  });
+  const sys = await connect({ servers: ns.url, user: sysUser.user, pass: sysUser.password });
+  const clients = await Promise.all(
+    [0, 1, 2].map(() => connect({ servers: ns.url, user: "app", pass: "app", reconnect: false })),
+  );
+  const serviceAccounts = createChangeFeed();
+  const pods = createChangeFeed();
+  const accounts = new Map([
+    ["team-a/orders", ORDERS],
+    ["team-b/billing", { ...ORDERS, namespace: "team-b", name: "billing" }],
+  ]);
+  const livePods = new Set(["team-a/web-1", "team-b/web-2"]);
+  const looked: string[] = [];
+  const metrics = createServiceMetrics();
+  const revocation = startRevocation({
+    system: sys,
+    lookups: () => ({
+      serviceAccount: (n, name) => {
+        looked.push(`sa ${n}/${name}`);
+        return accounts.get(`${n}/${name}`);
+      },
+      permissionsOf: () => PERMS,
+      pod: (n, name) => {
+        looked.push(`pod ${n}/${name}`);
+        return livePods.has(`${n}/${name}`) ? { namespace: n, name, uid: "pod-uid" } : undefined;
+      },
+    }),
+    canDecide: () => true,
+    logger: createLogger({ level: "error", write: () => {} }),
+    metrics,
+    tickMs: 20,
+    adoptExisting: false,
+    changes: { serviceAccounts, pods },
+  });
+  try {
+    const serverId = clients[0]!.info!.server_id;
+    const [orders, billing, web2] = clients.map((c) => c.info!.client_id);
+    revocation.remember(approved({ serverId, cid: orders!, podName: "web-1", podUid: "pod-uid" }));
+    revocation.remember(
+      approved({ serverId, cid: billing!, namespace: "team-b", serviceAccount: "billing" }),
+    );
+    revocation.remember(approved({
+      serverId,
+      cid: web2!,
+      namespace: "team-b",
+      serviceAccount: "billing",
+      podName: "web-2",
+      podUid: "pod-uid",
+    }));
+    await waitFor(() => looked.length >= 5, { what: "the new approvals checked" });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(looked.length, 5, `each new approval checked once: ${looked}`);
+
+    // Idle: many ticks, no lookup at all.
+    looked.length = 0;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(looked.length, 0, `${looked}`);
+
+    // A change of another ServiceAccount touches nothing remembered; one of billing touches its two.
+    serviceAccounts.emit({ namespace: "team-c", name: "other" });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(looked.length, 0, `${looked}`);
+    serviceAccounts.emit({ namespace: "team-b", name: "billing" });
+    await waitFor(() => looked.length >= 2, { what: "billing's connections checked" });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(looked.filter((l) => l.startsWith("sa")), [
+      "sa team-b/billing",
+      "sa team-b/billing",
+    ]);
+
+    // The Pod web-2 goes: its connection alone is kicked.
+    looked.length = 0;
+    livePods.delete("team-b/web-2");
+    pods.emit({ namespace: "team-b", name: "web-2" });
+    await waitFor(() => clients[2]!.isClosed(), { what: "web-2's connection kicked" });
+    await kickCounted(() => metrics.kicks.value({ reason: "pod_gone" }));
+    assert.deepEqual([...looked], ["sa team-b/billing", "pod team-b/web-2"]);
+    assert.equal(clients[0]!.isClosed() || clients[1]!.isClosed(), false);
+
+    // A relist ("all") checks everything: the ServiceAccount deleted meanwhile is caught.
+    accounts.delete("team-a/orders");
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(clients[0]!.isClosed(), false, "a change not announced is not seen by itself");
+    serviceAccounts.emit("all");
+    await waitFor(() => clients[0]!.isClosed(), { what: "orders kicked after the relist" });
+    assert.equal(clients[1]!.isClosed(), false);
+  } finally {
+    await revocation.close();
+    for (const c of clients) await c.close().catch(() => {});
+    await sys.close();
+  }
 });

@@ -12,9 +12,12 @@
 /** The repository root. */
 export const ROOT: string = new URL("../..", import.meta.url).pathname;
 
-/** A deno.json task's command line, split into words (a task is a string or `{ command }`). */
-export async function taskWords(name: string): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
+/**
+ * A deno.json task's command line, split into words (a task is a string or `{ command }`); `root`
+ * is another checkout's (a benchmark compares with one).
+ */
+export async function taskWords(name: string, root: string = ROOT): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
   const task: unknown = config.tasks?.[name];
   const command = typeof task === "object" && task !== null && "command" in task
     ? task.command
@@ -26,39 +29,41 @@ export async function taskWords(name: string): Promise<string[]> {
 }
 
 /** The `start` task's arguments after `deno` (they end with the entry, `main.ts`). */
-export async function startTaskArgs(): Promise<string[]> {
-  return (await taskWords("start")).slice(1);
+export async function startTaskArgs(root: string = ROOT): Promise<string[]> {
+  return (await taskWords("start", root)).slice(1);
 }
 
-let bundled: Promise<string> | undefined;
+const bundled = new Map<string, Promise<string>>();
 
 /**
  * The image's entry: `main.ts` bundled by the `bundle` task (the file `deno task compile`
  * compiles), built once per process into a temporary directory under `dist/` that is removed at
  * exit.
  *
+ * @param root the checkout to bundle (another one when a benchmark compares with it)
  * @returns the bundle's path
  * @throws when `deno bundle` fails (its stderr in the message)
  */
-export function imageEntry(): Promise<string> {
-  bundled ??= (async () => {
+export function imageEntry(root: string = ROOT): Promise<string> {
+  let entry = bundled.get(root);
+  entry ??= (async () => {
     // Inside the repository: the bundle's one outside import, `@kubernetes/client-node`, resolves
     // through the deno.json Deno finds above the script (as `deno compile` resolves it for the image).
-    await Deno.mkdir(`${ROOT}dist`, { recursive: true });
-    const dir = await Deno.makeTempDir({ dir: `${ROOT}dist`, prefix: "image-entry-" });
+    await Deno.mkdir(`${root}dist`, { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: `${root}dist`, prefix: "image-entry-" });
     globalThis.addEventListener("unload", () => {
       try {
         Deno.removeSync(dir, { recursive: true });
       } catch { /* already gone */ }
     });
     const out = `${dir}/main.js`;
-    const words = await taskWords("bundle");
+    const words = await taskWords("bundle", root);
     const at = words.indexOf("--output");
     if (at < 0) throw new Error("the bundle task has no --output");
     words[at + 1] = out;
     const { code, stderr } = await new Deno.Command(Deno.execPath(), {
       args: words.slice(1),
-      cwd: ROOT,
+      cwd: root,
       stdout: "null",
       stderr: "piped",
     }).output();
@@ -68,13 +73,14 @@ export function imageEntry(): Promise<string> {
     // service process a test or a benchmark measures.
     await new Deno.Command(Deno.execPath(), {
       args: ["run", "--frozen", "--allow-read", "--allow-env", out, "--version"],
-      cwd: ROOT,
+      cwd: root,
       stdout: "null",
       stderr: "null",
     }).output();
     return out;
   })();
-  return bundled;
+  bundled.set(root, entry);
+  return entry;
 }
 
 /**

@@ -375,7 +375,24 @@ Deno.test("token cache: an entry is not served at or after the token's exp", asy
   assertEquals(f.keys.calls, 1);
   f.clock.advanceSec(1);
   await assertDenied(f.verify(token), "token_expired", token);
-  assertEquals(f.keys.calls, 2);
+  assertEquals(f.keys.calls, 1, "an expired token is refused by its claims, before any key lookup");
+});
+
+Deno.test("claims before the signature: a forged token whose claims already fail costs no key lookup or RSA (issue 18)", async () => {
+  await using f = await fixture();
+  const expired = await mintImpostorToken(f.rsa, f.claims({ lifetimeSec: 100 }));
+  const foreign = await mintImpostorToken(f.rsa, f.claims({ issuer: "https://elsewhere" }));
+  const wrongAudience = await mintImpostorToken(f.rsa, f.claims({ audience: ["api"] }));
+  f.clock.advanceSec(200);
+  await assertDenied(f.verify(expired), "token_expired", expired);
+  f.clock.advanceSec(-200);
+  await assertDenied(f.verify(foreign), "issuer_mismatch", foreign);
+  await assertDenied(f.verify(wrongAudience), "audience_mismatch", wrongAudience);
+  assertEquals(f.keys.calls, 0);
+  // The same forgery with claims that pass is refused by its signature.
+  const forged = await mintImpostorToken(f.rsa, f.claims());
+  await assertDenied(f.verify(forged), "signature_invalid", forged);
+  assertEquals(f.keys.calls, 1);
 });
 
 Deno.test("token cache: a key set change drops entries, so a removed key stops working at once", async () => {

@@ -261,6 +261,22 @@ Deno.test("the GPG round trip: helm package --sign, helm verify passes, and fail
       const wrongSigner = await verifyGpg(forged.path, key.fingerprint);
       assert.notEqual(wrongSigner.code, 0);
       assert.match(wrongSigner.stderr, /openpgp: signature made by unknown entity/);
+      // Nor does the genuine key with the forger's key added to the same file: the published
+      // fingerprint is in it, but helm would trust every key of the keyring.
+      const genuine = await Deno.readTextFile(`${out.path}/${KEY_ASC}`);
+      const forgers = ok(
+        await run("bash", [RELEASE, "--out", `${forged.path}/again`, "chart"], keyEnv(other)),
+        "forger's key again",
+      );
+      assert.ok(forgers);
+      await Deno.writeTextFile(
+        `${forged.path}/${KEY_ASC}`,
+        genuine + await Deno.readTextFile(`${forged.path}/again/${KEY_ASC}`),
+      );
+      const twoKeys = await verifyGpg(forged.path, key.fingerprint);
+      assert.notEqual(twoKeys.code, 0, twoKeys.stdout);
+      assert.match(twoKeys.stderr, /verify\.sh: FAILED: gpg --show-keys/);
+      assert.doesNotMatch(twoKeys.stdout, /Chart Hash Verified/);
     },
   );
 

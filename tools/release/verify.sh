@@ -92,7 +92,13 @@ keyring() {
     echo "verify.sh: set FINGERPRINT to the release key's fingerprint published in docs/verify.md" >&2
     exit 1
   fi
-  run 'gpg --show-keys --with-colons "$DIR/nats-k8s-oidc-callout-release-key.asc" | grep -q "^fpr:::::::::$FINGERPRINT:"'
+  # One key in the file, and it is the published one (a file with a second key would otherwise
+  # pass, and helm trusts every key of the keyring).
+  local key_check
+  read -r key_check <<'CMD'
+gpg --show-keys --with-colons "$DIR/nats-k8s-oidc-callout-release-key.asc" | awk -F: -v fp="$FINGERPRINT" '$1 == "pub" { n++ } $1 == "fpr" && !f { f = $10 } END { exit !(n == 1 && f != "" && f == fp) }'
+CMD
+  run "$key_check"
   run 'gpg --dearmor < "$DIR/nats-k8s-oidc-callout-release-key.asc" > "$KEYRING"'
 }
 

@@ -74,7 +74,16 @@ if (import.meta.main) {
   globalThis.addEventListener("error", (event) => {
     if (event.error?.code === "ECONNRESET") event.preventDefault();
   });
-  const readToken = () => Deno.readTextFileSync(tokenFile).trim(); // on every connect and reconnect
+  // On every connect and reconnect. It must not throw: nats.js closes the connection for good when
+  // the authenticator throws (a token file missing for a moment would end the client).
+  const readToken = () => {
+    try {
+      return Deno.readTextFileSync(tokenFile).trim();
+    } catch (err) {
+      console.error(`reading NATS token: ${err}`);
+      return ""; // refused, and tried again
+    }
+  };
   const owner = tokenOwner(readToken());
   const nc = await connect({
     servers,

@@ -36,9 +36,14 @@ NATS_URL = os.environ.get("NATS_URL", "nats://nats:4222")
 
 # docs:start connect
 def read_token() -> str:
-    """The current projected token; called by nats-py on every (re)connect."""
-    with open(TOKEN_FILE) as f:
-        return f.read().strip()
+    """The current projected token; called by nats-py on every (re)connect. Never raises: a token
+    file missing for a moment means one refused attempt, not the end of the client."""
+    try:
+        with open(TOKEN_FILE) as f:
+            return f.read().strip()
+    except OSError as err:
+        print(f"reading NATS token: {err}", file=sys.stderr, flush=True)
+        return ""
 
 
 def token_owner(token: str) -> tuple[str, str]:
@@ -65,8 +70,8 @@ async def supervise(setup, stop: asyncio.Event, retry_wait: float = 2.0) -> None
         async def on_error(err: Exception) -> None:
             print(f"nats error: {err}", file=sys.stderr, flush=True)
 
-        namespace, service_account = token_owner(read_token())
         try:
+            namespace, service_account = token_owner(read_token())
             nc = await nats.connect(
                 NATS_URL,
                 token=read_token,  # a callable: read again on every connect and reconnect

@@ -125,6 +125,7 @@ export class ClientRig implements AsyncDisposable {
   readonly #clients: NatsConnection[] = [];
   #rotation: ReturnType<typeof setInterval> | undefined;
   #writing: Promise<void> = Promise.resolve();
+  #hidden = false;
 
   private constructor(
     stack: KubeStack,
@@ -171,11 +172,26 @@ export class ClientRig implements AsyncDisposable {
 
   /** The kubelet stand-in: a new token into the file, unless the apiserver refuses to mint one. */
   async #rotate(): Promise<void> {
+    if (this.#hidden) return;
     try {
       await this.#write(await mintToken(this.stack, this.#key, this.#podUid));
     } catch {
       // While the ServiceAccount is gone, TokenRequest answers 404 and the file keeps its token.
     }
+  }
+
+  /**
+   * Take the token file away for `ms` (the kubelet stand-in writes none meanwhile), then write a
+   * fresh token again.
+   */
+  async hideToken(ms: number): Promise<void> {
+    this.#hidden = true;
+    await this.#writing;
+    await Deno.remove(this.tokenFile).catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    this.#hidden = false;
+    this.#writing = this.#writing.then(() => this.#rotate());
+    await this.#writing;
   }
 
   async #watch(): Promise<void> {
@@ -306,6 +322,16 @@ export async function proveThreeRules(program: ClientProgram): Promise<void> {
       refusals.every((l) => /^(serviceaccount_not_found|token_expired)$/.test(String(l.reason))),
       `refused while the ServiceAccount was gone: ${refusals.map((l) => l.reason)}`,
     );
+
+    // The token file gone for longer than a user JWT lives: the connection is cut meanwhile, the
+    // reconnects find no file (refused, not the end), and replies come again once it is back.
+    const cut = rig.expiries();
+    await rig.hideToken((TOKEN_LIFETIME_S + 4) * 1000);
+    await waitFor(() => rig.expiries() > cut, {
+      timeoutMs: 10_000,
+      what: "a user-JWT expiry while the token file was gone",
+    });
+    await moreReplies("a reply after the token file came back", 15_000);
 
     child.kill("SIGTERM");
     stopped = true;

@@ -119,7 +119,15 @@ Deno.test("NACK logs in with the projected token the guide's copier keeps in its
       await kube.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd);
     }
     await kube.createNamespace(NS);
-    await kube.apply(yamlObjects(await guideBlock("objects")), NS);
+    // The ServiceAccount NACK's chart creates (serviceAccountName=nack); the guide's objects must
+    // not create it too, or `helm install` refuses to adopt it.
+    await kube.createServiceAccount(NS, "nack");
+    const objects = yamlObjects(await guideBlock("objects"));
+    assert.ok(
+      !objects.some((o) => o.kind === "ServiceAccount"),
+      "docs/nack.md step 2 creates no ServiceAccount: the chart does",
+    );
+    await kube.apply(objects, NS);
     const { uid: podUid } = await kube.createPod(NS, COPIER_POD, "nack");
 
     // The copier pod's files: its API token and CA, and the projected `nats` token the kubelet
@@ -163,7 +171,11 @@ Deno.test("NACK logs in with the projected token the guide's copier keeps in its
       timeoutMs: 10_000,
       what: `the copier to copy the token (${copierErr.text()})`,
     });
-    assert.ok(copierOut.lines.includes("copied the token"));
+    // The Secret may hold the token before the copier's echo has reached us.
+    await waitFor(() => copierOut.lines.includes("copied the token"), {
+      timeoutMs: 5_000,
+      what: `the copier to say so (${copierOut.text()} ${copierErr.text()})`,
+    });
 
     // NACK in its default mode, connecting per Account resource; then the guide's resources.
     const nack = new Deno.Command(`${nackDir}/jetstream-controller`, {

@@ -39,8 +39,10 @@ if [ ! -e "$out" ]; then
       (cd "$src" && CGO_ENABLED=0 go build -trimpath -o "$out.tmp" .) >&2
       ;;
     java)
-      command -v mvn >/dev/null && command -v java >/dev/null ||
-        { echo "build_client.sh: mvn and java not found (JDK >= 17, Maven >= 3.8)" >&2; exit 1; }
+      for tool in java mvn; do
+        command -v "$tool" >/dev/null ||
+          { echo "build_client.sh: $tool not found (the Java client needs JDK >= 17 and Maven >= 3.8)" >&2; exit 1; }
+      done
       # Built from a copy, so no target/ appears in the checkout.
       work="$(mktemp -d)"
       trap 'rm -rf "$work"' EXIT

@@ -6,7 +6,9 @@
  *   login itself usually pushes the account), against a second login in the same Namespace;
  * - `namespaces` Namespaces created at once: how long until every account is on the resolver;
  * - a replica started beside them: how long its reconcile takes when every account is already
- *   there (looked up, not pushed).
+ *   there (looked up, not pushed);
+ * - a Namespace deleted: how long until its connection is closed (the account deleted on the
+ *   resolver, which disconnects its clients), one connected Namespace at a time.
  *
  * Part of `deno task bench` (section `accounts`); alone: `deno run -A bench/accounts.ts`.
  *
@@ -21,6 +23,8 @@ export interface AccountsBenchOptions {
   firstLogins?: number;
   /** Namespaces provisioned at once. @default {1000} */
   namespaces?: number;
+  /** Namespaces deleted one at a time, each with one connection. @default {10} */
+  deletions?: number;
   progress?: (message: string) => void;
 }
 
@@ -40,6 +44,10 @@ export interface AccountsBenchResult {
   /** A second replica's start-up reconcile of the same accounts (lookups, no pushes). */
   readonly reconcileExistingSeconds: number;
   readonly pushesByRestartedReplica: number;
+  readonly deletions: number;
+  /** From the Namespace's DELETE to its connection closed. */
+  readonly deletionClosedP50Ms: number;
+  readonly deletionClosedMaxMs: number;
 }
 
 const POLICY = `
@@ -67,7 +75,7 @@ function metric(text: string, name: string): number {
 export async function runAccountsBench(
   options: AccountsBenchOptions = {},
 ): Promise<AccountsBenchResult> {
-  const { firstLogins = 20, namespaces = 1000, progress = () => {} } = options;
+  const { firstLogins = 20, namespaces = 1000, deletions = 10, progress = () => {} } = options;
   progress("accounts: starting a 3-server operator-mode cluster, kube-apiserver, one replica");
   await using stack = await ProvisioningStack.start({ policy: POLICY, jetstream: true });
   const metrics = async (i: number) =>
@@ -130,6 +138,21 @@ export async function runAccountsBench(
   const reconcileExistingSeconds = (performance.now() - restartStarted) / 1000;
   const m1 = await metrics(1);
 
+  const deleted = Math.min(deletions, firstLogins);
+  progress(`accounts: ${deleted} Namespaces deleted, one connection each`);
+  const closedAfter: number[] = [];
+  for (let i = 0; i < deleted; i++) {
+    const ns = `b-first-${i}`;
+    const nc = await waitFor(
+      async () => stack.connect(await stack.token(ns, "app")).catch(() => undefined),
+      { what: `login before deleting ${ns}` },
+    );
+    const closed = nc.closed().then(() => performance.now());
+    const started = performance.now();
+    await stack.deleteNamespace(ns);
+    closedAfter.push(await closed - started);
+  }
+
   const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
   return {
     firstLogins,
@@ -144,6 +167,9 @@ export async function runAccountsBench(
     reconcileExistingSeconds: round(reconcileExistingSeconds, 2),
     pushesByRestartedReplica: metric(m1, "nats_auth_accounts_provisioned_total") +
       metric(m1, "nats_auth_accounts_updated_total"),
+    deletions: deleted,
+    deletionClosedP50Ms: round(percentile(closedAfter, 50)),
+    deletionClosedMaxMs: round(Math.max(...closedAfter)),
   };
 }
 

@@ -604,6 +604,9 @@ export function renderTable(r: BenchResult): string {
       `| a replica started beside them reconciles (lookups) | ${
         fmt(a.reconcileExistingSeconds)
       } s, ${a.pushesByRestartedReplica} pushes |`,
+      `| Namespace deleted → its connection closed (p50 / max of ${a.deletions}) | ${
+        fmt(a.deletionClosedP50Ms)
+      } / ${fmt(a.deletionClosedMaxMs)} ms |`,
     );
   }
   if (r.soak) {

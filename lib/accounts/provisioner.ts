@@ -14,6 +14,12 @@
  *    the held version for an update (every replica computes the same bytes), and push;
  * 4. a refusal is logged with the resolver's words, counted, and retried with backoff.
  *
+ * Before the first login of an account version is admitted, {@linkcode Provisioner.ensure} also
+ * settles it (lib/accounts/settle.ts): the resolver holding the JWT does not mean every server has
+ * loaded it, and a server still loading an account hands it out without JetStream. The login
+ * waits until every server holds the account complete, JetStream included when it grants it;
+ * settled accounts are remembered per version and server inventory.
+ *
  * Removal: an account planned before and not now (Namespace deleted or being deleted, or the
  * policy no longer gives it one) is deleted with an operator-signed `CLAIMS.DELETE` — the servers
  * then disconnect its clients — or, where the resolver does not allow deletes, replaced by a
@@ -42,6 +48,7 @@ import { deriveAccountKeys } from "./keys.ts";
 import type { AccountPlan } from "./plan.ts";
 import type { Planner } from "./planner.ts";
 import { type ResolverClient, ResolverError, type ResolverFailure } from "./resolver.ts";
+import type { AccountSettler } from "./settle.ts";
 
 /** Options of {@linkcode startProvisioner}. */
 export interface ProvisionerOptions {
@@ -49,6 +56,11 @@ export interface ProvisionerOptions {
   planner: Planner;
   /** The servers' resolver, over the system-account connection. */
   resolver: ResolverClient;
+  /**
+   * Loads an account on every server and confirms it before a login is admitted
+   * (lib/accounts/settle.ts). Without one a login waits only for the resolver to hold the JWT.
+   */
+  settler?: AccountSettler;
   /** The operator signing key (`NATS_OPERATOR_SIGNING_KEY_FILE`): signs account JWTs and deletes. */
   operator: NkeySigner;
   /** The root secret the account keys derive from (lib/accounts/keys.ts), to recognise our own. */
@@ -118,7 +130,7 @@ interface Failure {
  * ```
  */
 export function startProvisioner(options: ProvisionerOptions): Provisioner {
-  const { planner, resolver, operator, root, logger, metrics } = options;
+  const { planner, resolver, settler, operator, root, logger, metrics } = options;
   const now = options.now ?? (() => Date.now());
   const tickMs = options.tickMs ?? 500;
   const sweepIntervalMs = options.sweepIntervalMs ?? 300_000;
@@ -129,6 +141,9 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
   const held = new Map<string, Held>();
   const failures = new Map<string, Failure>();
   const inflight = new Map<string, Promise<boolean>>();
+  /** Per account, `<jti>|<servers key>` of the version every server was confirmed to hold. */
+  const settled = new Map<string, string>();
+  const settling = new Map<string, Promise<string | undefined>>();
   const contents = new WeakMap<AccountPlan, Promise<AccountContent>>();
   let deleteAllowed: boolean | undefined;
   /** From the last list probe: no server answers as a full (or cache) resolver does. */
@@ -232,6 +247,7 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
             const answer = await resolver.delete(await deleteRequest([account], operator, nowSec));
             deleteAllowed = true;
             held.delete(account);
+            settled.delete(account);
             failures.delete(account);
             metrics.deleted.inc({ how: "deleted" });
             logger.info("account_deleted", { ...fields, account, server: answer.server });
@@ -252,6 +268,7 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
         const iat = Math.max(nowSec, was.iat + 1);
         const answer = await resolver.push(await signAccount(content, iat, operator));
         held.set(account, { ...was, jti: content.jti, iat, revoked: true });
+        settled.delete(account);
         failures.delete(account);
         metrics.deleted.inc({ how: "revoked" });
         logger.info("account_revoked", { ...fields, account, server: answer.server });
@@ -348,24 +365,95 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
     const plan = planner.plans().get(namespace);
     if (!plan) return planner.accountOf(namespace);
     const content = await contentOf(plan);
-    if (held.get(plan.keys.account)?.jti === content.jti) return result;
-    if (!resolver.connected) {
-      return {
-        ok: false,
-        reason: "account_unavailable",
-        message:
-          `the account of Namespace ${namespace} cannot be pushed: no system-account connection`,
-      };
+    if (held.get(plan.keys.account)?.jti !== content.jti) {
+      if (!resolver.connected) {
+        return {
+          ok: false,
+          reason: "account_unavailable",
+          message:
+            `the account of Namespace ${namespace} cannot be pushed: no system-account connection`,
+        };
+      }
+      if (!(await pushPlan(plan))) {
+        const why = failures.get(plan.keys.account);
+        return {
+          ok: false,
+          reason: "account_unavailable",
+          message: `the account of Namespace ${namespace} is not on the resolver yet (${
+            why?.reason ?? "push failed"
+          }); it is retried`,
+        };
+      }
     }
-    if (await pushPlan(plan)) return result;
-    const why = failures.get(plan.keys.account);
+    // A server loading this account resolves its imports then: their exporters must be stored.
+    await Promise.all(plan.imports.map(async ({ exporter }) => {
+      const theirs = planner.plans().get(exporter.namespace);
+      if (theirs && held.get(theirs.keys.account)?.jti !== (await contentOf(theirs)).jti) {
+        await pushPlan(theirs);
+      }
+    }));
+    const unsettled = await settle(plan, content);
+    if (unsettled === undefined) return result;
     return {
       ok: false,
       reason: "account_unavailable",
-      message: `the account of Namespace ${namespace} is not on the resolver yet (${
-        why?.reason ?? "push failed"
-      }); it is retried`,
+      message: `the account of Namespace ${namespace} is on the resolver but ${unsettled}`,
     };
+  };
+
+  /**
+   * Every server holds `plan`'s account as `content` says, or why not. Once per version and
+   * server inventory; logins of the same account wait for one attempt.
+   */
+  const settle = async (plan: AccountPlan, content: AccountContent) => {
+    if (!settler) return undefined;
+    const account = plan.keys.account;
+    const inventory = await settler.inventory().catch(() => undefined);
+    if (!inventory) {
+      // Without the servers' answers nothing can be checked; a version confirmed before stands.
+      return settled.get(account)?.startsWith(`${content.jti}|`)
+        ? undefined
+        : "could not be checked: the servers did not answer $SYS.REQ.SERVER.PING.STATSZ";
+    }
+    const version = `${content.jti}|${inventory.key}`;
+    if (settled.get(account) === version) return undefined;
+    const running = settling.get(account);
+    if (running) return await running;
+    const started = now();
+    const jetstream = plan.settings.jetstream !== undefined;
+    const run = settler.settle(account, { jetstream, inventory }).then(
+      (r) => {
+        const fields = { namespace: plan.namespace, namespace_uid: plan.uid, account };
+        if (r.ok) {
+          settled.set(account, version);
+          logger.debug("account_settled", {
+            ...fields,
+            servers: r.servers,
+            rounds: r.rounds,
+            duration_ms: now() - started,
+          });
+          if (r.importsIncompleteOn.length > 0) {
+            logger.warn("account_imports_incomplete", {
+              ...fields,
+              servers: r.importsIncompleteOn,
+            });
+          }
+          return undefined;
+        }
+        metrics.settleFailures.inc();
+        logger.warn("account_not_settled", {
+          ...fields,
+          jetstream,
+          missing: r.missing.map((m) => `${m.server}:${m.gap}`),
+          duration_ms: now() - started,
+        });
+        return `not in place on every server yet (${r.message}); it is retried`;
+      },
+      (err: unknown) =>
+        `could not be checked on the servers (${err instanceof Error ? err.message : String(err)})`,
+    ).finally(() => settling.delete(account));
+    settling.set(account, run);
+    return await run;
   };
 
   const close = async (): Promise<void> => {

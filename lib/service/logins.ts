@@ -21,6 +21,7 @@ import type { Logger } from "../telemetry/log.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 import { createTokenVerifier } from "../tokens/verifier.ts";
 import { createResolverClient } from "../accounts/resolver.ts";
+import { createAccountSettler } from "../accounts/settle.ts";
 import { type Provisioner, startProvisioner } from "../accounts/provisioner.ts";
 import { nkeySignerFromSeed } from "../callout/nkey_jwt.ts";
 import type { NamespaceAccounts } from "../decision/namespace_account.ts";
@@ -137,10 +138,12 @@ function startAccounts(
 ): Provisioner | undefined {
   const { config, sources, logger, metrics, now } = context;
   if (!config.provisioning || !sources.accounts) return undefined;
+  const requests = systemRequests(system);
   return context.subscribers.use(startProvisioner({
     planner: sources.accounts.planner,
     root: sources.accounts.root,
-    resolver: createResolverClient(systemRequests(system)),
+    resolver: createResolverClient(requests),
+    settler: createAccountSettler(requests),
     operator: nkeySignerFromSeed(config.provisioning.operatorSigningKeySeed),
     logger: logger.child({ component: "accounts" }),
     metrics: createAccountMetrics(metrics.registry),

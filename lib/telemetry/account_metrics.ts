@@ -17,6 +17,11 @@ export interface AccountMetrics {
   readonly deleted: Counter;
   /** `nats_auth_account_push_failures_total{reason}`: pushes and deletes the resolver refused or missed. */
   readonly pushFailures: Counter;
+  /**
+   * `nats_auth_account_settle_failures_total`: first logins refused because an account was not yet
+   * in place on every server (lib/accounts/settle.ts).
+   */
+  readonly settleFailures: Counter;
   /** `nats_auth_accounts`: accounts the policy gives Namespaces now. */
   readonly planned: Gauge;
   /** `nats_auth_accounts_pending`: of those, not (yet) confirmed on the resolver in their current version. */
@@ -52,6 +57,10 @@ export function createAccountMetrics(registry: Registry): AccountMetrics {
     pushFailures: registry.counter(
       "nats_auth_account_push_failures_total",
       "Account pushes and deletes that failed, by reason.",
+    ),
+    settleFailures: registry.counter(
+      "nats_auth_account_settle_failures_total",
+      "Logins refused because their account was not yet in place on every server.",
     ),
     planned: registry.gauge("nats_auth_accounts", "Accounts the policy gives Namespaces now."),
     pending: registry.gauge(

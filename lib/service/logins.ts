@@ -215,6 +215,8 @@ function startLiveRevocation(
           ...(changes.pods ? { pods: changes.pods } : {}),
           ...(changes.namespaces ? { namespaces: changes.namespaces } : {}),
           policyVersion: () => policy?.current,
+          // An exporter Namespace's change changes its importers' grants (issue 18 breaker).
+          namespacesAffectOthers: sources.accounts !== undefined,
         },
       }
       : {}),

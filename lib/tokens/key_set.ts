@@ -23,6 +23,12 @@ const DEFAULT_ALG: Readonly<Record<string, string>> = {
 
 /** Smallest RSA modulus jose verifies with (shorter ones fail at verification time). */
 const MIN_RSA_BITS = 2048;
+/**
+ * Largest RSA modulus the runtime verifies with: Deno 2.9's `node:crypto` refuses to import a
+ * bigger one ("SPKI cryptographic key data malformed") and its WebCrypto refuses valid signatures
+ * made with one, so such a key would turn every login it signs into `internal_error`.
+ */
+const MAX_RSA_BITS = 4096;
 
 /** A validated key set: its resolver for jose, what identifies its content, and its kids. */
 export interface LoadedSet {
@@ -71,6 +77,9 @@ async function keyProblem(key: JWK): Promise<string | undefined> {
   const bits = (imported.algorithm as { modulusLength?: number }).modulusLength;
   if (bits !== undefined && bits < MIN_RSA_BITS) {
     return `RSA modulus is ${bits} bits, fewer than the ${MIN_RSA_BITS} required`;
+  }
+  if (bits !== undefined && bits > MAX_RSA_BITS) {
+    return `RSA modulus is ${bits} bits, more than the ${MAX_RSA_BITS} this runtime verifies with`;
   }
   return undefined;
 }

@@ -591,6 +591,21 @@ Deno.test("remote: broken keys beside good ones are left out; a set that loses e
   s.server.jwks = { keys: [weakJwk] };
   const err = await rejection(s.keys.refresh());
   assert.match(String(err), /1024 bits/);
+  // So does one bigger than the runtime verifies with: every token it signed would be
+  // internal_error (found by trying to break issue 18), so it is named and left out instead.
+  const big = await crypto.subtle.generateKey(
+    {
+      name: "RSASSA-PKCS1-v1_5",
+      modulusLength: 6144,
+      publicExponent: new Uint8Array([1, 0, 1]),
+      hash: "SHA-256",
+    },
+    true,
+    ["sign", "verify"],
+  );
+  const bigJwk = { ...await crypto.subtle.exportKey("jwk", big.publicKey), kid: "big" } as JWK;
+  s.server.jwks = { keys: [bigJwk] };
+  assert.match(String(await rejection(s.keys.refresh())), /6144 bits, more than the 4096/);
   // A clean rotation (every key good) is taken even though it drops the keys in use.
   s.server.jwks = publicJwks([KEY_B]);
   await s.keys.refresh();

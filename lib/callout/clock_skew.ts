@@ -110,7 +110,113 @@ export function createClockSkewWatch(options: ClockSkewWatchOptions): ClockSkewW
       tolerated_ahead_seconds: toleranceSec,
       message: `this host's clock is ${Math.abs(skew)}s ${skew > 0 ? "ahead of" : "behind"} ` +
         `nats-server ${reading.serverName || reading.serverId}'s (tolerated: up to ` +
-        `${toleranceSec}s ahead, any amount behind); fix the clocks (NTP)`,
+        `${toleranceSec}s ahead; behind by more than ${toleranceSec}s, fresh tokens are refused ` +
+        "as not yet valid); fix the clocks (NTP)",
     });
+  };
+}
+
+/**
+ * Requests in a row dropped as expired past the tolerance after which a replica stops taking
+ * logins: one is a stall's backlog, several in a row from fresh traffic is this host's clock.
+ */
+export const EXPIRED_STREAK_LIMIT = 5;
+
+/**
+ * How long a replica out of the queue group for its clock stays out before it tries again: it
+ * cannot see requests while out, so it rejoins on trial; one more expired request sends it out
+ * again, one that passes ends the streak.
+ */
+export const EXPIRED_STREAK_RETRY_MS = 30_000;
+
+/** Options of {@linkcode createExpiredStreak}. */
+export interface ExpiredStreakOptions {
+  /**
+   * Monotonic clock in milliseconds, for the time out of the group: not the wall clock, which is
+   * the one in question (an NTP step back must not postpone the trial).
+   * @default {() => performance.now()}
+   */
+  readonly monotonicNow?: () => number;
+  /** Requests in a row. @default {EXPIRED_STREAK_LIMIT} */
+  readonly limit?: number;
+  /** Out for this long before a trial. @default {EXPIRED_STREAK_RETRY_MS} */
+  readonly retryMs?: number;
+  /** The request tolerance, for the details. @default {REQUEST_CLOCK_TOLERANCE_SEC} */
+  readonly toleranceSec?: number;
+}
+
+/**
+ * Whether this replica's clock lets it answer logins, from the requests it sees: the "clock"
+ * readiness check (issue 17, F3). With this host's clock more than the tolerance ahead of the
+ * servers', every request is dropped as expired; such a replica used to stay ready and in the
+ * queue group, taking its share of logins and failing every one.
+ */
+export interface ExpiredStreak {
+  /** A request was dropped as expired past the tolerance, with the skew it showed. */
+  expired(skewSec: number | undefined): void;
+  /** A request passed the expiry check. */
+  passed(): void;
+  /** False while the latest requests were all expired (and no trial is due). */
+  ready(): boolean;
+  /** For `/readyz`: the streak, the skew last seen, and why it fails when it does. */
+  details(): Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Create the streak of one replica (shared by its callout handler and its readiness checks).
+ *
+ * @example
+ * ```ts
+ * import { createExpiredStreak } from "./clock_skew.ts";
+ * const streak = createExpiredStreak({ limit: 2 });
+ * streak.expired(90);
+ * streak.expired(90);
+ * console.assert(!streak.ready());
+ * streak.passed();
+ * console.assert(streak.ready());
+ * ```
+ */
+export function createExpiredStreak(options: ExpiredStreakOptions = {}): ExpiredStreak {
+  const {
+    monotonicNow: now = () => performance.now(),
+    limit = EXPIRED_STREAK_LIMIT,
+    retryMs = EXPIRED_STREAK_RETRY_MS,
+    toleranceSec = REQUEST_CLOCK_TOLERANCE_SEC,
+  } = options;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`limit must be an integer >= 1, got ${limit}`);
+  }
+  if (!Number.isFinite(retryMs) || retryMs < 0) {
+    throw new RangeError(`retryMs must be a finite number >= 0, got ${retryMs}`);
+  }
+  let streak = 0;
+  let lastSkew: number | undefined;
+  let outSince: number | undefined;
+  const out = () => outSince !== undefined && now() - outSince < retryMs;
+  return {
+    expired(skewSec) {
+      streak++;
+      lastSkew = skewSec;
+      if (streak >= limit) outSince = now();
+    },
+    passed() {
+      streak = 0;
+      outSince = undefined;
+    },
+    ready: () => !out(),
+    details() {
+      return {
+        expired_in_a_row: streak,
+        ...(lastSkew !== undefined && streak > 0 ? { skew_seconds: lastSkew } : {}),
+        ...(out()
+          ? {
+            reason: `the latest ${streak} requests were all expired past the ${toleranceSec}s ` +
+              "tolerance: this host's clock is ahead of nats-server's (fix NTP); out of the " +
+              `queue group, trying again ${Math.ceil((outSince! + retryMs - now()) / 1000)}s ` +
+              "from now",
+          }
+          : {}),
+      };
+    },
   };
 }

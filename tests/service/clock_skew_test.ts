@@ -10,8 +10,12 @@
  */
 import assert from "node:assert/strict";
 import { errors } from "@nats-io/transport-node";
+import { loadConfig } from "../../lib/config/config.ts";
+import { startService } from "../../lib/service/service.ts";
+import { createLogger } from "../../lib/telemetry/log.ts";
 import { Stack } from "../support/stack.ts";
 import { tolerateClientResets } from "../support/nats_server.ts";
+import { waitFor } from "../support/wait.ts";
 
 tolerateClientResets();
 
@@ -81,4 +85,38 @@ Deno.test("clock skew: 5 s behind, a NATS_USER_JWT_TTL cap counts from nats-serv
   const lifeOnServer = Number(allowed.expires_at) - before;
   // 30 s by the server's clock, less the second iat is truncated to (was 25 s: 30 − the skew).
   assert.ok(lifeOnServer >= 28.5 && lifeOnServer <= 30.5, `user JWT lives ${lifeOnServer}s`);
+});
+
+Deno.test("clock skew: 90 s ahead, the replica's latest requests all expire: /readyz fails on clock, it leaves the queue group, and a healthy replica answers every login", async () => {
+  // The breaker's input (issue 17, F3): +90 s. Before, every login was dropped as
+  // request_expired while /readyz said 200 and the replica kept its share of the queue group.
+  await using stack = await skewedStack(90_000);
+  stack.addServiceAccount("team-a", "orders");
+  const token = await stack.token("team-a", "orders");
+  const expired = () =>
+    stack.logs.filter((l) => l.event === "request_dropped" && l.reason === "request_expired");
+
+  // EXPIRED_STREAK_LIMIT (5) logins at once, all dropped: the server times each one out.
+  const attempts = await Promise.allSettled([1, 2, 3, 4, 5].map(() => stack.connect(token)));
+  assert.deepEqual(attempts.map((a) => a.status), Array(5).fill("rejected"));
+  assert.equal(expired().length, 5);
+  await waitFor(() => stack.logs.find((l) => l.event === "callout_left"), {
+    timeoutMs: 10_000,
+    what: "the skewed replica to leave the queue group",
+  });
+  const readyz = await stack.service.handler(new Request("http://x/readyz"));
+  assert.equal(readyz.status, 503);
+  const body = await readyz.json();
+  assert.deepEqual(body.failing, ["nats", "clock"]); // nats: out of the queue group
+  assert.equal(body.checks.clock.expired_in_a_row, 5);
+  assert.match(body.checks.clock.reason, /clock is ahead of nats-server's/);
+
+  // A replica with a good clock joins; every login now reaches it, none the skewed one.
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: "info", write: (l) => logs.push(JSON.parse(l)) });
+  await using healthy = await startService({ config: loadConfig(stack.env), logger });
+  await waitFor(() => healthy.ready, { timeoutMs: 15_000, what: "the healthy replica ready" });
+  for (let i = 0; i < 4; i++) await loginAndPublish(stack, token);
+  assert.equal(logs.filter((l) => l.event === "login_allowed").length, 4);
+  assert.equal(expired().length, 5, "the skewed replica took no login");
 });

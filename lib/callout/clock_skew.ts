@@ -2,8 +2,8 @@
  * How far this host's clock is from each NATS server's, measured on every callout request: the
  * request's `iat` is the server's clock when it asked (DESIGN §2, "Clocks"). A callout 2.5 s ahead
  * once dropped every login as expired with nothing but a `request_dropped` line per login; the
- * measured skew is now a gauge (`nats_auth_server_clock_skew_seconds`) and, past
- * {@linkcode CLOCK_SKEW_WARN_SEC}, one `server_clock_skew` warning per server.
+ * measured skew is now a gauge per server (`nats_auth_server_clock_skew_seconds{server}`) and,
+ * past {@linkcode CLOCK_SKEW_WARN_SEC} for a while, a `server_clock_skew` warning.
  *
  * @module
  */
@@ -32,7 +32,7 @@ export interface ServerClockReading {
 }
 
 /**
- * Skew past which the service warns (once per server), in seconds. Below it the measurement is
+ * Skew past which the service warns, in seconds. Below it the measurement is
  * noise: `iat` is truncated to the second (±0.5 s) and the request spent some time in transit.
  */
 export const CLOCK_SKEW_WARN_SEC = 2;
@@ -55,28 +55,60 @@ export function serverClockSkewSeconds(reading: ServerClockReading): number | un
   return Math.round((reading.checkedAt / 1000 - (reading.issuedAt + 0.5)) * 10) / 10;
 }
 
+/**
+ * How long a server's readings count towards its skew, in milliseconds of our clock. The skew is
+ * the smallest reading in it: a request's time in transit, or in a backlog while this replica was
+ * stalled, only ever makes our clock look further ahead, so the least-delayed reading is the
+ * truest.
+ */
+export const CLOCK_SKEW_WINDOW_MS = 10_000;
+
+/**
+ * How far apart on our clock two readings past the threshold must be before the service warns: a
+ * stalled replica's backlog is read in one burst, a real skew persists.
+ */
+export const CLOCK_SKEW_PERSIST_MS = 1_000;
+
 /** Options of {@linkcode createClockSkewWatch}. */
 export interface ClockSkewWatchOptions {
   /** Where the `server_clock_skew` warning goes. */
   readonly logger: Logger;
-  /** Holds `nats_auth_server_clock_skew_seconds`. */
+  /** Holds `nats_auth_server_clock_skew_seconds{server}`. */
   readonly metrics: ServiceMetrics;
   /** Warn past this skew, either way, in seconds. @default {CLOCK_SKEW_WARN_SEC} */
   readonly warnAboveSec?: number;
   /** The request tolerance, for the warning's text. @default {REQUEST_CLOCK_TOLERANCE_SEC} */
   readonly toleranceSec?: number;
+  /** Readings per server that make its skew. @default {CLOCK_SKEW_WINDOW_MS} */
+  readonly windowMs?: number;
+  /** A skew warned about must persist this long. @default {CLOCK_SKEW_PERSIST_MS} */
+  readonly persistMs?: number;
 }
 
-/** Takes each request's clock reading: sets the gauge, warns once per server past the threshold. */
+/** Takes each request's clock reading: sets the gauge, warns when a skew persists. */
 export type ClockSkewWatch = (reading: ServerClockReading) => void;
 
-/** Servers remembered as warned about; past this many the memory starts over. */
-const MAX_WARNED_SERVERS = 1024;
+/** Servers remembered; past this many the memory starts over. */
+const MAX_SERVERS = 1024;
+
+/** What the watch keeps per server. */
+interface ServerSkew {
+  /** The window's readings, oldest first: our clock (ms) and the skew read (s). */
+  readings: { at: number; skew: number }[];
+  /** Our clock at the first reading of the current run past the threshold. */
+  overSince: number | undefined;
+  /** Warned about the current run; re-armed once the skew falls below half the threshold. */
+  warned: boolean;
+}
 
 /**
- * Create the watch of one callout handler. The gauge holds the latest request's skew (with several
- * servers, the one that asked last); the warning names the server, the skew, and what is
- * tolerated, once per server id (a server's id changes when it restarts).
+ * Create the watch of one callout handler. Per server (by `server_name`, else its id; bounded by
+ * the servers of one cluster) the skew is the smallest reading of the last `windowMs`, set on the
+ * gauge labelled `server`. The `server_clock_skew` warning names the server, the skew, and what
+ * is tolerated; it comes when that skew is past the threshold at two readings at least
+ * `persistMs` apart (so a stalled replica's backlog, read in one burst and followed by fresh
+ * readings, raises none), once per run: it is re-armed when the skew falls below half the
+ * threshold.
  *
  * @example
  * ```ts
@@ -93,15 +125,34 @@ export function createClockSkewWatch(options: ClockSkewWatchOptions): ClockSkewW
     metrics,
     warnAboveSec = CLOCK_SKEW_WARN_SEC,
     toleranceSec = REQUEST_CLOCK_TOLERANCE_SEC,
+    windowMs = CLOCK_SKEW_WINDOW_MS,
+    persistMs = CLOCK_SKEW_PERSIST_MS,
   } = options;
-  const warned = new Set<string>();
+  const servers = new Map<string, ServerSkew>();
   return (reading) => {
-    const skew = serverClockSkewSeconds(reading);
-    if (skew === undefined) return;
-    metrics.serverClockSkew.set(skew);
-    if (Math.abs(skew) <= warnAboveSec || warned.has(reading.serverId)) return;
-    if (warned.size >= MAX_WARNED_SERVERS) warned.clear();
-    warned.add(reading.serverId);
+    const read = serverClockSkewSeconds(reading);
+    if (read === undefined) return;
+    const name = reading.serverName || reading.serverId;
+    let state = servers.get(name);
+    if (!state) {
+      if (servers.size >= MAX_SERVERS) servers.clear();
+      state = { readings: [], overSince: undefined, warned: false };
+      servers.set(name, state);
+    }
+    const at = reading.checkedAt;
+    state.readings = state.readings.filter((r) => r.at > at - windowMs && r.at <= at);
+    state.readings.push({ at, skew: read });
+    const skew = Math.min(...state.readings.map((r) => r.skew));
+    metrics.serverClockSkew.set(skew, { server: name });
+
+    if (Math.abs(skew) <= warnAboveSec) {
+      state.overSince = undefined;
+      if (Math.abs(skew) < warnAboveSec / 2) state.warned = false;
+      return;
+    }
+    state.overSince ??= at;
+    if (state.warned || at - state.overSince < persistMs) return;
+    state.warned = true;
     logger.warn("server_clock_skew", {
       server: reading.serverName,
       server_id: reading.serverId,
@@ -109,7 +160,7 @@ export function createClockSkewWatch(options: ClockSkewWatchOptions): ClockSkewW
       warn_above_seconds: warnAboveSec,
       tolerated_ahead_seconds: toleranceSec,
       message: `this host's clock is ${Math.abs(skew)}s ${skew > 0 ? "ahead of" : "behind"} ` +
-        `nats-server ${reading.serverName || reading.serverId}'s (tolerated: up to ` +
+        `nats-server ${name}'s (tolerated: up to ` +
         `${toleranceSec}s ahead; behind by more than ${toleranceSec}s, fresh tokens are refused ` +
         "as not yet valid); fix the clocks (NTP)",
     });

@@ -17,7 +17,7 @@ import { type DenyReason, RequestError } from "../core/errors.ts";
 import type { LogFields, Logger } from "../telemetry/log.ts";
 import { createNkeySigner, NkeyKeyCache, type NkeySigner } from "./nkey_jwt.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
-import { createClockSkewWatch, serverClockSkewSeconds } from "./clock_skew.ts";
+import { createClockSkewWatch, type ExpiredStreak, serverClockSkewSeconds } from "./clock_skew.ts";
 import { type CalloutRequest, RequestExpiredError, verifyRequest } from "./request.ts";
 import { createResponder, type UserGrant } from "./response.ts";
 import { createXkey, type Xkey } from "./xkey.ts";
@@ -88,6 +88,12 @@ export interface CalloutHandlerOptions {
    * @default {undefined}
    */
   onAllowed?: (request: CalloutRequest, grant: UserGrant, fields: LogFields) => void;
+  /**
+   * Told of each request dropped as expired and each that passed the expiry check: the "clock"
+   * readiness check takes a replica whose clock is far ahead out of the queue group.
+   * @default {undefined}
+   */
+  expiredStreak?: ExpiredStreak;
 }
 
 /**
@@ -160,12 +166,16 @@ export async function createCalloutHandler(
     try {
       verified = await verifyRequest(data, serverXkey, { xkey, keyCache, now: checkedAt });
     } catch (err) {
-      if (err instanceof RequestExpiredError) clockSkew(err.serverClock);
+      if (err instanceof RequestExpiredError) {
+        clockSkew(err.serverClock);
+        options.expiredStreak?.expired(serverClockSkewSeconds(err.serverClock));
+      }
       logDropped(logger, err, record);
       return undefined;
     }
 
     const { request } = verified;
+    options.expiredStreak?.passed();
     clockSkew({
       serverId: request.serverId,
       serverName: request.serverName,

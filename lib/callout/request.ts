@@ -313,7 +313,10 @@ export function checkRequestClaims(
     throw new RequestExpiredError(
       `request expired ${nowSeconds - exp}s ago by this host's clock, beyond the ` +
         `${clockToleranceSec}s tolerated${
-          skew === undefined ? "" : `; this host's clock is about ${skew}s ahead of the server's`
+          skew === undefined
+            ? ": this host's clock is ahead of the server's, or this replica was stalled"
+            : `: this host's clock is about ${skew}s ahead of the server's, or this replica ` +
+              `was stalled that long`
         }`,
       clock,
     );

@@ -59,7 +59,11 @@ export interface DroppedEntry {
 export interface PolicyResult {
   /** The permissions to put in the user JWT. */
   readonly permissions: Permissions;
-  /** Annotation entries dropped because they start with `_INBOX` or `_REPLY` (warn and count). */
+  /**
+   * Annotation entries dropped because they start with `_INBOX` or `_REPLY`, or (under
+   * `inbox: private`) subscribe to a leading wildcard that covers other workloads' private inboxes
+   * (warn and count).
+   */
   readonly filteredInternal: readonly string[];
   /** Annotation entries dropped because they are not valid NATS subjects (warn and count). */
   readonly invalid: readonly string[];
@@ -461,8 +465,10 @@ export function isInternalSubject(subject: string): boolean {
 
 /**
  * Derive the permissions of one ServiceAccount. Annotation entries are appended to the defaults
- * in order, duplicates removed; `_INBOX`/`_REPLY` entries go to `filteredInternal`, invalid
- * subjects to `invalid`, and neither is ever granted. One bad entry never voids the others.
+ * in order, duplicates removed; `_INBOX`/`_REPLY` entries (and, under `inbox: private`, subscribe
+ * entries led by `*` or `>`, which would read other workloads' private inboxes) go to
+ * `filteredInternal`, invalid subjects to `invalid`, and neither is ever granted. One bad entry
+ * never voids the others.
  *
  * @example
  * ```ts
@@ -516,8 +522,15 @@ export function permissionsFor(sa: ServiceAccountRecord, options: PolicyOptions)
   // The annotations' entries after them, each granted or dropped with a reason.
   const entries = (annotation: string) =>
     parseSubjectList(sa.annotations[annotationPrefix + annotation] ?? "");
-  const pub = withAnnotationEntries(pubDefaults, entries(PUB_ANNOTATION), "pub", bound);
-  const sub = withAnnotationEntries(subDefaults, entries(SUB_ANNOTATION), "sub", bound);
+  const inboxIsPrivate = settings.inbox === "private";
+  const pub = withAnnotationEntries(pubDefaults, entries(PUB_ANNOTATION), "pub", bound, false);
+  const sub = withAnnotationEntries(
+    subDefaults,
+    entries(SUB_ANNOTATION),
+    "sub",
+    bound,
+    inboxIsPrivate,
+  );
   const dropped = [...pub.dropped, ...sub.dropped];
 
   // The policy's deny lists and response limit.
@@ -551,18 +564,20 @@ interface AnnotationBound {
 
 /**
  * Append an annotation's entries to the defaults, in order and without duplicates, except those
- * dropped (returned with their reason, in order).
+ * dropped (returned with their reason, in order). `inboxIsPrivate`: the policy says
+ * `inbox: private`, so no entry may reach another workload's private inbox.
  */
 function withAnnotationEntries(
   defaults: readonly string[],
   entries: readonly string[],
   direction: "pub" | "sub",
   bound: AnnotationBound,
+  inboxIsPrivate: boolean,
 ): { allow: string[]; dropped: DroppedEntry[] } {
   const allow = new Set(defaults);
   const dropped: DroppedEntry[] = [];
   for (const entry of entries) {
-    const why = whyDropped(entry, direction, bound);
+    const why = whyDropped(entry, direction, bound, inboxIsPrivate);
     if (why) dropped.push(why);
     else allow.add(entry);
   }
@@ -571,12 +586,14 @@ function withAnnotationEntries(
 
 /**
  * Why one annotation entry is not granted, or `undefined` if it is: a NATS-managed subject, not a
- * valid subject (a subscribe entry may carry a queue group after one space), or beyond the bound.
+ * valid subject (a subscribe entry may carry a queue group after one space), a subscription that
+ * would read other workloads' private inboxes under `inbox: private`, or beyond the bound.
  */
 function whyDropped(
   entry: string,
   direction: "pub" | "sub",
   bound: AnnotationBound,
+  inboxIsPrivate: boolean,
 ): DroppedEntry | undefined {
   if (isInternalSubject(entry)) {
     return { annotation: direction, entry, reason: "internal", detail: "NATS-managed subject" };
@@ -585,12 +602,45 @@ function whyDropped(
   if (problem !== undefined) {
     return { annotation: direction, entry, reason: "invalid", detail: `subject ${problem}` };
   }
-  // The bound looks at the subject, not at a subscribe entry's queue group.
-  const subject = direction === "sub" ? entry.split(" ")[0]! : entry;
+  // The bound looks at the subject, not at a subscribe entry's queue group, and at everything
+  // nats-server lets a client subscribe to under it.
+  const named = direction === "sub" ? entry.split(" ")[0]! : entry;
+  const subject = direction === "sub" ? subscribeReach(named) : named;
+  if (direction === "sub" && inboxIsPrivate && coversPrivateInboxes(subject)) {
+    return {
+      annotation: direction,
+      entry,
+      reason: "internal",
+      detail: "its leading wildcard covers other workloads' private inboxes _INBOX_<ns>_<sa'>.> " +
+        "(inbox: private)",
+    };
+  }
   const outside = outsideBound(subject, direction, bound);
-  return outside === undefined
-    ? undefined
-    : { annotation: direction, entry, reason: "outside_policy", detail: outside };
+  if (outside === undefined) return undefined;
+  const widened = subject === named ? "" : ` (nats-server lets ${named} subscribe to ${subject})`;
+  return { annotation: direction, entry, reason: "outside_policy", detail: outside + widened };
+}
+
+/**
+ * The widest subject a subscribe permission `subject` lets a client subscribe to. nats-server
+ * checks a SUB by matching its subject against the allow list as if it were a literal subject, so
+ * a `>` token is matched by a `*` in the same place: allow `x.*` accepts `SUB x.>`, and allow `*`
+ * accepts `SUB >` (checked against nats-server 2.15.1, `tests/service/private_inbox_test.ts`).
+ * `>` must be the last token, so only a last `*` widens: `x.*` reaches `x.>`, `x.*.y` stays.
+ */
+function subscribeReach(subject: string): string {
+  return subject === "*" ? ">" : subject.endsWith(".*") ? `${subject.slice(0, -1)}>` : subject;
+}
+
+/**
+ * Whether a subscribe reach ({@linkcode subscribeReach}) matches some private inbox
+ * `_INBOX_<ns>_<sa'>.<token>…`. The `_INBOX`/`_REPLY` prefix rule already drops a literal first
+ * token of that kind; `*` inside a token is no wildcard (and refused as invalid), so the rest of the
+ * kind is a first token `*` or `>` (`>`, `*.>`, `*.*`, `*.x`, and `*` itself, which reaches `>`).
+ */
+function coversPrivateInboxes(subject: string): boolean {
+  const first = subject.split(".")[0];
+  return (first === "*" || first === ">") && subjectsOverlap(subject, "_INBOX_ns_sa.>");
 }
 
 /** Why `subject` is beyond the bound (overlaps a denied pattern, or no allowed one covers it). */

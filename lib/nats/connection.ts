@@ -340,7 +340,7 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   const tlsRequired = requiresTls(servers, options.tls);
   const backoffState = createReconnectBackoff({ ...backoff, random });
   const shown = options.servers.map(redactUrl);
-  const failures = createFailureLog(logger, backoffState, shown);
+  const failures = createFailureLog(logger, backoffState, shown, tlsRequired);
   const dialOptions = dialOptionsOf(options, { servers, credentials, tlsRequired }, backoffState);
 
   metrics.natsConnected.set(0);
@@ -397,7 +397,8 @@ function authOf(
 
 /**
  * What nats.js is given: the servers without their credentials, the credentials, TLS when
- * required (with the server name check of lib/nats/tls_identity.ts), and reconnecting for ever on our {@linkcode ReconnectBackoff}. The first connection is
+ * required (with the server name check of lib/nats/tls_identity.ts) and never else, and
+ * reconnecting for ever on our {@linkcode ReconnectBackoff}. The first connection is
  * retried by {@linkcode dialUntilConnected} (each failure names its cause); nats.js reconnects
  * after that, also after authentication errors.
  */
@@ -412,7 +413,11 @@ function dialOptionsOf(
     servers: target.servers,
     name,
     ...authOf(options, target.credentials),
-    ...(target.tlsRequired ? { tls: tlsOptions(tls, identity) } : {}),
+    // Without TLS asked for, `null`: nats.js would otherwise upgrade on its own, without our name
+    // check (nats-io/nats.js#303), when the server requires or offers TLS. With `null` it speaks
+    // plaintext to a server that offers TLS, and fails a server that requires it (named by
+    // createFailureLog, with the hint to use tls://).
+    tls: target.tlsRequired ? tlsOptions(tls, identity) : null,
     timeout: dialTimeoutMs,
     maxReconnectAttempts: -1,
     waitOnFirstConnect: false,
@@ -434,6 +439,15 @@ function dialOptionsOf(
  * is not the password: a config-mode user missing from `auth_callout.auth_users` logs in through
  * the callout, which refuses it (`not_in_auth_users`, naming the user and this connection).
  */
+/**
+ * What an operator does when a `nats://` URL (no TLS files) meets a server that requires TLS. The
+ * service refuses to let nats.js upgrade such a connection on its own: nats.js would check the
+ * certificate against the wrong name (nats-io/nats.js#303; `lib/nats/tls_identity.ts`).
+ */
+const TLS_NOT_ASKED_HINT = "the server requires TLS but NATS_URL says nats:// and no NATS_TLS_* " +
+  "file is set: use tls://<host>:<port> (with NATS_TLS_CA_FILE for a private CA), so the " +
+  "server's certificate is checked against the host dialled";
+
 const AUTHENTICATION_HINT = "check the credentials; in config mode the user must also be listed " +
   "in auth_callout.auth_users, else its login goes to the callout and is refused there " +
   "(login_denied reason not_in_auth_users)";
@@ -455,6 +469,7 @@ function createFailureLog(
   logger: Logger,
   backoff: ReconnectBackoff,
   servers: readonly string[],
+  tlsRequired: boolean,
 ): FailureLog {
   let last: NatsConnectCause | undefined;
   return {
@@ -468,6 +483,8 @@ function createFailureLog(
         ...(server !== undefined ? { server: redactUrl(server) } : {}),
         ...(err !== undefined ? { error: err } : {}),
         ...(cause === "authentication_refused" ? { hint: AUTHENTICATION_HINT } : {}),
+        // Without TLS asked for, nats.js reaches TLS only when the server requires it.
+        ...(cause === "tls" && !tlsRequired ? { hint: TLS_NOT_ASKED_HINT } : {}),
       };
       if (cause === "unreachable") logger.warn("nats_connect_failed", fields);
       else logger.error("nats_connect_failed", fields);

@@ -10,6 +10,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { delay } from "../core/abort.ts";
+import type { ExpiredStreak } from "../callout/clock_skew.ts";
 import { createCalloutHandler } from "../callout/handler.ts";
 import type { Config } from "../config/config.ts";
 import { createLogin, type Login } from "../decision/login.ts";
@@ -50,6 +51,8 @@ export interface LoginsContext {
   readonly nats: boolean;
   /** Aborts at shutdown: every wait and retry here ends with it. */
   readonly signal: AbortSignal;
+  /** The requests dropped as expired in a row, behind the "clock" readiness check. */
+  readonly expiredStreak?: ExpiredStreak;
   /** Stopped first at shutdown, together: the callout subscription and live revocation. */
   readonly subscribers: StopTogether;
   /** Drained after the subscribers, together: the NATS connections. */
@@ -106,6 +109,7 @@ export async function startLogins(context: LoginsContext, progress: LoginsProgre
     metrics: context.metrics,
     now: context.now,
     onAllowed: refusals.allowed,
+    ...(context.expiredStreak ? { expiredStreak: context.expiredStreak } : {}),
   });
   if (signal.aborted) return;
   const nc = await connectMain(context);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ExpiredStreak } from "../callout/clock_skew.ts";
 import { formatDuration } from "../core/duration.ts";
 import type { ServiceAccountSource } from "../core/model.ts";
 import type { ReadinessCheck } from "../operations/http.ts";
@@ -21,11 +22,17 @@ export interface StartupState {
    * connection, no full resolver answering, Namespaces not listed yet). @default {always ready}
    */
   accounts?(): { ready: boolean; problem: string | undefined };
+  /**
+   * The requests dropped as expired in a row (this host's clock far ahead): the "clock" check,
+   * present when given. @default {no clock check}
+   */
+  expiredStreak?: ExpiredStreak;
 }
 
 /**
  * Every readiness check of the service, in the order `/readyz` lists them: nats,
- * serviceaccounts, pods and namespaces (when started), keys, accounts (when provisioning).
+ * serviceaccounts, pods and namespaces (when started), keys, accounts (when provisioning), clock
+ * (when answering callouts).
  */
 export function readinessChecks(
   sources: Sources,
@@ -40,6 +47,7 @@ export function readinessChecks(
     ...(namespaces ? [{ name: "namespaces", ready: () => namespaces.synced === true }] : []),
     { name: "keys", ready: () => keys.ready && state.issuersKnown() },
     ...(sources.accounts ? [accountsCheck(state)] : []),
+    ...(state.expiredStreak ? [clockCheck(state.expiredStreak)] : []),
   ];
 }
 
@@ -57,6 +65,15 @@ function accountsCheck(state: StartupState): ReadinessCheck {
       return ready ? { provisioning: "ready" } : { reason: problem ?? "unknown" };
     },
   };
+}
+
+/**
+ * The "clock" readiness check: a replica whose latest requests were all dropped as expired (its
+ * clock far ahead of the servers') leaves the queue group so the others answer; it rejoins on
+ * trial after a while, and stays once a request passes.
+ */
+function clockCheck(streak: ExpiredStreak): ReadinessCheck {
+  return { name: "clock", ready: () => streak.ready(), details: () => streak.details() };
 }
 
 /**

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { createExpiredStreak } from "../callout/clock_skew.ts";
 import type { Config } from "../config/config.ts";
 import type { Login } from "../decision/login.ts";
 import { createExplainHandler } from "../operations/explain.ts";
@@ -118,7 +119,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     callout: undefined,
   };
   const nats = options.nats !== false;
+  const expiredStreak = nats ? createExpiredStreak() : undefined;
   const checks = readinessChecks(sources, {
+    ...(expiredStreak ? { expiredStreak } : {}),
     natsReady: () => !nats || progress.callout?.ready === true,
     issuersKnown: () => progress.issuers !== undefined,
     accounts: () =>
@@ -144,7 +147,19 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const failed = Promise.withResolvers<Error>();
   const signal = closing.signal;
   background = startLogins(
-    { config, sources, checks, logger, metrics, now, nats, signal, subscribers, connections },
+    {
+      config,
+      sources,
+      checks,
+      logger,
+      metrics,
+      now,
+      nats,
+      signal,
+      subscribers,
+      connections,
+      ...(expiredStreak ? { expiredStreak } : {}),
+    },
     progress,
   ).catch((err) => {
     if (err instanceof StartupError) failed.resolve(err);

@@ -81,8 +81,9 @@ export interface ServiceMetrics {
   /** `policy_file_reloads_total{result}`: POLICY_FILE reloads after the first, result ∈ ok|error. */
   readonly policyReloads: Counter;
   /**
-   * `nats_auth_server_clock_skew_seconds`: this host's clock minus the NATS server's, measured on
-   * the latest callout request (its `iat`); positive when this host runs ahead.
+   * `nats_auth_server_clock_skew_seconds{server}`: this host's clock minus the NATS server's
+   * (`server`: its `server_name`, else its id; the servers of one cluster), the least of its
+   * callout requests' readings (their `iat`) over the last 10 s; positive when this host runs ahead.
    */
   readonly serverClockSkew: Gauge;
   /**
@@ -216,7 +217,8 @@ export function createServiceMetrics(registry: Registry = new Registry()): Servi
     ),
     serverClockSkew: registry.gauge(
       "nats_auth_server_clock_skew_seconds",
-      "This host's clock minus the NATS server's, from the latest callout request's iat.",
+      "This host's clock minus the NATS server's (label server: its server_name), the least of " +
+        "its callout requests' readings over the last 10 s.",
     ),
     refusedByServer: registry.counter(
       "nats_auth_logins_refused_by_server_total",

@@ -58,3 +58,47 @@ Deno.test("policy inbox: anything but shared or private is refused with file:lin
   assert.match(problems[0]!, /^policy\.yaml:2:10: defaults\.inbox must be "shared" or "private"/);
   assert.match(problems[0]!, /_INBOX_<ns>_<sa'>/);
 });
+
+Deno.test("policy inbox: private drops every subscribe entry whose leading wildcard covers other workloads' private inboxes (queue form and a lone *, which nats-server lets subscribe to >, included); shared keeps them", () => {
+  const annotations = {
+    "nats.io/allowed-sub-subjects":
+      "*.>, > q, >, *.*, *.x, *, _INBOX.>, _INBOX_team-a_orders.>, team-b.x, shared.*, x.*.>",
+  };
+  const sa = { namespace: "team-b", name: "snoop", uid: "u", annotations };
+  const priv = permissionsFor(sa, { annotationPrefix: "nats.io/", settings: { inbox: "private" } });
+  // `*` alone is dropped too: nats-server lets it subscribe to `>`. `x.*.>` starts literal.
+  assert.deepEqual(priv.permissions.sub.allow, [
+    "_INBOX_team-b_snoop.>",
+    "team-b",
+    "team-b.>",
+    "team-b.x",
+    "shared.*",
+    "x.*.>",
+  ]);
+  assert.deepEqual(priv.dropped.map((d) => [d.entry, d.reason]), [
+    ["*.>", "internal"],
+    ["> q", "internal"],
+    [">", "internal"],
+    ["*.*", "internal"],
+    ["*.x", "internal"],
+    ["*", "internal"],
+    ["_INBOX.>", "internal"],
+    ["_INBOX_team-a_orders.>", "internal"],
+  ]);
+  assert.match(priv.dropped[0]!.detail, /other workloads' private inboxes/);
+  assert.deepEqual(priv.filteredInternal, priv.dropped.map((d) => d.entry));
+
+  // Shared (the reference's grant): the wildcards stay; client-usage.md says what they then read.
+  const shared = permissionsFor(sa, {
+    annotationPrefix: "nats.io/",
+    settings: { inbox: "shared" },
+  });
+  assert.deepEqual(shared.dropped.map((d) => d.entry), ["_INBOX.>", "_INBOX_team-a_orders.>"]);
+  assert.ok(shared.permissions.sub.allow.includes("*.>"));
+  // Publish entries are not subscriptions: `>` on publish is the annotation's to grant.
+  const pub = permissionsFor(
+    { ...sa, annotations: { "nats.io/allowed-pub-subjects": ">" } },
+    { annotationPrefix: "nats.io/", settings: { inbox: "private" } },
+  );
+  assert.deepEqual(pub.dropped, []);
+});

@@ -241,6 +241,31 @@ Deno.test("policy bound: annotation entries outside the allowed patterns or over
   assert.deepEqual(none.outsidePolicy, ["foo.x"]);
 });
 
+Deno.test("policy bound: a subscribe entry ending in * is judged by what nats-server lets it subscribe to (the same place as >)", () => {
+  // nats-server matches a SUB's subject against the allow list literally: allow `shared.*`
+  // accepts `SUB shared.>` (tests/service/private_inbox_test.ts shows it on a real server).
+  const result = permissionsFor(
+    sa({ [PREFIX + SUB_ANNOTATION]: "shared.*, shared.*.x, shared.x, shared.* q, other.*" }),
+    {
+      annotationPrefix: PREFIX,
+      settings: { annotations: { allow: { sub: ["shared.*", "shared.*.x", "other.>"] } } },
+    },
+  );
+  assert.deepEqual(result.permissions.sub.allow.slice(4), ["shared.*.x", "shared.x", "other.*"]);
+  assert.deepEqual(result.outsidePolicy, ["shared.*", "shared.* q"]);
+  assert.equal(
+    result.dropped[0]!.detail,
+    "not within the allowed patterns shared.*, shared.*.x, other.> " +
+      "(nats-server lets shared.* subscribe to shared.>)",
+  );
+  // A denied pattern is judged against the reach too.
+  const denied = permissionsFor(sa({ [PREFIX + SUB_ANNOTATION]: "secret.*, public.*" }), {
+    annotationPrefix: PREFIX,
+    settings: { annotations: { deny: ["secret.a.b"] } },
+  });
+  assert.deepEqual(denied.outsidePolicy, ["secret.*"]);
+});
+
 Deno.test("policy deny lists, response limits and JetStream grants reach the permissions", () => {
   const { permissions } = permissionsFor(sa({ [PREFIX + PUB_ANNOTATION]: "$SYS.x" }), {
     annotationPrefix: PREFIX,

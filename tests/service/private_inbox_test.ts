@@ -29,9 +29,13 @@ function echo(nc: NatsConnection): void {
 }
 
 /** What `nc` reads on `subject` from now on, or the error that closed the subscription. */
-function listen(nc: NatsConnection, subject: string): { seen: string[]; closed: Promise<unknown> } {
+function listen(
+  nc: NatsConnection,
+  subject: string,
+  queue?: string,
+): { seen: string[]; closed: Promise<unknown> } {
   const seen: string[] = [];
-  const sub = nc.subscribe(subject);
+  const sub = nc.subscribe(subject, queue === undefined ? {} : { queue });
   // A refused subscription ends its iterator with the server's permissions violation.
   const closed = (async () => {
     for await (const m of sub) seen.push(m.string());
@@ -117,3 +121,70 @@ Deno.test("policy inbox: private: a client that keeps the default _INBOX prefix 
   const other = await login.explain({ namespace: "team-b", name: "orders" });
   assert.deepEqual(other.inbox, { prefix: "_INBOX_team-b_orders", shared: true });
 });
+
+Deno.test("policy inbox: private: an annotation led by a wildcard (*.>, > with a queue group, a lone * that nats-server lets subscribe to >) cannot read another workload's private inbox", async () => {
+  // The breaker's input (issue 17, finding F1): before, `*.>` was granted and B read A's replies.
+  await using stack = await Stack.start({ policy: "defaults:\n  inbox: private\n" });
+  const { a, snoop } = await snoopingOn(stack, "*.>,_INBOX.>,_INBOX_team-a_orders.>,> q,*");
+
+  const explained = await stack.service.login!.explain({ namespace: "team-b", name: "snoop" });
+  assert.deepEqual(explained.permissions?.sub.allow, [
+    "_INBOX_team-b_snoop.>",
+    "team-b",
+    "team-b.>",
+  ]);
+  assert.deepEqual(explained.dropped?.map((d) => [d.entry, d.reason]), [
+    ["*.>", "internal"],
+    ["_INBOX.>", "internal"],
+    ["_INBOX_team-a_orders.>", "internal"],
+    ["> q", "internal"],
+    ["*", "internal"],
+  ]);
+
+  const attempts = [
+    listen(snoop, "*.>"),
+    listen(snoop, ">", "q"),
+    listen(snoop, ">"),
+    listen(snoop, "_INBOX_team-a_orders.>"),
+  ];
+  const closed = await Promise.all(attempts.map((x) => x.closed));
+  assert.match(String(closed[0]), /Permissions Violation for Subscription to "\*\.>"/);
+  assert.match(String(closed[1]), /Permissions Violation for Subscription to ">" using queue "q"/);
+  assert.match(String(closed[2]), /Permissions Violation for Subscription to ">"/);
+  assert.match(
+    String(closed[3]),
+    /Permissions Violation for Subscription to "_INBOX_team-a_orders/,
+  );
+
+  // A's request/reply on its private inbox still works, and nothing reached B.
+  const reply = await a.request("team-a.echo", "for A only", { timeout: 2000 });
+  assert.equal(reply.string(), "echo:for A only");
+  assert.match(reply.subject, /^_INBOX_team-a_orders\./);
+  assert.deepEqual(attempts.flatMap((x) => x.seen), []);
+});
+
+Deno.test("shared inbox: an annotation * lets a workload subscribe to > (nats-server matches the SUB literally against the allow list) and read another workload's private inbox, as client-usage.md warns", async () => {
+  await using stack = await Stack.start();
+  const { a, snoop } = await snoopingOn(stack, "*");
+  const all = listen(snoop, ">");
+  await snoop.flush();
+  const reply = await a.request("team-a.echo", "for A only", { timeout: 2000 });
+  assert.match(reply.subject, /^_INBOX_team-a_orders\./);
+  await waitFor(() => all.seen.includes("echo:for A only"), {
+    timeoutMs: 2000,
+    what: "B's > subscription (granted by *) to read A's private reply",
+  });
+});
+
+/** team-a/api answering `team-a.echo`, team-a/orders asking, team-b/snoop annotated `sub`. */
+async function snoopingOn(stack: Stack, sub: string) {
+  stack.addServiceAccount("team-a", "api");
+  stack.addServiceAccount("team-a", "orders");
+  stack.addServiceAccount("team-b", "snoop", { "nats.io/allowed-sub-subjects": sub });
+  const connectAs = async (ns: string, sa: string) =>
+    stack.connect(await stack.token(ns, sa), { inboxPrefix: `_INBOX_${ns}_${sa}` });
+  const api = await connectAs("team-a", "api");
+  echo(api);
+  await api.flush();
+  return { a: await connectAs("team-a", "orders"), snoop: await connectAs("team-b", "snoop") };
+}

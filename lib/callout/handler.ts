@@ -14,6 +14,7 @@
  * @module
  */
 import { type DenyReason, RequestError } from "../core/errors.ts";
+import { looksLikeJwt } from "../core/jwt_shape.ts";
 import type { LogFields, Logger } from "../telemetry/log.ts";
 import { createNkeySigner, NkeyKeyCache, type NkeySigner } from "./nkey_jwt.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
@@ -328,7 +329,7 @@ function requestFields(request: CalloutRequest): LogFields {
     client_host: request.clientInfo.host,
     client_cid: request.clientInfo.id,
     client_kind: request.clientInfo.kind,
-    ...(user ? { connect_user: user.split(".").length === 3 ? "[redacted]" : clip(user) } : {}),
+    ...(user ? { connect_user: looksLikeJwt(user) ? "[redacted]" : clip(user) } : {}),
     ...(name ? { client_name: clip(name) } : {}),
     encrypted: request.encrypted,
   };

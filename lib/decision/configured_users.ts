@@ -12,6 +12,9 @@
  */
 import { X509Certificate } from "node:crypto";
 import type { CalloutRequest } from "../callout/handler.ts";
+import { looksLikeJwt } from "../core/jwt_shape.ts";
+
+export { looksLikeJwt };
 
 /** The refusal of a configured user: always `not_in_auth_users`. */
 export interface ConfiguredUserRefusal {
@@ -24,21 +27,6 @@ export interface ConfiguredUserRefusal {
 /** What to change, said the same way in every such refusal. */
 const FIX = "list it in auth_callout.auth_users (or, where auth_callout.allowed_accounts is set, " +
   "keep its account out of that list); a workload sends its ServiceAccount token instead";
-
-/**
- * Whether `text` has the shape of a JWT (three dot-separated parts): a workload's token, even a
- * damaged one (it is then refused by the token checks with a reason about the token).
- *
- * @example
- * ```ts
- * import { looksLikeJwt } from "./configured_users.ts";
- * console.assert(looksLikeJwt("eyJh.eyJz.c2ln"));
- * console.assert(!looksLikeJwt("s3cret"));
- * ```
- */
-export function looksLikeJwt(text: string): boolean {
-  return text.split(".").length === 3;
-}
 
 /**
  * The `not_in_auth_users` refusal when the request is a configured user's rather than a
@@ -79,12 +67,14 @@ export function configuredUserRefusal(
     return refusal(`CONNECT authenticates with nkey ${quote(connectOpts.nkey)}${connection}`);
   }
   if (clientCertificate) {
+    // Under `verify: true` every client presents one, workloads too: say both fixes.
     const which = clientCertificate.verified ? "a verified" : "an unverified";
-    return refusal(
-      `the client presents ${which} TLS certificate (${
+    return {
+      reason: "not_in_auth_users",
+      message: `no token, and the client presents ${which} TLS certificate (${
         certificateText(clientCertificate.pem)
-      })${connection} and no token`,
-    );
+      })${connection}: if the certificate is a configured user's (verify_and_map), ${FIX}`,
+    };
   }
   return undefined;
 }

@@ -28,6 +28,7 @@ import type { CalloutHandler } from "../callout/handler.ts";
 import { type Logger, redactUrl } from "../telemetry/log.ts";
 import type { ServiceMetrics } from "../telemetry/service_metrics.ts";
 import { createServerIdentity, type ServerIdentity } from "./tls_identity.ts";
+import { AUTH_ERROR_EVENTS } from "./server_refusals.ts";
 
 /** The subject nats-server sends callout requests to. */
 export const AUTH_CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH";
@@ -580,6 +581,9 @@ async function watchStatus(
         if (cause === "authentication_refused") {
           serverRefused = true;
           failures.failed(cause, status.error);
+        } else if (optionalSubscriptionRefused(status.error)) {
+          // Said once, at warn, by server_refusals_unobserved; logins are not affected.
+          logger.debug("nats_error", { error: status.error });
         } else {
           logger.error("nats_error", { error: status.error });
         }
@@ -974,4 +978,12 @@ export function guardSocketResets(logger: Logger): Disposable {
   };
   globalThis.addEventListener("error", onError);
   return { [Symbol.dispose]: () => globalThis.removeEventListener("error", onError) };
+}
+
+/**
+ * A permission violation on a subscription the service can do without (the server's auth error
+ * events, lib/nats/server_refusals.ts, which reports it itself as `server_refusals_unobserved`).
+ */
+function optionalSubscriptionRefused(err: unknown): boolean {
+  return err instanceof errors.PermissionViolationError && err.subject === AUTH_ERROR_EVENTS;
 }

@@ -43,8 +43,26 @@ Deno.test("configuredUserRefusal: a user without a password, an nkey user, a cli
       clientInfo: {},
       clientCertificate: { verified: true, pem: "junk" },
     })!.message,
-    /presents a verified TLS certificate \(unreadable\) and no token/,
+    /no token, and the client presents a verified TLS certificate \(unreadable\): if the certificate is a configured user's \(verify_and_map\), list it in auth_callout\.auth_users.*a workload sends its ServiceAccount token/,
   );
+});
+
+Deno.test("configuredUserRefusal: two dots do not make a JWT (a password or a user name with dots)", () => {
+  // Found by trying to break issue 17: `aaa.bbb.ccc` was taken for a token (token_malformed) and a
+  // dotted user name was hidden as if it were one.
+  const dotted = refusalOf({
+    connectOpts: { user: "mqttish", pass: "aaa.bbb.ccc" },
+    clientInfo: {},
+  });
+  assert.equal(dotted?.reason, "not_in_auth_users");
+  assert.match(
+    dotted!.message,
+    /user "mqttish" with a password that is not a ServiceAccount token/,
+  );
+  const named = refusalOf({ connectOpts: { user: "team.backup.user", pass: "x" }, clientInfo: {} });
+  assert.match(named!.message, /user "team\.backup\.user"/);
+  assert.ok(!looksLikeJwt("aaa.bbb.ccc") && !looksLikeJwt("e30.e30.e30"));
+  assert.ok(looksLikeJwt(`${btoa('{"alg":"RS256"}').replaceAll("=", "")}.x.y`));
 });
 
 Deno.test("configuredUserRefusal: a workload is never taken for a configured user", () => {

@@ -105,6 +105,6 @@ Deno.test("a verified client certificate without a token is refused as not_in_au
   assert.equal(denied.client_name, "gateway-7");
   assert.match(
     String(denied.message),
-    /the client presents a verified TLS certificate \(subject "CN=edge-gateway"\), connection "gateway-7" and no token/,
+    /no token, and the client presents a verified TLS certificate \(subject "CN=edge-gateway"\), connection "gateway-7": if the certificate is a configured user's \(verify_and_map\), list it in auth_callout\.auth_users/,
   );
 });

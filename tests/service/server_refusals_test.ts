@@ -107,3 +107,33 @@ Deno.test("3-server cluster: a login refused by another server than the service'
     for (const nc of clients) await nc.close().catch(() => {});
   }
 });
+
+Deno.test("a service user that may not subscribe to the auth error events: one warning, no error, logins go on", async () => {
+  // Found by trying to break issue 17: the same refusal was also logged as an error-level
+  // nats_error, which pages someone for an optional feature.
+  await using stack = await Stack.start({
+    servicePermissions: {
+      publish: { allow: [">"] },
+      subscribe: { allow: ["$SYS.REQ.USER.AUTH", "_INBOX.>"] },
+    },
+  });
+  stack.addServiceAccount("team-a", "orders");
+  const nc = await stack.connect(await stack.token("team-a", "orders"));
+  await nc.close();
+  const unobserved = await waitFor(
+    () => stack.logs.find((l) => l.event === "server_refusals_unobserved"),
+    { timeoutMs: 5000, what: "server_refusals_unobserved" },
+  );
+  assert.equal(unobserved.level, "warn");
+  assert.match(
+    String(unobserved.message),
+    /may not subscribe to \$SYS\.ACCOUNT\.CLIENT\.AUTH\.ERR/,
+  );
+  assert.deepEqual(
+    stack.logs.filter((l) => l.level === "error").map((l) => l.event),
+    [],
+    "nothing at error level",
+  );
+  assert.equal(stack.logs.filter((l) => l.event === "server_refusals_unobserved").length, 1);
+  assert.ok(stack.logs.some((l) => l.event === "login_allowed"), "logins go on");
+});

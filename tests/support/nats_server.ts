@@ -244,6 +244,8 @@ export class NatsServer implements AsyncDisposable {
 export interface ConfigUser {
   readonly user: string;
   readonly password: string;
+  /** nats-server `permissions` of the user. @default {none: everything} */
+  readonly permissions?: NatsConfig;
 }
 
 /** Options of {@linkcode authCalloutConfig}. */
@@ -304,7 +306,13 @@ export function authCalloutConfig(options: AuthCalloutConfigOptions): AuthCallou
   const config: NatsConfig = {
     ...options.extra,
     accounts: {
-      AUTH: { users: [{ user: service.user, password: service.password }] },
+      AUTH: {
+        users: [{
+          user: service.user,
+          password: service.password,
+          ...(service.permissions ? { permissions: service.permissions } : {}),
+        }],
+      },
       ...(options.accounts ?? { APP: {} }),
       SYS: { users: [{ user: system.user, password: system.password }] },
     },

@@ -58,6 +58,8 @@ export interface StackOptions {
    * @default {[the service user, the system user]}
    */
   authUsers?: (users: { service: string; system: string }) => readonly string[];
+  /** nats-server `permissions` of the service's own user. @default {none: everything} */
+  servicePermissions?: NatsConfig;
   /**
    * TLS on nats-server (and `tls://` in `NATS_URL`): its certificate, the CA the service trusts,
    * and with `client` the service's own certificate, which `verify: true` requires.
@@ -116,7 +118,11 @@ export class Stack implements AsyncDisposable {
     const serverXkey = options.xkey || options.wrongXkey ? curveKey() : undefined;
     const serviceXkey = options.wrongXkey ? curveKey() : serverXkey;
     const tls = options.tls;
-    const serviceCreds = { user: "auth", password: randomPassword() };
+    const serviceCreds: ConfigUser = {
+      user: "auth",
+      password: randomPassword(),
+      ...(options.servicePermissions ? { permissions: options.servicePermissions } : {}),
+    };
     const systemCreds = { user: "sys", password: randomPassword() };
     const { config, service: serviceUser, system: systemUser } = authCalloutConfig({
       issuer: account.publicKey,

@@ -18,7 +18,8 @@ import type { NamespaceAccounts } from "../decision/namespace_account.ts";
 import type { NkeySigner } from "../callout/nkey_jwt.ts";
 import type { AccountMetrics } from "../telemetry/account_metrics.ts";
 import type { Logger } from "../telemetry/log.ts";
-import { createEnsure } from "./ensure.ts";
+import { createEnsure, type Ensure } from "./ensure.ts";
+import { createLoadProof, type LoadProof } from "./load_proof.ts";
 import { AccountLedger } from "./ledger.ts";
 import type { AccountPlan } from "./plan.ts";
 import type { Planner } from "./planner.ts";
@@ -108,8 +109,23 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
     writer,
     concurrency: options.concurrency ?? 16,
   });
-  const ensure = createEnsure({ ...options, settler: options.settler, ledger, writer, now });
-  const reconcile = createReconcile({ ...options, now, ledger, writer, survey });
+  const proof = createLoadProof(options.operator.publicKey);
+  const ensure = createEnsure({
+    ...options,
+    settler: options.settler,
+    ledger,
+    writer,
+    now,
+    onSettle: (account, result) => proof.observe(account, result),
+  });
+  const reconcile = createReconcile({
+    ...options,
+    now,
+    ledger,
+    writer,
+    survey,
+    ...(options.settler ? { proof: { state: proof, ensure } } : {}),
+  });
   const loop = runEvery(options.tickMs ?? 500, reconcile.once);
   const close = async (): Promise<void> => {
     await loop.stop();
@@ -124,7 +140,7 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
         ? "no system-account connection"
         : !planner.plansReady()
         ? "the Namespace cache has not completed its first list"
-        : survey.problem ?? writer.problem;
+        : survey.problem ?? writer.problem ?? proof.problem;
       return { ready: problem === undefined, problem };
     },
     close,
@@ -145,11 +161,14 @@ interface ReconcileParts {
   readonly concurrency?: number;
   readonly listIntervalMs?: number;
   readonly sweepIntervalMs?: number;
+  /** Proves pushed accounts load (with a settler): the proof and the login's way in. */
+  readonly proof?: { readonly state: LoadProof; readonly ensure: Ensure };
 }
 
 /**
  * One reconcile pass, as named steps: probe a silent resolver; push the plans that differ; remove
- * what was planned before and is not now; compare with the resolver's list when due. Passes never
+ * what was planned before and is not now; compare with the resolver's list when due; prove that
+ * pushed accounts load until one did. Passes never
  * overlap (`once` shares a running one).
  */
 function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
@@ -160,6 +179,7 @@ function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
   let lastProbe = -Infinity;
   let lastList = -Infinity;
   let lastSweep = -Infinity;
+  let lastProof = -Infinity;
 
   /** A resolver that has not answered is asked again every 10 s, plans or not (readiness). */
   const probeIfSilent = async () => {
@@ -197,6 +217,20 @@ function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
     await survey.compare(planned, full);
   };
 
+  /**
+   * While no settle has shown a pushed account loading, settle one (every 10 s): the servers may
+   * store accounts they never load (lib/accounts/load_proof.ts).
+   */
+  const proveLoading = async (plans: ReadonlyMap<string, AccountPlan>) => {
+    if (!parts.proof?.state.unproven || now() - lastProof < 10_000) return;
+    for (const plan of plans.values()) {
+      if (!ledger.isCurrent(plan.keys.account, (await ledger.contentOf(plan)).jti)) continue;
+      lastProof = now();
+      await parts.proof.ensure(plan.namespace);
+      return;
+    }
+  };
+
   const pendingCount = async (plans: ReadonlyMap<string, AccountPlan>) => {
     let pending = 0;
     for (const plan of plans.values()) {
@@ -216,6 +250,7 @@ function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
     await pushChanged(plans);
     await removeUnplanned(planned);
     await compareWhenDue(planned);
+    await proveLoading(plans);
     metrics.pending.set(await pendingCount(plans));
     ledger.pruneIssuedAt(Math.floor(now() / 1000));
   };

@@ -7,10 +7,13 @@
  * - `jti` is the SHA-256 of the claims without `jti` and `iat` (base32): equal content, equal id.
  *   nats-server's resolver skips a JWT whose `jti` it already holds (server/dirstore.go
  *   `saveIfNewer`), and the service pushes only when the `jti` differs from what it last saw.
- * - `iat` is chosen by the caller when it pushes (lib/accounts/provisioner.ts): the Namespace's
- *   creation for the first version, one second after the version the resolver holds for every
- *   later one, so a newer version always wins the resolvers' periodic merge (which keeps the JWT
- *   with the later `iat`) and two replicas pushing the same content push the same bytes.
+ * - `iat` is chosen by the caller when it pushes (`issuedAt`, lib/accounts/writes.ts): now, and
+ *   at least one second after the last version seen, so a newer version always wins the
+ *   resolvers' periodic merge (which keeps the JWT with the later `iat`), and a version pushed
+ *   again after a removal is never byte-identical to the one the servers remember (expired) from
+ *   before it — nats-server would take that for the same claims and leave the account expired.
+ *   Replicas decide by `jti` alone, never by `iat`, so two that push the same content with
+ *   different `iat`s still agree (the servers hold the same content).
  * - every limit is written: a NATS JWT's missing limit is 0, which means "none allowed".
  *
  * @module

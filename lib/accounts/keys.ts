@@ -13,7 +13,7 @@
  * deleted and created again under the same name has a new uid, so it gets a new account and
  * nothing of the old one (JetStream data, revocations, imports) carries over; and the keys of an
  * account found on the resolver can be recomputed from its `namespace-uid` tag, which proves the
- * account is this service's before it is ever deleted (lib/accounts/sweep.ts).
+ * account is this service's before it is ever deleted (lib/accounts/held.ts, survey.ts).
  *
  * @module
  */

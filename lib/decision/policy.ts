@@ -241,21 +241,30 @@ export function resolveSettings(
   });
   if (rule) {
     matched.push(rule.source);
-    settings = overlay(settings, rule.settings);
+    settings = overlaySettings(settings, rule.settings);
     const own = rule.serviceAccounts.get(name);
     if (own) {
       matched.push(`${rule.source} serviceAccounts.${name}`);
-      settings = overlay(settings, own);
+      settings = overlaySettings(settings, own);
     }
   }
   return { settings, matched };
 }
 
 /**
- * `top` over `base`, field by field; `account` and `namespaceAccount` are one choice (where logins
- * go), so setting either drops the other one inherited.
+ * `top` over `base`, field by field (a field set in `top` replaces the whole field of `base`);
+ * `account` and `namespaceAccount` are one choice (where logins go), so setting either drops the
+ * other one inherited. {@linkcode resolveSettings} resolves a login with it, and the policy file
+ * checks what each rule and ServiceAccount entry resolves to with the same function.
+ *
+ * @example
+ * ```ts
+ * import { overlaySettings } from "./policy.ts";
+ * const merged = overlaySettings({ jetstream: { api: true } }, { account: "APP" });
+ * console.assert(merged.jetstream?.api === true && merged.account === "APP");
+ * ```
  */
-function overlay(base: PolicySettings, top: PolicySettings): PolicySettings {
+export function overlaySettings(base: PolicySettings, top: PolicySettings): PolicySettings {
   const merged: { -readonly [K in keyof PolicySettings]: PolicySettings[K] } = { ...base, ...top };
   if (top.account !== undefined && top.namespaceAccount === undefined) {
     delete merged.namespaceAccount;

@@ -9,7 +9,8 @@
  * `accounts`; in operator mode (`NATS_ACCOUNT` is an `A…` key) every listed account is a valid
  * public key with a readable `signingKeyFile` holding an `SA…` seed; subject patterns are valid
  * once `{namespace}`/`{serviceaccount}` are filled in; `jetstream.api` only where the account is
- * not the shared `NATS_ACCOUNT`; unknown fields are errors (a typo never silently widens a grant).
+ * not the shared `NATS_ACCOUNT`, judged on what each rule and ServiceAccount entry resolves to
+ * (an `api` inherited into the shared account is refused like one written there); unknown fields are errors (a typo never silently widens a grant).
  *
  * @module
  */
@@ -18,8 +19,14 @@ import { extractSeed } from "../config/config.ts";
 import { type FileWatch, watchFile } from "../core/file_watch.ts";
 import type { Logger } from "../telemetry/log.ts";
 import { decodeNkeySeed, isPublicNkey } from "../callout/nkey_jwt.ts";
-import type { ClusterPolicy, NamespaceRule, PolicySettings } from "./policy.ts";
 import {
+  type ClusterPolicy,
+  type NamespaceRule,
+  overlaySettings,
+  type PolicySettings,
+} from "./policy.ts";
+import {
+  type InheritedSettings,
   POLICY_KEYS,
   readAccountFields,
   readGlobs,
@@ -123,7 +130,7 @@ export function parsePolicy(text: string, options: PolicyParseOptions): LoadedPo
     yaml.mapping(top.defaults, "defaults") ?? [],
     "defaults",
     [],
-    undefined,
+    { settings: {}, jetstreamFrom: "defaults" },
   );
   const namespaces = readNamespaceRules(context, top.namespaces, defaults);
   if (yaml.problems.length > 0) throw new PolicyFileError([...yaml.problems]);
@@ -300,14 +307,18 @@ function readNamespaceRule(
   ) {
     yaml.problem(node, `${what}: needs names, glob or labels to say which namespaces it is for`);
   }
-  const inherited = defaults.namespaceAccount !== undefined;
-  const settings = readSettings(context, entries, what, RULE_KEYS, defaults.account, inherited);
+  const settings = readSettings(context, entries, what, RULE_KEYS, {
+    settings: defaults,
+    jetstreamFrom: "defaults",
+  });
   const serviceAccounts = readServiceAccounts(
     context,
     field("serviceAccounts") ?? null,
     `${what}.serviceAccounts`,
-    settings.account ?? (settings.namespaceAccount ? undefined : defaults.account),
-    settings.namespaceAccount !== undefined || (settings.account === undefined && inherited),
+    {
+      settings: overlaySettings(defaults, settings),
+      jetstreamFrom: settings.jetstream !== undefined ? what : "defaults",
+    },
   );
   return Object.freeze({
     source: ruleSource(yaml.path, yaml.positionOf(node), names, globs, labels),
@@ -319,29 +330,18 @@ function readNamespaceRule(
   });
 }
 
-/** A rule's `serviceAccounts`: ServiceAccount name → its settings, inheriting the rule's account. */
+/** A rule's `serviceAccounts`: ServiceAccount name → its settings, over the rule's resolved ones. */
 function readServiceAccounts(
   context: SettingsContext,
   node: Node | null,
   what: string,
-  ruleAccount: string | undefined,
-  ruleNamespaceAccount: boolean,
+  rule: InheritedSettings,
 ): Map<string, PolicySettings> {
   const serviceAccounts = new Map<string, PolicySettings>();
   const { yaml } = context;
   for (const { key: name, value } of yaml.mapping(node, what) ?? []) {
     const at = `${what}.${name}`;
-    serviceAccounts.set(
-      name,
-      readSettings(
-        context,
-        yaml.mapping(value, at) ?? [],
-        at,
-        [],
-        ruleAccount,
-        ruleNamespaceAccount,
-      ),
-    );
+    serviceAccounts.set(name, readSettings(context, yaml.mapping(value, at) ?? [], at, [], rule));
   }
   return serviceAccounts;
 }

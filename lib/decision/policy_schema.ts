@@ -27,6 +27,7 @@ import {
   INBOX_MODES,
   type InboxMode,
   type JetStreamSettings,
+  overlaySettings,
   type PolicySettings,
 } from "./policy.ts";
 import { itemOf, type MappingEntry, type YamlReader } from "./policy_yaml.ts";
@@ -171,18 +172,25 @@ const MISPLACED_FIELDS: ReadonlyMap<string, string> = new Map([
   ],
 ]);
 
+/** What a mapping of settings inherits: the resolved settings of the levels above it. */
+export interface InheritedSettings {
+  /** `defaults`, then the rule over them ({@linkcode overlaySettings}); `{}` for `defaults`. */
+  readonly settings: PolicySettings;
+  /** Where the inherited `jetstream` is written (`defaults`, `namespaces[0]`), for messages. */
+  readonly jetstreamFrom: string;
+}
+
 /**
  * Read the entries of a mapping of settings (`defaults`, a namespace rule, whose `otherKeys`,
- * {@linkcode RULE_KEYS}, are read by the caller, or a ServiceAccount's entry); then check it as a
- * whole. `inheritedAccount` is the account it has without an `account` field of its own.
+ * {@linkcode RULE_KEYS}, are read by the caller, or a ServiceAccount's entry); then check what it
+ * resolves to over `inherited` (the levels above it), the way a login resolves it.
  */
 export function readSettings(
   context: SettingsContext,
   entries: readonly MappingEntry[],
   what: string,
   otherKeys: readonly string[],
-  inheritedAccount: string | undefined,
-  inheritsNamespaceAccount = false,
+  inherited: InheritedSettings,
 ): PolicySettings {
   const { yaml } = context;
   const settings: { -readonly [K in keyof PolicySettings]: PolicySettings[K] } = {};
@@ -204,17 +212,48 @@ export function readSettings(
       `${what}: set account or namespaceAccount, not both (where logins go is one choice)`,
     );
   }
-  const account = settings.account ?? inheritedAccount ?? context.defaultAccount;
-  const ownAccount = settings.namespaceAccount !== undefined ||
-    (settings.account === undefined && inheritsNamespaceAccount);
-  if (settings.jetstream?.api && account === context.defaultAccount && !ownAccount) {
-    yaml.problem(
-      entries.find((e) => e.key === "jetstream")?.value,
+  checkJetStreamApi(context, entries, what, settings, inherited);
+  return Object.freeze(settings);
+}
+
+/**
+ * The whole JetStream API (`jetstream.api`) never reaches the shared `NATS_ACCOUNT`: judged on
+ * what this mapping resolves to over the levels above it, since `api` set on the defaults or a
+ * rule is inherited by a rule or ServiceAccount entry that moves its logins to the shared account.
+ * Reported where this mapping makes it so — its `jetstream`, else its `account` — and only when
+ * it sets one of the three fields that decide it (otherwise it resolves as the level above, which
+ * was judged there).
+ */
+function checkJetStreamApi(
+  context: SettingsContext,
+  entries: readonly MappingEntry[],
+  what: string,
+  settings: PolicySettings,
+  inherited: InheritedSettings,
+): void {
+  if (
+    settings.jetstream === undefined && settings.account === undefined &&
+    settings.namespaceAccount === undefined
+  ) return;
+  const resolved = overlaySettings(inherited.settings, settings);
+  const shared = resolved.namespaceAccount === undefined &&
+    (resolved.account ?? context.defaultAccount) === context.defaultAccount;
+  if (!resolved.jetstream?.api || !shared) return;
+  const node = (key: string) => entries.find((e) => e.key === key)?.value;
+  if (settings.jetstream !== undefined) {
+    context.yaml.problem(
+      node("jetstream"),
       `${what}.jetstream.api: the whole JetStream API is only for a namespace in an account of ` +
         "its own (set account); in the shared account use streams/kv",
     );
+    return;
   }
-  return Object.freeze(settings);
+  context.yaml.problem(
+    node("account") ?? node("namespaceAccount"),
+    `${what}.account: places these logins in the shared account, but they inherit the whole ` +
+      `JetStream API from ${inherited.jetstreamFrom}.jetstream.api; set jetstream here ` +
+      "(streams/kv, without api) or keep them in an account of their own",
+  );
 }
 
 /** `account`: a name (or key) listed under `accounts`, or `NATS_ACCOUNT`. */
@@ -313,7 +352,7 @@ function readResponse(value: Node | null, at: string, { yaml }: SettingsContext)
 
 /**
  * `jetstream`: `api` (a boolean; only where the account is not the shared `NATS_ACCOUNT`, which
- * {@linkcode readSettings} checks once the mapping's account is known), or the shared-account
+ * {@linkcode readSettings} checks on what the mapping resolves to), or the shared-account
  * preset's `streams` and `kv` (stream and bucket names).
  */
 function readJetStream(value: Node | null, at: string, { yaml }: SettingsContext): PolicySettings {

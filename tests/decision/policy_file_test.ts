@@ -342,3 +342,60 @@ Deno.test("policy file: rules by labels fail the start when ServiceAccounts come
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// Found by trying to break issue 20: `api` was judged only on the entry that sets it, so a rule or
+// ServiceAccount entry that moves its logins to the shared account inherited the whole API.
+Deno.test("policy file: the whole JetStream API inherited into the shared account is refused where it is inherited", () => {
+  const OPS = {
+    path: "policy.yaml",
+    defaultAccount: "AAPP",
+    namespaceAccountsUnavailable: undefined,
+  };
+  const problems = (text: string) => problemsOf(() => parsePolicy(text, OPS));
+  const inherits = (what: string) =>
+    `${what}.account: places these logins in the shared account, but they inherit the whole ` +
+    "JetStream API from namespaces[0].jetstream.api; set jetstream here (streams/kv, without api) " +
+    "or keep them in an account of their own";
+  // A namespace rule with an account of its own, one ServiceAccount moved to the shared account.
+  assert.deepEqual(
+    problems(
+      'namespaces:\n  - glob: "team-*"\n    namespaceAccount: {}\n    jetstream: { api: true }\n    serviceAccounts:\n      legacy:\n        account: AAPP\n',
+    ),
+    [`policy.yaml:7:18: ${inherits("namespaces[0].serviceAccounts.legacy")}`],
+  );
+  // The same with a listed account (no issue 20 needed).
+  assert.deepEqual(
+    problems(
+      'accounts:\n  ATEAM: {}\nnamespaces:\n  - glob: "team-*"\n    account: ATEAM\n    jetstream: { api: true }\n    serviceAccounts:\n      legacy:\n        account: AAPP\n',
+    ),
+    [`policy.yaml:9:18: ${inherits("namespaces[0].serviceAccounts.legacy")}`],
+  );
+  // The defaults give every namespace an account and the API; a rule moves one to the shared account.
+  assert.deepEqual(
+    problems(
+      "defaults:\n  namespaceAccount: {}\n  jetstream: { api: true }\nnamespaces:\n  - names: [legacy]\n    account: AAPP\n",
+    ),
+    [
+      "policy.yaml:6:14: namespaces[0].account: places these logins in the shared account, but " +
+      "they inherit the whole JetStream API from defaults.jetstream.api; set jetstream here " +
+      "(streams/kv, without api) or keep them in an account of their own",
+    ],
+  );
+  // Each of them is fine once the entry says what JetStream it has, and a login resolves to that.
+  const { policy } = parsePolicy(
+    "defaults:\n  namespaceAccount: {}\n  jetstream: { api: true }\nnamespaces:\n  - names: [legacy]\n    account: AAPP\n    jetstream: { streams: [legacy] }\n    serviceAccounts:\n      x: { connectionTypes: [STANDARD] }\n",
+    OPS,
+  );
+  assert.deepEqual(resolveSettings(policy, "legacy", "x").settings.jetstream, {
+    streams: ["legacy"],
+  });
+  // A rule that only inherits is judged once, where its cause is written.
+  assert.deepEqual(
+    problems(
+      "defaults:\n  jetstream: { api: true }\nnamespaces:\n  - names: [a]\n    connectionTypes: [STANDARD]\n",
+    ),
+    [
+      "policy.yaml:2:14: defaults.jetstream.api: the whole JetStream API is only for a namespace in an account of its own (set account); in the shared account use streams/kv",
+    ],
+  );
+});

@@ -39,6 +39,11 @@ export interface ProvisioningStackOptions {
   jetstream?: boolean;
   /** A leafnode listener on every server. @default {false} */
   leafnodes?: boolean;
+  /**
+   * The operator JWT lists the service's operator signing key (false: the servers do not trust
+   * the key the service signs accounts with). @default {true}
+   */
+  trustOperatorSigningKey?: boolean;
 }
 
 const decoder = new TextDecoder();
@@ -137,7 +142,7 @@ export class ProvisioningStack implements AsyncDisposable {
     };
     const operatorJwt = await encodeOperator("OP", operator, {
       system_account: sys.getPublicKey(),
-      signing_keys: [operatorSk.getPublicKey()],
+      signing_keys: options.trustOperatorSigningKey === false ? [] : [operatorSk.getPublicKey()],
     });
     const sentinelUser = createUser();
     const sentinelJwt = await encodeUser("sentinel", sentinelUser, auth, {
@@ -225,13 +230,17 @@ export class ProvisioningStack implements AsyncDisposable {
     return stack;
   }
 
-  /** Start one more replica with the stack's environment; resolves when it is ready. */
-  async startReplica(): Promise<Replica> {
+  /**
+   * Start one more replica with the stack's environment; resolves when it is ready (or at once,
+   * with `ready: false`).
+   */
+  async startReplica(options: { ready?: boolean } = {}): Promise<Replica> {
     const logs: Record<string, unknown>[] = [];
     const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
     const service = await startService({ config: loadConfig(this.env), logger });
     const replica = { service, logs };
     this.replicas.push(replica);
+    if (options.ready === false) return replica;
     await waitFor(() => service.ready, { timeoutMs: 30_000, what: "replica ready" }).catch(
       (err) => {
         const tail = logs.filter((l) => l.level !== "debug").slice(-8);

@@ -24,7 +24,7 @@ export interface Held {
 }
 
 /** The claims of a JWT, unverified; `undefined` when it is no JWT. */
-function claimsOf(jwt: string): Record<string, unknown> | undefined {
+export function claimsOf(jwt: string): Record<string, unknown> | undefined {
   try {
     const part = jwt.split(".")[1] ?? "";
     const value: unknown = JSON.parse(

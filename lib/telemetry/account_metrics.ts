@@ -26,6 +26,11 @@ export interface AccountMetrics {
   readonly planned: Gauge;
   /** `nats_auth_accounts_pending`: of those, not (yet) confirmed on the resolver in their current version. */
   readonly pending: Gauge;
+  /**
+   * `nats_auth_accounts_auth_admits_all`: 1 while AUTH's JWT lists `allowed_accounts: ["*"]` (the
+   * servers admit users placed in provisioned accounts), 0 while it does not or cannot be looked up.
+   */
+  readonly authAdmitsAll: Gauge;
 }
 
 /**
@@ -66,6 +71,10 @@ export function createAccountMetrics(registry: Registry): AccountMetrics {
     pending: registry.gauge(
       "nats_auth_accounts_pending",
       "Planned accounts whose current version the resolver has not confirmed yet.",
+    ),
+    authAdmitsAll: registry.gauge(
+      "nats_auth_accounts_auth_admits_all",
+      'Whether the callout\'s AUTH account JWT lists allowed_accounts ["*"] (1) or not, or cannot be looked up (0).',
     ),
   };
 }

@@ -14,9 +14,9 @@
  *
  * @module
  */
+import { unverifiedClaims } from "../core/jwt_shape.ts";
 import type { Gauge } from "../telemetry/metrics.ts";
 import type { Logger } from "../telemetry/log.ts";
-import { claimsOf } from "./held.ts";
 import type { ResolverClient } from "./resolver.ts";
 
 /** Why AUTH does not (or cannot be seen to) admit the provisioned accounts; a log field. */
@@ -80,7 +80,7 @@ export function judgeAuthAccount(
         `the namespaces' accounts (allowed_accounts ["*"]): push it (nsc push --account AUTH)`,
     };
   }
-  const claims = claimsOf(held);
+  const claims = unverifiedClaims(held);
   const listed = claims && claims.sub === authAccount ? allowedAccountsOf(claims) : undefined;
   if (listed === undefined) {
     return {
@@ -139,6 +139,8 @@ export function createAuthCheck(options: AuthCheckOptions): AuthCheck {
   let problem: string | undefined = `AUTH (${authAccount}) has not been checked yet`;
   /** The last verdict logged: its reason and what AUTH listed (not the words of an error). */
   let logged: string | undefined;
+  /** True once a lookup was answered: from then on a failed lookup keeps the last verdict. */
+  let judged = false;
   return {
     get problem() {
       return problem;
@@ -148,6 +150,16 @@ export function createAuthCheck(options: AuthCheckOptions): AuthCheck {
         err instanceof Error ? err : new Error(String(err))
       );
       const verdict = judgeAuthAccount(authAccount, held);
+      if (held instanceof Error && judged) {
+        // A lookup that failed (no server answered: a restart, a reconnect) says nothing about
+        // AUTH: the last answer stands, or every replica would leave the queue group at once.
+        if (logged !== "lookup_failed") {
+          logged = "lookup_failed";
+          logger.warn("auth_account_lookup_failed", { auth_account: authAccount, error: held });
+        }
+        return;
+      }
+      judged = true;
       problem = verdict.ok ? undefined : verdict.problem;
       gauge.set(verdict.ok ? 1 : 0);
       const key = verdict.ok ? "ok" : `${verdict.reason} ${verdict.allowedAccounts?.join(",")}`;

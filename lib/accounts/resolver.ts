@@ -88,7 +88,11 @@ export interface ResolverClientOptions {
 export interface ResolverClient {
   /** Store an account JWT on the full resolvers; rejects with {@linkcode ResolverError}. */
   push(accountJwt: string): Promise<ResolverAnswer>;
-  /** The JWT the servers hold for `account`: the first non-empty answer; `undefined` if none has it. */
+  /**
+   * The JWT the servers hold for `account`: the first non-empty answer; `undefined` when servers
+   * answered and none has it. Rejects with {@linkcode ResolverError} (`no_response`) when no server
+   * answered: "nobody has it" and "nobody was asked" must not look alike.
+   */
   lookup(account: string): Promise<string | undefined>;
   /** Every account key the servers' resolvers hold (the union of their answers). */
   list(): Promise<string[]>;
@@ -217,6 +221,12 @@ export function createResolverClient(
         // A server that holds it answers with the JWT; the others answer empty at once.
         { timeoutMs, stallMs, stopOn: (r) => r.length > 0 },
       );
+      if (replies.length === 0) {
+        throw new ResolverError(
+          "no_response",
+          `no server answered $SYS.REQ.ACCOUNT.${account}.CLAIMS.LOOKUP`,
+        );
+      }
       for (const r of replies) if (r.length > 0) return decoder.decode(r);
       return undefined;
     },

@@ -84,14 +84,16 @@ Deno.test("createAuthCheck: a problem until checked; each change logged once; th
   assert.deepEqual(logs.map((l) => l.event), ["auth_account_not_admitting"]);
   assert.deepEqual(logs[0]!.allowed_accounts, [APP]);
 
+  // A lookup nobody answered says nothing about AUTH: the last answer stands, warned once.
   held = new ResolverError("no_response", "first words");
   await auth.check();
   held = new ResolverError("no_response", "other words");
   await auth.check();
-  assert.match(auth.problem!, /other words/);
+  assert.match(auth.problem!, /not exactly \["\*"\]/);
+  assert.equal(gauge.value(), 0);
   assert.deepEqual(logs.map((l) => l.event), [
     "auth_account_not_admitting",
-    "auth_account_unchecked",
+    "auth_account_lookup_failed",
   ]);
 
   held = accountJwt(AUTH, { allowed_accounts: ["*"] });
@@ -100,4 +102,30 @@ Deno.test("createAuthCheck: a problem until checked; each change logged once; th
   assert.equal(auth.problem, undefined);
   assert.equal(gauge.value(), 1);
   assert.deepEqual(logs.map((l) => l.event).slice(2), ["auth_account_admitting"]);
+
+  // Admitting, then a restart of every server: still ready.
+  held = new ResolverError("no_response", "restarting");
+  await auth.check();
+  assert.equal(auth.problem, undefined);
+  assert.equal(gauge.value(), 1);
+});
+
+Deno.test("createAuthCheck: a lookup that fails before any answer is the problem, naming the error", async () => {
+  const resolver = {
+    lookup: () => Promise.reject(new ResolverError("no_response", "no server answered")),
+  } as unknown as ResolverClient;
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: "debug", write: (l) => logs.push(JSON.parse(l)) });
+  const auth = createAuthCheck({
+    resolver,
+    authAccount: AUTH,
+    logger,
+    gauge: new Registry().gauge("g", "g"),
+  });
+  await auth.check();
+  assert.match(auth.problem!, /cannot be looked up on the resolver .*no server answered/);
+  assert.deepEqual(logs.map((l) => [l.event, l.reason]), [[
+    "auth_account_unchecked",
+    "lookup_failed",
+  ]]);
 });

@@ -8,6 +8,7 @@
  * @module
  */
 import * as nkeys from "@nats-io/nkeys";
+import { unverifiedClaims } from "../core/jwt_shape.ts";
 import { show } from "./parse.ts";
 import { CONFIG_VARIABLES } from "./variables.ts";
 
@@ -188,16 +189,9 @@ export function credsAccount(text: string): string | undefined {
   const begin = lines.findIndex((l) => /BEGIN [A-Z ]*USER JWT/.test(l));
   const jwt = lines.slice(begin + 1).find((l) => l !== "" && !l.startsWith("---"));
   if (begin < 0 || jwt === undefined) return undefined;
-  let claims: { iss?: unknown; nats?: { issuer_account?: unknown } };
-  try {
-    claims = JSON.parse(
-      new TextDecoder().decode(
-        Uint8Array.fromBase64(jwt.split(".")[1] ?? "", { alphabet: "base64url" }),
-      ),
-    );
-  } catch {
-    return undefined;
-  }
+  const claims = unverifiedClaims(jwt) as
+    | { iss?: unknown; nats?: { issuer_account?: unknown } }
+    | undefined;
   const account = claims?.nats?.issuer_account ?? claims?.iss;
   return typeof account === "string" && isPublicAccountKey(account) ? account : undefined;
 }

@@ -10,7 +10,7 @@ import type { KubeCluster, RunResult } from "./cluster.ts";
 import { natsBoxImage, natsServerImage, serviceImage } from "./images.ts";
 import type { ImageSpec } from "./oci_image.ts";
 import { type NatsChartValues, natsManifests } from "./nats.ts";
-import { accountKey, curveKey, type TestKey } from "../nkeys.ts";
+import { accountKey, curveKey, type TestKey, UNLIMITED_ACCOUNT } from "../nkeys.ts";
 import { CHART_DIR } from "../chart.ts";
 import { waitFor } from "../wait.ts";
 
@@ -394,16 +394,7 @@ export async function installOperatorStack(cluster: KubeCluster): Promise<Operat
   const xkey = curveKey();
   const calloutUser = createUser();
   const sentinelUser = createUser();
-  const limits = {
-    subs: -1,
-    data: -1,
-    payload: -1,
-    imports: -1,
-    exports: -1,
-    wildcards: true,
-    conn: -1,
-    leaf: -1,
-  };
+  const limits = UNLIMITED_ACCOUNT;
   const signed = { signer: operator };
   const accounts = {
     [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits }, signed),

@@ -45,6 +45,16 @@ export interface Stack {
   helm(args: readonly string[], options?: { allowFailure?: boolean }): Promise<RunResult>;
 }
 
+/**
+ * Wait until each of `resources` (in the NATS namespace, e.g. `deploy/nats-callout`) has rolled
+ * out, 120 s at most each; `kubectl rollout status` fails the test otherwise.
+ */
+export async function waitRollout(cluster: KubeCluster, ...resources: string[]): Promise<void> {
+  for (const resource of resources) {
+    await cluster.kubectl(["-n", NATS_NAMESPACE, "rollout", "status", resource, "--timeout=120s"]);
+  }
+}
+
 /** The images a stack needs, for {@linkcode KubeCluster.start}. */
 export async function stackImages(): Promise<ImageSpec[]> {
   return [await natsServerImage(), await natsBoxImage(), await serviceImage()];
@@ -175,22 +185,7 @@ export async function installStack(
   } finally {
     if (valuesFile) await Deno.remove(valuesFile);
   }
-  await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "rollout",
-    "status",
-    "statefulset/nats",
-    "--timeout=120s",
-  ]);
-  await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "rollout",
-    "status",
-    `deploy/${RELEASE}`,
-    "--timeout=120s",
-  ]);
+  await waitRollout(cluster, "statefulset/nats", `deploy/${RELEASE}`);
   return { cluster, signingKey, image, helm };
 }
 
@@ -485,21 +480,6 @@ export async function installOperatorStack(cluster: KubeCluster): Promise<Operat
     "--set",
     `secretEnv.NATS_URL=nats://nats.${NATS_NAMESPACE}.svc:4222`,
   ]);
-  await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "rollout",
-    "status",
-    "statefulset/nats",
-    "--timeout=120s",
-  ]);
-  await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "rollout",
-    "status",
-    `deploy/${RELEASE}`,
-    "--timeout=120s",
-  ]);
+  await waitRollout(cluster, "statefulset/nats", `deploy/${RELEASE}`);
   return { appAccount: app.getPublicKey(), sentinelCreds, helm };
 }

@@ -19,7 +19,12 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { encodeExactNatsJwt, type NatsJwtClaims, type NkeySigner } from "../callout/nkey_jwt.ts";
+import {
+  base32Encode,
+  encodeExactNatsJwt,
+  type NatsJwtClaims,
+  type NkeySigner,
+} from "../callout/nkey_jwt.ts";
 import { UNLIMITED } from "../decision/namespace_account.ts";
 import type { AccountPlan, PlannedImport } from "./plan.ts";
 
@@ -38,30 +43,12 @@ export interface AccountContent {
   readonly jti: string;
 }
 
-const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
-function base32(bytes: Uint8Array): string {
-  let out = "";
-  let bits = 0;
-  let value = 0;
-  for (const b of bytes) {
-    value = ((value << 8) | b) & 0xffff;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
-  return out;
-}
-
 /**
  * The content id of `claims`: what nats-io/jwt (Go) computes as `jti` (a hash of the claims), but
  * without `iat`, so content that did not change keeps its id.
  */
 export function contentId(claims: NatsJwtClaims): string {
-  return base32(createHash("sha256").update(JSON.stringify(claims)).digest());
+  return base32Encode(createHash("sha256").update(JSON.stringify(claims)).digest());
 }
 
 /**

@@ -79,7 +79,16 @@ function crc16(data: Uint8Array): number {
   return crc;
 }
 
-function base32Encode(data: Uint8Array): string {
+/**
+ * `data` in RFC 4648 base32 without padding, the alphabet of nkeys and of nats-io/jwt's `jti`.
+ *
+ * @example
+ * ```ts
+ * import { base32Encode } from "./nkey_jwt.ts";
+ * console.assert(base32Encode(new Uint8Array([0xff])) === "74");
+ * ```
+ */
+export function base32Encode(data: Uint8Array): string {
   let out = "";
   let bits = 0;
   let value = 0;

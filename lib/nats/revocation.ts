@@ -53,26 +53,16 @@ export const KICK_REASONS: readonly KickReason[] = Object.freeze([
   "signing_key_removed",
 ]);
 
-/** One approved connection, as remembered from its callout request and its grant. */
-export interface ApprovedConnection {
+/**
+ * One approved connection, as remembered from its callout request and its grant: what its token
+ * says ({@linkcode TokenFacts}; a token without `kid` or `alg` is not checked against the key set,
+ * a Pod of the same name with another uid counts as gone) and where it lives.
+ */
+export interface ApprovedConnection extends TokenFacts {
   /** `server_id.id` of the request: the server that holds the connection. */
   readonly serverId: string;
   /** `client_info.id`: the connection's id on that server. */
   readonly cid: number;
-  /** The ServiceAccount's namespace, from the token; looked up again on every tick. */
-  readonly namespace: string;
-  /** The ServiceAccount's name, from the token. */
-  readonly serviceAccount: string;
-  /** ServiceAccount UID the token was issued for. */
-  readonly uid: string;
-  /** Pod the token is bound to, if any. */
-  readonly podName?: string;
-  /** That Pod's uid; a Pod of the same name with another uid counts as gone. */
-  readonly podUid?: string;
-  /** `kid` and `alg` of the token's header, if it named a key. */
-  readonly kid?: string;
-  /** Needed with `kid` to ask the key set; without either the key is not checked. */
-  readonly alg?: string;
   /** What the connection was granted. */
   readonly permissions: Permissions;
   /** The account it was placed in, when the policy chose one (else `NATS_ACCOUNT`). */

@@ -9,7 +9,8 @@ import {
 } from "../../lib/callout/handler.ts";
 import { createLogger, type Logger } from "../../lib/telemetry/log.ts";
 import type { Permissions } from "../../lib/core/model.ts";
-import { connectNats, serveCallout } from "../../lib/nats/connection.ts";
+import { serveCallout } from "../../lib/nats/callout_subscription.ts";
+import { connectNats } from "../../lib/nats/connection.ts";
 import { createNkeySigner, encodeNatsJwt } from "../../lib/callout/nkey_jwt.ts";
 import { createServiceMetrics, type ServiceMetrics } from "../../lib/telemetry/service_metrics.ts";
 import { accountKey, curveKey, serverKey, type TestKey, userKey } from "../support/nkeys.ts";

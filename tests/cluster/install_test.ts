@@ -19,6 +19,7 @@ import {
   NATS_NAMESPACE,
   RELEASE,
   stackImages,
+  waitRollout,
 } from "../support/cluster/stack.ts";
 import { parseManifests } from "../support/chart.ts";
 import { ROOT } from "../support/start_task.ts";
@@ -356,14 +357,7 @@ Deno.test({
         "-f",
         values,
       ]);
-      await cluster.kubectl([
-        "-n",
-        NATS_NAMESPACE,
-        "rollout",
-        "status",
-        `deploy/${RELEASE}`,
-        "--timeout=120s",
-      ]);
+      await waitRollout(cluster, `deploy/${RELEASE}`);
       const test = await cluster.run("helm", ["test", RELEASE, "-n", NATS_NAMESPACE, "--logs"], {
         allowFailure: true,
       });

@@ -18,6 +18,7 @@ import {
   RELEASE,
   rolledOut,
   stackImages,
+  waitRollout,
   workload,
 } from "../support/cluster/stack.ts";
 import { waitFor } from "../support/wait.ts";
@@ -127,14 +128,7 @@ Deno.test({
           "--set",
           "logLevel=debug",
         ]);
-        await cluster.kubectl([
-          "-n",
-          NATS_NAMESPACE,
-          "rollout",
-          "status",
-          `deploy/${RELEASE}`,
-          "--timeout=120s",
-        ]);
+        await waitRollout(cluster, `deploy/${RELEASE}`);
         const after = await calloutPods(cluster);
         assert.equal(
           after.filter((p) => before.includes(p)).length,
@@ -190,14 +184,7 @@ Deno.test({
         );
         assert.notEqual(refused.code, 0, "the budget refuses a second eviction");
         assert.match(refused.stderr, /disruption budget|TooManyRequests|429/i);
-        await cluster.kubectl([
-          "-n",
-          NATS_NAMESPACE,
-          "rollout",
-          "status",
-          `deploy/${RELEASE}`,
-          "--timeout=120s",
-        ]);
+        await waitRollout(cluster, `deploy/${RELEASE}`);
         const end = await moreLogins(cluster, start.ok, 20);
         assert.deepEqual(end.failed, [], "no login lost during the eviction");
       },
@@ -247,14 +234,7 @@ Deno.test({
         // The chart's grace period is 30 s; the pod went well before it (the figure is printed).
         // deno-lint-ignore no-console -- the figure the issue asks for, printed with the test
         console.log(`callout pod deleted → gone: ${Math.round(gone)} ms (grace period 30 s)`);
-        await cluster.kubectl([
-          "-n",
-          NATS_NAMESPACE,
-          "rollout",
-          "status",
-          `deploy/${RELEASE}`,
-          "--timeout=120s",
-        ]);
+        await waitRollout(cluster, `deploy/${RELEASE}`);
         const end = await moreLogins(cluster, start.ok, 20);
         assert.deepEqual(end.failed, [], "no login refused while the pod stopped");
       },
@@ -271,14 +251,7 @@ Deno.test({
         }, { timeoutMs: 60_000, intervalMs: 1_000, what: "a refused login without a callout" });
         assert.match(refused.failed.at(-1)!, /Authorization Violation|timeout/i);
         await cluster.kubectl(["-n", NATS_NAMESPACE, "scale", `deploy/${RELEASE}`, "--replicas=2"]);
-        await cluster.kubectl([
-          "-n",
-          NATS_NAMESPACE,
-          "rollout",
-          "status",
-          `deploy/${RELEASE}`,
-          "--timeout=120s",
-        ]);
+        await waitRollout(cluster, `deploy/${RELEASE}`);
       },
     );
   },

@@ -80,3 +80,20 @@ export class KeyDir implements AsyncDisposable {
     await Deno.remove(this.path, { recursive: true }).catch(() => {});
   }
 }
+
+/** The text of `kp`'s seed. */
+export function seedOf(kp: KeyPair): string {
+  return new TextDecoder().decode(kp.getSeed());
+}
+
+/** Account limits with every bound off (`-1`), for the fixed accounts of an operator-mode test. */
+export const UNLIMITED_ACCOUNT = Object.freeze({
+  subs: -1,
+  data: -1,
+  payload: -1,
+  imports: -1,
+  exports: -1,
+  wildcards: true,
+  conn: -1,
+  leaf: -1,
+});

@@ -15,7 +15,7 @@ import {
   type ExternalAuthorization,
   fmtCreds,
 } from "@nats-io/jwt";
-import { createAccount, createOperator, createUser, type KeyPair } from "@nats-io/nkeys";
+import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
 import {
   connect,
   credsAuthenticator,
@@ -26,7 +26,7 @@ import { loadConfig } from "../../lib/config/config.ts";
 import { createLogger } from "../../lib/telemetry/log.ts";
 import { type Service, startService } from "../../lib/service/service.ts";
 import { NatsServer } from "./nats_server.ts";
-import { curveKey, KeyDir } from "./nkeys.ts";
+import { curveKey, KeyDir, seedOf, UNLIMITED_ACCOUNT } from "./nkeys.ts";
 import { generateSigningKey, mintServiceAccountToken, publicJwks } from "./sa_tokens.ts";
 import type { SigningKey } from "./sa_tokens.ts";
 import { ISSUER } from "./stack.ts";
@@ -77,21 +77,6 @@ export interface OperatorStackOptions {
 const decoder = new TextDecoder();
 
 /** Limits an account needs to be usable (the JWT's zero values would mean "none"). */
-const UNLIMITED = {
-  subs: -1,
-  data: -1,
-  payload: -1,
-  imports: -1,
-  exports: -1,
-  wildcards: true,
-  conn: -1,
-  leaf: -1,
-};
-
-function seedOf(kp: KeyPair): string {
-  return decoder.decode(kp.getSeed());
-}
-
 /** A running operator-mode stack; dispose to stop everything. */
 export class OperatorStack implements AsyncDisposable {
   readonly nats: NatsServer;
@@ -176,11 +161,11 @@ export class OperatorStack implements AsyncDisposable {
     };
     const authSigningKeys = signer === "shared_signing_key" || !app ? targetSigningKeys : {};
     const accounts: Record<string, string> = {
-      [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits: UNLIMITED }, signed),
+      [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits: UNLIMITED_ACCOUNT }, signed),
       [auth.getPublicKey()]: await encodeAccount(
         "AUTH",
         auth,
-        { limits: UNLIMITED, authorization, ...authSigningKeys },
+        { limits: UNLIMITED_ACCOUNT, authorization, ...authSigningKeys },
         signed,
       ),
     };
@@ -188,7 +173,7 @@ export class OperatorStack implements AsyncDisposable {
       accounts[app.getPublicKey()] = await encodeAccount(
         "APP",
         app,
-        { limits: UNLIMITED, ...targetSigningKeys },
+        { limits: UNLIMITED_ACCOUNT, ...targetSigningKeys },
         signed,
       );
     }
@@ -196,7 +181,7 @@ export class OperatorStack implements AsyncDisposable {
       accounts[team.getPublicKey()] = await encodeAccount(
         "TEAM",
         team,
-        { limits: UNLIMITED, ...(teamSk ? { signing_keys: [teamSk.getPublicKey()] } : {}) },
+        { limits: UNLIMITED_ACCOUNT, ...(teamSk ? { signing_keys: [teamSk.getPublicKey()] } : {}) },
         signed,
       );
     }

@@ -9,7 +9,7 @@
  * @module
  */
 import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from "@nats-io/jwt";
-import { createAccount, createOperator, createUser, type KeyPair } from "@nats-io/nkeys";
+import { createAccount, createOperator, createUser } from "@nats-io/nkeys";
 import {
   connect,
   credsAuthenticator,
@@ -23,7 +23,7 @@ import { createLogger } from "../../lib/telemetry/log.ts";
 import { type Service, startService } from "../../lib/service/service.ts";
 import { KubeApiServer } from "./kube_apiserver.ts";
 import { NatsCluster } from "./nats_cluster.ts";
-import { curveKey, KeyDir } from "./nkeys.ts";
+import { curveKey, KeyDir, seedOf, UNLIMITED_ACCOUNT } from "./nkeys.ts";
 import { freePort } from "./http_probe.ts";
 import { waitFor } from "./wait.ts";
 
@@ -52,21 +52,6 @@ export interface ProvisioningStackOptions {
 }
 
 const decoder = new TextDecoder();
-const UNLIMITED = {
-  subs: -1,
-  data: -1,
-  payload: -1,
-  imports: -1,
-  exports: -1,
-  wildcards: true,
-  conn: -1,
-  leaf: -1,
-};
-
-function seedOf(kp: KeyPair): string {
-  return decoder.decode(kp.getSeed());
-}
-
 /** One running replica of the service and its log lines. */
 export interface Replica {
   readonly service: Service;
@@ -142,7 +127,7 @@ export class ProvisioningStack implements AsyncDisposable {
     const signed = { signer: operator };
     const authJwt = (allowed: readonly string[]) =>
       encodeAccount("AUTH", auth, {
-        limits: UNLIMITED,
+        limits: UNLIMITED_ACCOUNT,
         authorization: {
           auth_users: [serviceUser.getPublicKey()],
           allowed_accounts: allowed.map((a) => a === "APP" ? app.getPublicKey() : a),
@@ -150,9 +135,9 @@ export class ProvisioningStack implements AsyncDisposable {
         },
       }, signed);
     const accounts: Record<string, string> = {
-      [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits: UNLIMITED }, signed),
+      [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits: UNLIMITED_ACCOUNT }, signed),
       [auth.getPublicKey()]: await authJwt(options.authAllowedAccounts ?? ["*"]),
-      [app.getPublicKey()]: await encodeAccount("APP", app, { limits: UNLIMITED }, signed),
+      [app.getPublicKey()]: await encodeAccount("APP", app, { limits: UNLIMITED_ACCOUNT }, signed),
     };
     const operatorJwt = await encodeOperator("OP", operator, {
       system_account: sys.getPublicKey(),

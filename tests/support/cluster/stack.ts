@@ -10,7 +10,7 @@ import type { KubeCluster, RunResult } from "./cluster.ts";
 import { natsBoxImage, natsServerImage, serviceImage } from "./images.ts";
 import type { ImageSpec } from "./oci_image.ts";
 import { type NatsChartValues, natsManifests } from "./nats.ts";
-import { accountKey, curveKey, type TestKey } from "../nkeys.ts";
+import { accountKey, curveKey, type TestKey, UNLIMITED_ACCOUNT } from "../nkeys.ts";
 import { CHART_DIR } from "../chart.ts";
 import { waitFor } from "../wait.ts";
 
@@ -43,6 +43,16 @@ export interface Stack {
   readonly image: string;
   /** `helm <args>` inside the cluster's namespace. */
   helm(args: readonly string[], options?: { allowFailure?: boolean }): Promise<RunResult>;
+}
+
+/**
+ * Wait until each of `resources` (in the NATS namespace, e.g. `deploy/nats-callout`) has rolled
+ * out, 120 s at most each; `kubectl rollout status` fails the test otherwise.
+ */
+export async function waitRollout(cluster: KubeCluster, ...resources: string[]): Promise<void> {
+  for (const resource of resources) {
+    await cluster.kubectl(["-n", NATS_NAMESPACE, "rollout", "status", resource, "--timeout=120s"]);
+  }
 }
 
 /** The images a stack needs, for {@linkcode KubeCluster.start}. */
@@ -175,22 +185,7 @@ export async function installStack(
   } finally {
     if (valuesFile) await Deno.remove(valuesFile);
   }
-  await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "rollout",
-    "status",
-    "statefulset/nats",
-    "--timeout=120s",
-  ]);
-  await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "rollout",
-    "status",
-    `deploy/${RELEASE}`,
-    "--timeout=120s",
-  ]);
+  await waitRollout(cluster, "statefulset/nats", `deploy/${RELEASE}`);
   return { cluster, signingKey, image, helm };
 }
 
@@ -394,16 +389,7 @@ export async function installOperatorStack(cluster: KubeCluster): Promise<Operat
   const xkey = curveKey();
   const calloutUser = createUser();
   const sentinelUser = createUser();
-  const limits = {
-    subs: -1,
-    data: -1,
-    payload: -1,
-    imports: -1,
-    exports: -1,
-    wildcards: true,
-    conn: -1,
-    leaf: -1,
-  };
+  const limits = UNLIMITED_ACCOUNT;
   const signed = { signer: operator };
   const accounts = {
     [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits }, signed),
@@ -494,21 +480,6 @@ export async function installOperatorStack(cluster: KubeCluster): Promise<Operat
     "--set",
     `secretEnv.NATS_URL=nats://nats.${NATS_NAMESPACE}.svc:4222`,
   ]);
-  await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "rollout",
-    "status",
-    "statefulset/nats",
-    "--timeout=120s",
-  ]);
-  await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "rollout",
-    "status",
-    `deploy/${RELEASE}`,
-    "--timeout=120s",
-  ]);
+  await waitRollout(cluster, "statefulset/nats", `deploy/${RELEASE}`);
   return { appAccount: app.getPublicKey(), sentinelCreds, helm };
 }

@@ -232,6 +232,7 @@ function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
     const full = now() - lastSweep >= sweepIntervalMs;
     if (full) lastSweep = now();
     await survey.compare(planned, full);
+    metrics.fromOtherSeed.set(survey.fromOtherSeed);
   };
 
   /**

@@ -233,12 +233,19 @@ export class ProvisioningStack implements AsyncDisposable {
 
   /**
    * Start one more replica with the stack's environment; resolves when it is ready (or at once,
-   * with `ready: false`).
+   * with `ready: false`). `accountsSeed` gives it another `NATS_ACCOUNTS_SEED_FILE` (an `SA…` seed).
    */
-  async startReplica(options: { ready?: boolean } = {}): Promise<Replica> {
+  async startReplica(options: { ready?: boolean; accountsSeed?: string } = {}): Promise<Replica> {
     const logs: Record<string, unknown>[] = [];
     const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
-    const service = await startService({ config: loadConfig(this.env), logger });
+    const env = options.accountsSeed === undefined ? this.env : {
+      ...this.env,
+      NATS_ACCOUNTS_SEED_FILE: await this.#dir.write(
+        `accounts-${this.replicas.length}.nk`,
+        options.accountsSeed,
+      ),
+    };
+    const service = await startService({ config: loadConfig(env), logger });
     const replica = { service, logs };
     this.replicas.push(replica);
     if (options.ready === false) return replica;

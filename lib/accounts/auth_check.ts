@@ -22,6 +22,7 @@ import type { ResolverClient } from "./resolver.ts";
 /** Why AUTH does not (or cannot be seen to) admit the provisioned accounts; a log field. */
 export type AuthProblemReason =
   | "not_admitting"
+  | "servers_disagree"
   | "not_on_resolver"
   | "malformed_jwt"
   | "lookup_failed";
@@ -32,7 +33,7 @@ export type AuthVerdict =
   | {
     readonly ok: false;
     readonly reason: AuthProblemReason;
-    /** What AUTH lists (`not_admitting`), for the log. */
+    /** What AUTH lists (`not_admitting`; each copy's list for `servers_disagree`), for the log. */
     readonly allowedAccounts?: readonly string[];
     /** One sentence for `/readyz` and the log: what is wrong and the fix. */
     readonly problem: string;
@@ -47,60 +48,103 @@ function allowedAccountsOf(claims: Record<string, unknown>): string[] | undefine
   return list;
 }
 
+/** Exactly `["*"]`: the only list that admits accounts made at run time (`isAllowedAcount`). */
+function admitsAll(list: readonly string[]): boolean {
+  return list.length === 1 && list[0] === "*";
+}
+
+/** One server's copy of AUTH's JWT, read. */
+interface Copy {
+  readonly name: string;
+  readonly iat: number;
+  readonly allowed: readonly string[];
+}
+
 /**
- * Judge what the resolver holds for AUTH (`authAccount`): its JWT, `undefined` when no server
- * holds one, or the error of a lookup that failed. Only `allowed_accounts` exactly `["*"]` is ok.
+ * Judge what the servers hold for AUTH (`authAccount`): every server's copy of its JWT
+ * (lib/accounts/resolver.ts `copies`; none when no server holds it), or the error of a lookup that
+ * failed. Ok only when every copy lists `allowed_accounts` exactly `["*"]`: each nats-server checks
+ * a callout's placement against its own copy (`getIssuerAccount`, `server/auth_callout.go:189`),
+ * so one stale copy refuses the logins that reach that server.
  *
  * @example
  * ```ts
  * import { judgeAuthAccount } from "./auth_check.ts";
- * const verdict = judgeAuthAccount("AAUTH", undefined);
+ * const verdict = judgeAuthAccount("AAUTH", []);
  * console.assert(!verdict.ok && verdict.reason === "not_on_resolver");
  * ```
  */
 export function judgeAuthAccount(
   authAccount: string,
-  held: string | undefined | Error,
+  held: readonly string[] | Error,
 ): AuthVerdict {
   const named = `AUTH, the callout's account ${authAccount} (of the NATS_USER_CREDS_FILE user),`;
+  const want = 'allowed_accounts ["*"]';
   if (held instanceof Error) {
     return {
       ok: false,
       reason: "lookup_failed",
       problem: `${named} cannot be looked up on the resolver ` +
         `($SYS.REQ.ACCOUNT.${authAccount}.CLAIMS.LOOKUP: ${held.message}), so it cannot be ` +
-        `checked that it admits the namespaces' accounts (allowed_accounts ["*"])`,
+        `checked that it admits the namespaces' accounts (${want})`,
     };
   }
-  if (held === undefined || held === "") {
+  if (held.length === 0) {
     return {
       ok: false,
       reason: "not_on_resolver",
       problem: `${named} is on no server's resolver, so it cannot be checked that it admits ` +
-        `the namespaces' accounts (allowed_accounts ["*"]): push it (nsc push --account AUTH)`,
+        `the namespaces' accounts (${want}): push it (nsc push --account <its nsc name>)`,
     };
   }
-  const claims = unverifiedClaims(held);
-  const listed = claims && claims.sub === authAccount ? allowedAccountsOf(claims) : undefined;
-  if (listed === undefined) {
+  const copies: Copy[] = [];
+  for (const jwt of held) {
+    const claims = unverifiedClaims(jwt);
+    const allowed = claims && claims.sub === authAccount ? allowedAccountsOf(claims) : undefined;
+    if (claims === undefined || allowed === undefined) {
+      return {
+        ok: false,
+        reason: "malformed_jwt",
+        problem: `${named} has a JWT on the resolver that is not its account JWT (no sub ` +
+          `${authAccount}, or authorization.allowed_accounts not a list of keys): push AUTH's ` +
+          `account JWT again, with ${want} (nsc push --account <its nsc name>)`,
+      };
+    }
+    const name = typeof claims.name === "string" && claims.name !== "" ? claims.name : "AUTH";
+    copies.push({ name, iat: Number(claims.iat) || 0, allowed });
+  }
+  if (copies.every((c) => admitsAll(c.allowed))) return { ok: true };
+  const newest = copies.reduce((a, b) => (b.iat > a.iat ? b : a));
+  const lists = [...new Set(copies.map((c) => JSON.stringify(c.allowed)))];
+  if (lists.length > 1) {
     return {
       ok: false,
-      reason: "malformed_jwt",
-      problem: `${named} has a JWT on the resolver that is not its account JWT ` +
-        `(no sub ${authAccount}, or authorization.allowed_accounts not a list of keys)`,
+      reason: "servers_disagree",
+      allowedAccounts: lists,
+      problem: `${named} differs between servers: ${copies.length} copies list ` +
+        `${lists.join(" / ")}; each server admits a namespace's login by its own copy, so the ` +
+        `servers with a copy other than ${want} refuse them (Authorization Violation). Fix: ` +
+        (admitsAll(newest.allowed)
+          ? `nsc push --account ${newest.name} (sends the newest copy to every server again)`
+          : fixOf(newest)),
     };
   }
-  if (listed.length === 1 && listed[0] === "*") return { ok: true };
-  const remove = listed.map((a) => ` --rm-allowed-account ${a === "*" ? "'*'" : a}`).join("");
   return {
     ok: false,
     reason: "not_admitting",
-    allowedAccounts: listed,
-    problem: `${named} lists allowed_accounts ${JSON.stringify(listed)}, not exactly ["*"]: ` +
-      "nats-server refuses every login placed in a namespace's account (Authorization " +
-      `Violation). Fix: nsc edit authcallout --account AUTH${remove} --allowed-account '*' ` +
-      "&& nsc push --account AUTH",
+    allowedAccounts: newest.allowed,
+    problem: `${named} lists allowed_accounts ${JSON.stringify(newest.allowed)}, not exactly ` +
+      `["*"]: nats-server refuses every login placed in a namespace's account (Authorization ` +
+      `Violation). Fix: ${fixOf(newest)}`,
   };
+}
+
+/** The nsc commands that make `copy`'s list exactly `["*"]` (nsc adds before it removes). */
+function fixOf(copy: Copy): string {
+  const remove = copy.allowed.filter((a) => a !== "*").map((a) => ` --rm-allowed-account ${a}`);
+  const add = copy.allowed.includes("*") ? "" : " --allowed-account '*'";
+  return `nsc edit authcallout --account ${copy.name}${remove.join("")}${add} && ` +
+    `nsc push --account ${copy.name}`;
 }
 
 /** Options of {@linkcode createAuthCheck}. */
@@ -146,7 +190,9 @@ export function createAuthCheck(options: AuthCheckOptions): AuthCheck {
       return problem;
     },
     async check() {
-      const held = await resolver.lookup(authAccount).catch((err: unknown) =>
+      // A longer wait than a push's lookup: a server that holds AUTH but answers late must not
+      // look like one without it.
+      const held = await resolver.copies(authAccount, { stallMs: 250 }).catch((err: unknown) =>
         err instanceof Error ? err : new Error(String(err))
       );
       const verdict = judgeAuthAccount(authAccount, held);
@@ -173,7 +219,7 @@ export function createAuthCheck(options: AuthCheckOptions): AuthCheck {
         return;
       }
       logger.error(
-        verdict.reason === "not_admitting"
+        verdict.reason === "not_admitting" || verdict.reason === "servers_disagree"
           ? "auth_account_not_admitting"
           : "auth_account_unchecked",
         {

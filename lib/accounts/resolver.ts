@@ -94,6 +94,13 @@ export interface ResolverClient {
    * answered: "nobody has it" and "nobody was asked" must not look alike.
    */
   lookup(account: string): Promise<string | undefined>;
+  /**
+   * Every server's copy of `account`'s JWT (the non-empty answers, one per server that holds it,
+   * collected until none came for `stallMs`): nats-server judges with its own copy, and copies can
+   * differ (a server that was down during a push keeps the old one until its resolver syncs).
+   * Rejects like {@linkcode ResolverClient.lookup} when no server answered.
+   */
+  copies(account: string, options?: { stallMs?: number }): Promise<string[]>;
   /** Every account key the servers' resolvers hold (the union of their answers). */
   list(): Promise<string[]>;
   /** Delete accounts (a delete request JWT, lib/accounts/claims.ts); rejects with {@linkcode ResolverError}. */
@@ -214,6 +221,17 @@ export function createResolverClient(
   return {
     push: async (jwt) => classifyPushAnswer(await first("$SYS.REQ.CLAIMS.UPDATE", jwt)),
     delete: async (jwt) => classifyDeleteAnswer(await first("$SYS.REQ.CLAIMS.DELETE", jwt)),
+    copies: async (account, options) => {
+      const subject = `$SYS.REQ.ACCOUNT.${account}.CLAIMS.LOOKUP`;
+      const replies = await requester.request(subject, new Uint8Array(), {
+        timeoutMs,
+        stallMs: options?.stallMs ?? stallMs,
+      });
+      if (replies.length === 0) {
+        throw new ResolverError("no_response", `no server answered ${subject}`);
+      }
+      return replies.filter((r) => r.length > 0).map((r) => decoder.decode(r));
+    },
     lookup: async (account) => {
       const replies = await requester.request(
         `$SYS.REQ.ACCOUNT.${account}.CLAIMS.LOOKUP`,

@@ -346,19 +346,21 @@ function readAuthAccount(
     vars.problem(`NATS_USER_CREDS_FILE: required with NATS_OPERATOR_SIGNING_KEY_FILE ${why}`);
     return undefined;
   }
+  // Named as the user set it (NATS_CREDS_FILE is the old name).
+  const name = vars.get("NATS_USER_CREDS_FILE") === undefined
+    ? "NATS_CREDS_FILE"
+    : "NATS_USER_CREDS_FILE";
   let text: string;
   try {
     text = readTextFile(credsFile);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    vars.problem(`NATS_USER_CREDS_FILE: cannot read ${show(credsFile)}: ${reason}`);
+    vars.problem(`${name}: cannot read ${show(credsFile)}: ${reason}`);
     return undefined;
   }
   const account = credsAccount(text);
   if (account === undefined) {
-    vars.problem(
-      `NATS_USER_CREDS_FILE: ${show(credsFile)} holds no user JWT issued for an account ${why}`,
-    );
+    vars.problem(`${name}: ${show(credsFile)} holds no user JWT issued for an account ${why}`);
   }
   return account;
 }

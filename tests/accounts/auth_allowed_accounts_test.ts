@@ -8,6 +8,7 @@
  * AUTH, what it lists and the fix, and recovers once AUTH is pushed with `["*"]`, without a restart.
  */
 import assert from "node:assert/strict";
+import { unverifiedClaims } from "../../lib/core/jwt_shape.ts";
 import { tolerateClientResets } from "../support/nats_server.ts";
 import { ProvisioningStack } from "../support/provisioning_stack.ts";
 import { waitFor } from "../support/wait.ts";
@@ -58,4 +59,48 @@ Deno.test("accounts: AUTH that does not admit every account fails readiness nami
   ]);
   await nc.flush();
   assert.match(await metric(), /^nats_auth_accounts_auth_admits_all 1$/m);
+});
+
+Deno.test("accounts: one server keeping an old AUTH (down during the push) fails readiness, naming the copies and the push that re-syncs it", async () => {
+  using _resets = tolerateClientResets();
+  await using stack = await ProvisioningStack.start({
+    policy: POLICY,
+    replicas: 0,
+    authAllowedAccounts: ["APP"],
+  });
+  await stack.createNamespace("team-a");
+  await stack.kube.createServiceAccount("team-a", "app");
+  const allowed = async () =>
+    (await stack.jwtsOnServers(stack.keys.auth)).map((jwt) =>
+      JSON.stringify(unverifiedClaims(jwt)?.nats)
+    );
+  // n3 is down while AUTH is pushed with '*': it comes back with the old copy (its resolver syncs
+  // only at its interval), and refuses the namespace logins that reach it.
+  const restarting = stack.cluster.servers[2]!.restart({ downMs: 2500 });
+  await new Promise((r) => setTimeout(r, 800));
+  await stack.pushAuth(["*"]);
+  await restarting;
+  const copies = await allowed();
+  assert.ok(copies[0]!.includes('["*"]') && !copies[2]!.includes('["*"]'), copies.join(" "));
+
+  const { service, logs } = await stack.startReplica({ ready: false });
+  const body = await waitFor(async () => {
+    const res = await service.handler(new Request("http://x/readyz"));
+    const text = await res.text();
+    return res.status !== 200 && text.includes("differs between servers") ? text : undefined;
+  }, { timeoutMs: 30_000, what: "/readyz names the servers' different copies of AUTH" });
+  assert.match(body, /Fix: nsc push --account AUTH \(/);
+  assert.deepEqual(
+    logs.filter((l) => l.event === "auth_account_not_admitting").map((l) => l.reason),
+    ["servers_disagree"],
+  );
+
+  await stack.pushAuth(["*"]);
+  await waitFor(() => service.ready, { timeoutMs: 30_000, what: "ready once every copy is '*'" });
+  const token = await stack.token("team-a", "app");
+  const nc = await waitFor(() => stack.connect(token, 2).catch(() => undefined), {
+    timeoutMs: 15_000,
+    what: "team-a/app logs in through the server that had the old copy",
+  });
+  await nc.close();
 });

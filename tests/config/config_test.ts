@@ -724,6 +724,10 @@ Deno.test("config: accounts that follow namespaces take AUTH from the user creds
     "/keys/operator-sk.nk": dec.decode(nkeys.createOperator().getSeed()),
     "/keys/accounts.nk": keys.accountSeed,
     "/keys/direct.creds": userCreds({ iss: auth, nats: { type: "user" } }),
+    "/keys/by-signing-key.creds": userCreds({
+      iss: nkeys.createAccount().getPublicKey(),
+      nats: { type: "user", issuer_account: auth },
+    }),
     "/keys/operator-signed.creds": userCreds({ iss: nkeys.createOperator().getPublicKey() }),
   });
   const env = (creds: string) => ({
@@ -736,6 +740,8 @@ Deno.test("config: accounts that follow namespaces take AUTH from the user creds
   });
   const ok = loadConfig(env("/keys/direct.creds"), { readTextFile: read });
   assert.equal(ok.provisioning?.authAccount, auth);
+  const bySigningKey = loadConfig(env("/keys/by-signing-key.creds"), { readTextFile: read });
+  assert.equal(bySigningKey.provisioning?.authAccount, auth, "issuer_account, not the signing key");
   assert.equal(
     (describeConfig(ok).namespace_accounts as Record<string, unknown>).auth_account,
     auth,
@@ -753,5 +759,17 @@ Deno.test("config: accounts that follow namespaces take AUTH from the user creds
   ]);
   assert.deepEqual(problems("/keys/gone.creds"), [
     "NATS_USER_CREDS_FILE: cannot read \"/keys/gone.creds\": No such file: '/keys/gone.creds'",
+  ]);
+  // Named as the user set it: NATS_CREDS_FILE is the old name of the same variable.
+  const { NATS_USER_CREDS_FILE: _, ...old } = env("/keys/gone.creds");
+  let error: unknown;
+  try {
+    loadConfig({ ...old, NATS_CREDS_FILE: "/keys/gone.creds" }, { readTextFile: read });
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof ConfigError);
+  assert.deepEqual(error.problems, [
+    "NATS_CREDS_FILE: cannot read \"/keys/gone.creds\": No such file: '/keys/gone.creds'",
   ]);
 });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { unverifiedClaims } from "../core/jwt_shape.ts";
 import { MANAGED_TAG, REVOKED_TAG, UID_TAG_PREFIX } from "./claims.ts";
 import { deriveAccountKeys } from "./keys.ts";
 
@@ -21,21 +22,6 @@ export interface Held {
   readonly uid: string;
   /** The held JWT is the "revoked" one (the resolver does not allow delete). */
   readonly revoked: boolean;
-}
-
-/** The claims of a JWT, unverified; `undefined` when it is no JWT. */
-function claimsOf(jwt: string): Record<string, unknown> | undefined {
-  try {
-    const part = jwt.split(".")[1] ?? "";
-    const value: unknown = JSON.parse(
-      new TextDecoder().decode(Uint8Array.fromBase64(part, { alphabet: "base64url" })),
-    );
-    return value !== null && typeof value === "object"
-      ? value as Record<string, unknown>
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function tagsOf(claims: Record<string, unknown>): string[] {
@@ -54,7 +40,7 @@ function tagsOf(claims: Record<string, unknown>): string[] {
  * ```
  */
 export function parseHeld(jwt: string): Held | undefined {
-  const claims = claimsOf(jwt);
+  const claims = unverifiedClaims(jwt);
   if (!claims || typeof claims.jti !== "string" || typeof claims.iat !== "number") return undefined;
   const tags = tagsOf(claims);
   return {
@@ -86,7 +72,7 @@ export function taggedAccount(
   operator: string,
   root: Uint8Array,
 ): Tagged | undefined {
-  const claims = claimsOf(jwt);
+  const claims = unverifiedClaims(jwt);
   if (!claims || claims.iss !== operator || claims.sub !== key) return undefined;
   if (!tagsOf(claims).includes(MANAGED_TAG)) return undefined;
   const h = parseHeld(jwt);

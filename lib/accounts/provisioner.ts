@@ -18,6 +18,7 @@ import type { NamespaceAccounts } from "../decision/namespace_account.ts";
 import type { NkeySigner } from "../callout/nkey_jwt.ts";
 import type { AccountMetrics } from "../telemetry/account_metrics.ts";
 import type { Logger } from "../telemetry/log.ts";
+import { type AuthCheck, createAuthCheck } from "./auth_check.ts";
 import { createEnsure, type Ensure } from "./ensure.ts";
 import { createLoadProof, type LoadProof } from "./load_proof.ts";
 import { AccountLedger } from "./ledger.ts";
@@ -46,6 +47,11 @@ export interface ProvisionerOptions {
   operator: NkeySigner;
   /** The root secret the account keys derive from (lib/accounts/keys.ts), to recognise our own. */
   root: Uint8Array;
+  /**
+   * AUTH, the callout's own account: its JWT must list `allowed_accounts: ["*"]`, checked with the
+   * resolver's list (lib/accounts/auth_check.ts).
+   */
+  authAccount: string;
   /** Where pushes, refusals and reconciles are logged. */
   logger: Logger;
   /** The accounts_* metrics. */
@@ -110,6 +116,7 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
     concurrency: options.concurrency ?? 16,
   });
   const proof = createLoadProof(options.operator.publicKey);
+  const auth = createAuthCheck({ ...options, gauge: options.metrics.authAdmitsAll });
   const ensure = createEnsure({
     ...options,
     settler: options.settler,
@@ -124,6 +131,7 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
     ledger,
     writer,
     survey,
+    auth,
     ...(options.settler ? { proof: { state: proof, ensure } } : {}),
   });
   const loop = runEvery(options.tickMs ?? 500, reconcile.once);
@@ -140,7 +148,7 @@ export function startProvisioner(options: ProvisionerOptions): Provisioner {
         ? "no system-account connection"
         : !planner.plansReady()
         ? "the Namespace cache has not completed its first list"
-        : survey.problem ?? writer.problem ?? proof.problem;
+        : survey.problem ?? auth.problem ?? writer.problem ?? proof.problem;
       return { ready: problem === undefined, problem };
     },
     close,
@@ -155,6 +163,7 @@ interface ReconcileParts {
   readonly ledger: AccountLedger;
   readonly writer: AccountWriter;
   readonly survey: ResolverSurvey;
+  readonly auth: AuthCheck;
   readonly metrics: AccountMetrics;
   readonly logger: Logger;
   readonly now: () => number;
@@ -166,17 +175,18 @@ interface ReconcileParts {
 }
 
 /**
- * One reconcile pass, as named steps: probe a silent resolver; push the plans that differ; remove
- * what was planned before and is not now; compare with the resolver's list when due; prove that
- * pushed accounts load until one did. Passes never
- * overlap (`once` shares a running one).
+ * One reconcile pass, as named steps: probe a silent resolver; check AUTH when due; push the
+ * plans that differ; remove what was planned before and is not now; compare with the resolver's
+ * list when due; prove that pushed accounts load until one did. Passes never overlap (`once`
+ * shares a running one).
  */
 function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
-  const { planner, resolver, ledger, writer, survey, metrics, logger, now } = parts;
+  const { planner, resolver, ledger, writer, survey, auth, metrics, logger, now } = parts;
   const concurrency = parts.concurrency ?? 16;
   const listIntervalMs = parts.listIntervalMs ?? 5000;
   const sweepIntervalMs = parts.sweepIntervalMs ?? 300_000;
   let lastProbe = -Infinity;
+  let lastAuth = -Infinity;
   let lastList = -Infinity;
   let lastSweep = -Infinity;
   let lastProof = -Infinity;
@@ -186,6 +196,13 @@ function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
     if (survey.problem === undefined || now() - lastProbe <= 10_000) return;
     lastProbe = now();
     await survey.probe();
+  };
+
+  /** AUTH's `allowed_accounts`, every `listIntervalMs` (`nsc push` may change it any time). */
+  const checkAuthWhenDue = async () => {
+    if (now() - lastAuth < listIntervalMs) return;
+    lastAuth = now();
+    await auth.check();
   };
 
   /** Push every plan whose content the resolver does not hold (a retry not due waits). */
@@ -215,6 +232,7 @@ function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
     const full = now() - lastSweep >= sweepIntervalMs;
     if (full) lastSweep = now();
     await survey.compare(planned, full);
+    metrics.fromOtherSeed.set(survey.fromOtherSeed);
   };
 
   /**
@@ -242,6 +260,7 @@ function createReconcile(parts: ReconcileParts): { once: () => Promise<void> } {
   const reconcile = async (): Promise<void> => {
     if (!resolver.connected) return;
     await probeIfSilent();
+    await checkAuthWhenDue();
     // Without the whole picture nothing may be removed, and there is nothing to push.
     if (!planner.plansReady()) return;
     const plans = planner.plans();

@@ -88,8 +88,19 @@ export interface ResolverClientOptions {
 export interface ResolverClient {
   /** Store an account JWT on the full resolvers; rejects with {@linkcode ResolverError}. */
   push(accountJwt: string): Promise<ResolverAnswer>;
-  /** The JWT the servers hold for `account`: the first non-empty answer; `undefined` if none has it. */
+  /**
+   * The JWT the servers hold for `account`: the first non-empty answer; `undefined` when servers
+   * answered and none has it. Rejects with {@linkcode ResolverError} (`no_response`) when no server
+   * answered: "nobody has it" and "nobody was asked" must not look alike.
+   */
   lookup(account: string): Promise<string | undefined>;
+  /**
+   * Every server's copy of `account`'s JWT (the non-empty answers, one per server that holds it,
+   * collected until none came for `stallMs`): nats-server judges with its own copy, and copies can
+   * differ (a server that was down during a push keeps the old one until its resolver syncs).
+   * Rejects like {@linkcode ResolverClient.lookup} when no server answered.
+   */
+  copies(account: string, options?: { stallMs?: number }): Promise<string[]>;
   /** Every account key the servers' resolvers hold (the union of their answers). */
   list(): Promise<string[]>;
   /** Delete accounts (a delete request JWT, lib/accounts/claims.ts); rejects with {@linkcode ResolverError}. */
@@ -210,6 +221,17 @@ export function createResolverClient(
   return {
     push: async (jwt) => classifyPushAnswer(await first("$SYS.REQ.CLAIMS.UPDATE", jwt)),
     delete: async (jwt) => classifyDeleteAnswer(await first("$SYS.REQ.CLAIMS.DELETE", jwt)),
+    copies: async (account, options) => {
+      const subject = `$SYS.REQ.ACCOUNT.${account}.CLAIMS.LOOKUP`;
+      const replies = await requester.request(subject, new Uint8Array(), {
+        timeoutMs,
+        stallMs: options?.stallMs ?? stallMs,
+      });
+      if (replies.length === 0) {
+        throw new ResolverError("no_response", `no server answered ${subject}`);
+      }
+      return replies.filter((r) => r.length > 0).map((r) => decoder.decode(r));
+    },
     lookup: async (account) => {
       const replies = await requester.request(
         `$SYS.REQ.ACCOUNT.${account}.CLAIMS.LOOKUP`,
@@ -217,6 +239,12 @@ export function createResolverClient(
         // A server that holds it answers with the JWT; the others answer empty at once.
         { timeoutMs, stallMs, stopOn: (r) => r.length > 0 },
       );
+      if (replies.length === 0) {
+        throw new ResolverError(
+          "no_response",
+          `no server answered $SYS.REQ.ACCOUNT.${account}.CLAIMS.LOOKUP`,
+        );
+      }
       for (const r of replies) if (r.length > 0) return decoder.decode(r);
       return undefined;
     },

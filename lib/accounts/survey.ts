@@ -8,7 +8,14 @@
  *   Without this, logins kept being granted into an account no server has until a restart;
  * - **left over**: an account on the resolver that this service made (its tag, and a key that
  *   derives from the tagged uid) and no plan wants — a Namespace that went while no replica ran —
- *   is removed.
+ *   is removed;
+ * - **from another seed**: an account tagged as this service's, signed by the same operator signing
+ *   key, for a Namespace uid, whose key does not derive from this replica's
+ *   `NATS_ACCOUNTS_SEED_FILE` — a replica running with another seed (it places that namespace's
+ *   logins in its own account: the namespace is split in two), or what a seed change left behind.
+ *   Neither can be told from the other here, and neither is this replica's to remove: it is
+ *   warned about once per account (`account_from_another_seed`) and counted
+ *   ({@linkcode ResolverSurvey.fromOtherSeed}, `nats_auth_accounts_from_other_seed`).
  *
  * The list is cheap (one request); the keys it names that are not planned are looked up once each
  * and remembered, and every `fullEvery` they are all looked at again.
@@ -16,7 +23,7 @@
  * @module
  */
 import type { Logger } from "../telemetry/log.ts";
-import { type Held, ownAccount } from "./held.ts";
+import { type Held, ownAccount, taggedAccount } from "./held.ts";
 import type { AccountLedger } from "./ledger.ts";
 import type { ResolverClient } from "./resolver.ts";
 import type { AccountWriter } from "./writes.ts";
@@ -43,6 +50,11 @@ export interface ResolverSurveyOptions {
 export interface ResolverSurvey {
   /** Why the list cannot be had (no full resolver answers), for readiness; `undefined` when it can. */
   readonly problem: string | undefined;
+  /**
+   * How many accounts on the resolver were made with another `NATS_ACCOUNTS_SEED_FILE` (tagged as
+   * this service's, signed by its operator signing key, a key that does not derive from this seed).
+   */
+  readonly fromOtherSeed: number;
   /** Ask for the list; `undefined` (and {@linkcode ResolverSurvey.problem} set) when none answers. */
   probe(): Promise<string[] | undefined>;
   /**
@@ -66,6 +78,9 @@ export function createResolverSurvey(options: ResolverSurveyOptions): ResolverSu
   let problem: string | undefined = "the resolver has not answered yet";
   /** Unplanned keys looked up and found not to be ours (or ours and revoked). */
   let examined = new Set<string>();
+  /** Of those, the accounts made with another seed; warned about once each. */
+  let otherSeed = new Set<string>();
+  const warned = new Set<string>();
 
   const probe = async (): Promise<string[] | undefined> => {
     try {
@@ -101,10 +116,12 @@ export function createResolverSurvey(options: ResolverSurveyOptions): ResolverSu
   /** Look up unplanned keys; remove those this service made, remember the others. */
   const removeLeftOver = async (keys: readonly string[], planned: ReadonlySet<string>) => {
     const next = new Set<string>();
+    const nextOtherSeed = new Set<string>();
     const unknown = keys.filter((k) => !planned.has(k) && !ledger.held(k));
     await eachLimited(unknown, concurrency, async (key) => {
       if (examined.has(key)) {
         next.add(key);
+        if (otherSeed.has(key)) nextOtherSeed.add(key);
         return;
       }
       const jwt = await resolver.lookup(key).catch(() => null);
@@ -112,9 +129,32 @@ export function createResolverSurvey(options: ResolverSurveyOptions): ResolverSu
       const mine = jwt === undefined ? undefined : ownAccount(jwt, key, operator, root);
       if (mine && !mine.revoked) await writer.remove(key, mine);
       else if (mine) ledger.hold(key, mine);
-      else next.add(key);
+      else {
+        next.add(key);
+        if (jwt !== undefined && madeWithOtherSeed(jwt, key)) nextOtherSeed.add(key);
+      }
     });
     examined = next;
+    otherSeed = nextOtherSeed;
+  };
+
+  /** True for a live account of this service's made with another seed; warns the first time. */
+  const madeWithOtherSeed = (jwt: string, key: string): boolean => {
+    const tagged = taggedAccount(jwt, key, operator, root);
+    if (!tagged || tagged.derivedHere || tagged.revoked) return false;
+    if (!warned.has(key)) {
+      warned.add(key);
+      logger.warn("account_from_another_seed", {
+        account: key,
+        namespace: tagged.namespace,
+        namespace_uid: tagged.uid,
+        problem: "an account tagged as this service's, signed by its operator signing key, whose " +
+          "key does not derive from this replica's NATS_ACCOUNTS_SEED_FILE: a replica running " +
+          "with another seed (it places this namespace's logins in this other account), or one " +
+          "left by a seed change (remove it by hand, docs/operator-mode.md)",
+      });
+    }
+    return true;
   };
 
   const compare = async (planned: ReadonlySet<string>, full: boolean): Promise<void> => {
@@ -129,6 +169,9 @@ export function createResolverSurvey(options: ResolverSurveyOptions): ResolverSu
   return {
     get problem() {
       return problem;
+    },
+    get fromOtherSeed() {
+      return otherSeed.size;
     },
     probe,
     compare,

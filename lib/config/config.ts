@@ -28,6 +28,7 @@ import {
   splitList,
 } from "./parse.ts";
 import {
+  credsAccount,
   isPublicAccountKey,
   misplacedSeeds,
   publicKeyOf,
@@ -102,6 +103,11 @@ export interface Config {
     readonly accountsSeedFile: string;
     /** The `SA…` seed read from it. */
     readonly accountsSeed: string;
+    /**
+     * AUTH, the callout's own account: the account of the `NATS_USER_CREDS_FILE` user (its JWT's
+     * `issuer_account` or `iss`). Its JWT must admit every account (`allowed_accounts: ["*"]`).
+     */
+    readonly authAccount: string;
   };
   /**
    * `NATS_USER_JWT_TTL`: optional cap on the life of an issued user JWT (10s–24h). Unset, a user JWT
@@ -244,6 +250,7 @@ export function loadConfig(
   const provisioning = readProvisioning(vars, readTextFile, {
     operatorMode: isPublicAccountKey(account),
     systemConnection: nats.system !== undefined,
+    credsFile: nats.credsFile,
   });
 
   if (problems.length > 0) throw new ConfigError(withoutSeedEchoes(problems, seedIn));
@@ -269,7 +276,7 @@ export function loadConfig(
 function readProvisioning(
   vars: EnvReader,
   readTextFile: (path: string) => string,
-  context: { operatorMode: boolean; systemConnection: boolean },
+  context: { operatorMode: boolean; systemConnection: boolean; credsFile: string | undefined },
 ): Config["provisioning"] {
   const operatorSigningKeyFile = vars.get("NATS_OPERATOR_SIGNING_KEY_FILE");
   const accountsSeedFile = vars.get("NATS_ACCOUNTS_SEED_FILE");
@@ -310,13 +317,52 @@ function readProvisioning(
   const accountsSeed = accountsSeedFile === undefined
     ? undefined
     : readSeed("NATS_ACCOUNTS_SEED_FILE", accountsSeedFile, "A", readTextFile, vars.problem);
-  if (!ok || operatorSigningKeySeed === undefined || accountsSeed === undefined) return undefined;
+  const authAccount = readAuthAccount(vars, readTextFile, context.credsFile);
+  if (
+    !ok || operatorSigningKeySeed === undefined || accountsSeed === undefined ||
+    authAccount === undefined
+  ) return undefined;
   return {
     operatorSigningKeyFile: operatorSigningKeyFile!,
     operatorSigningKeySeed,
     accountsSeedFile: accountsSeedFile!,
     accountsSeed,
+    authAccount,
   };
+}
+
+/**
+ * AUTH's public key, from the service's own user (`NATS_USER_CREDS_FILE`): provisioning checks
+ * that AUTH's JWT admits the accounts it makes (lib/accounts/auth_check.ts).
+ */
+function readAuthAccount(
+  vars: EnvReader,
+  readTextFile: (path: string) => string,
+  credsFile: string | undefined,
+): string | undefined {
+  const why = "(the service checks that AUTH, its user's account, admits the provisioned " +
+    'accounts: allowed_accounts ["*"])';
+  if (credsFile === undefined) {
+    vars.problem(`NATS_USER_CREDS_FILE: required with NATS_OPERATOR_SIGNING_KEY_FILE ${why}`);
+    return undefined;
+  }
+  // Named as the user set it (NATS_CREDS_FILE is the old name).
+  const name = vars.get("NATS_USER_CREDS_FILE") === undefined
+    ? "NATS_CREDS_FILE"
+    : "NATS_USER_CREDS_FILE";
+  let text: string;
+  try {
+    text = readTextFile(credsFile);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    vars.problem(`${name}: cannot read ${show(credsFile)}: ${reason}`);
+    return undefined;
+  }
+  const account = credsAccount(text);
+  if (account === undefined) {
+    vars.problem(`${name}: ${show(credsFile)} holds no user JWT issued for an account ${why}`);
+  }
+  return account;
 }
 
 /** The environment, trimmed, empty as unset, the variables in `unset` (seeds) as unset. */
@@ -732,6 +778,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
           operator_signing_key_file: config.provisioning.operatorSigningKeyFile,
           operator_signing_key_public: publicKeyOf(config.provisioning.operatorSigningKeySeed),
           accounts_seed_file: config.provisioning.accountsSeedFile,
+          auth_account: config.provisioning.authAccount,
         },
       }
       : {}),

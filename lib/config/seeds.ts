@@ -8,6 +8,7 @@
  * @module
  */
 import * as nkeys from "@nats-io/nkeys";
+import { unverifiedClaims } from "../core/jwt_shape.ts";
 import { show } from "./parse.ts";
 import { CONFIG_VARIABLES } from "./variables.ts";
 
@@ -169,4 +170,28 @@ export function publicKeyOf(seed: string): string {
   } catch {
     return "(invalid)";
   }
+}
+
+/**
+ * The account a creds file's user belongs to: its user JWT's `nats.issuer_account` (a user signed
+ * by one of the account's signing keys) or else its `iss`, when that is a valid public account key;
+ * `undefined` when the text holds no such JWT. In operator mode that is the callout's own account
+ * (AUTH), whose JWT must admit the accounts the service places users in.
+ *
+ * @example
+ * ```ts
+ * import { credsAccount } from "./seeds.ts";
+ * console.assert(credsAccount("no jwt here") === undefined);
+ * ```
+ */
+export function credsAccount(text: string): string | undefined {
+  const lines = text.split(/\r?\n/).map((l) => l.trim());
+  const begin = lines.findIndex((l) => /BEGIN [A-Z ]*USER JWT/.test(l));
+  const jwt = lines.slice(begin + 1).find((l) => l !== "" && !l.startsWith("---"));
+  if (begin < 0 || jwt === undefined) return undefined;
+  const claims = unverifiedClaims(jwt) as
+    | { iss?: unknown; nats?: { issuer_account?: unknown } }
+    | undefined;
+  const account = claims?.nats?.issuer_account ?? claims?.iss;
+  return typeof account === "string" && isPublicAccountKey(account) ? account : undefined;
 }

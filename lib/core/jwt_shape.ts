@@ -1,6 +1,8 @@
 /**
  * Whether a string a client sent has the shape of a JWT, for deciding what a CONNECT field holds
- * (a workload's token, or a configured user's password or name) and whether a value may be logged.
+ * (a workload's token, or a configured user's password or name) and whether a value may be logged;
+ * and the claims of a JWT read without verifying it, where the signature is checked elsewhere or
+ * does not matter (what a resolver holds, the service's own creds file).
  *
  * @module
  */
@@ -27,5 +29,30 @@ export function looksLikeJwt(text: string): boolean {
     return typeof header === "object" && header !== null && typeof header.alg === "string";
   } catch {
     return false;
+  }
+}
+
+/**
+ * The claims (payload) of `jwt` as an object, **unverified**; `undefined` when the second part is
+ * not base64url JSON of an object.
+ *
+ * @example
+ * ```ts
+ * import { unverifiedClaims } from "./jwt_shape.ts";
+ * console.assert(unverifiedClaims("e30.eyJpc3MiOiJBIn0.c2ln")?.iss === "A");
+ * console.assert(unverifiedClaims("not a jwt") === undefined);
+ * ```
+ */
+export function unverifiedClaims(jwt: string): Record<string, unknown> | undefined {
+  try {
+    const part = jwt.split(".")[1] ?? "";
+    const value: unknown = JSON.parse(
+      new TextDecoder().decode(Uint8Array.fromBase64(part, { alphabet: "base64url" })),
+    );
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? value as Record<string, unknown>
+      : undefined;
+  } catch {
+    return undefined;
   }
 }

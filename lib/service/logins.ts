@@ -147,6 +147,7 @@ function startAccounts(
   return context.subscribers.use(startProvisioner({
     planner: sources.accounts.planner,
     root: sources.accounts.root,
+    authAccount: config.provisioning.authAccount,
     resolver: createResolverClient(requests),
     settler: createAccountSettler(requests),
     operator: nkeySignerFromSeed(config.provisioning.operatorSigningKeySeed),

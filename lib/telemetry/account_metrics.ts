@@ -26,6 +26,16 @@ export interface AccountMetrics {
   readonly planned: Gauge;
   /** `nats_auth_accounts_pending`: of those, not (yet) confirmed on the resolver in their current version. */
   readonly pending: Gauge;
+  /**
+   * `nats_auth_accounts_auth_admits_all`: 1 while AUTH's JWT lists `allowed_accounts: ["*"]` (the
+   * servers admit users placed in provisioned accounts), 0 while it does not or cannot be looked up.
+   */
+  readonly authAdmitsAll: Gauge;
+  /**
+   * `nats_auth_accounts_from_other_seed`: accounts on the resolver tagged as this service's whose
+   * keys do not derive from this replica's `NATS_ACCOUNTS_SEED_FILE` (another seed, or a seed change).
+   */
+  readonly fromOtherSeed: Gauge;
 }
 
 /**
@@ -66,6 +76,14 @@ export function createAccountMetrics(registry: Registry): AccountMetrics {
     pending: registry.gauge(
       "nats_auth_accounts_pending",
       "Planned accounts whose current version the resolver has not confirmed yet.",
+    ),
+    authAdmitsAll: registry.gauge(
+      "nats_auth_accounts_auth_admits_all",
+      'Whether the callout\'s AUTH account JWT lists allowed_accounts ["*"] (1) or not, or cannot be looked up (0).',
+    ),
+    fromOtherSeed: registry.gauge(
+      "nats_auth_accounts_from_other_seed",
+      "Accounts on the resolver made by this service with another NATS_ACCOUNTS_SEED_FILE.",
     ),
   };
 }

@@ -659,22 +659,37 @@ Deno.test("config: K8S_WATCH_PODS turns the Pod watch off, takes Go booleans, re
   assert.equal(describeConfig(file).k8s_watch_pods, false);
 });
 
+/** A creds file whose user JWT has `claims` (unsigned: only its claims are read). */
+function userCreds(claims: Record<string, unknown>): string {
+  const part = new TextEncoder().encode(JSON.stringify(claims))
+    .toBase64({ alphabet: "base64url", omitPadding: true });
+  return credsFile(keys.userSeed).replace(/^eyJ0eXAi[^\n]*$/m, `e30.${part}.c2ln`);
+}
+
 Deno.test("config: accounts that follow namespaces need both key files, operator mode and the system connection, all named at once", () => {
   const operatorSk = dec.decode(nkeys.createOperator().getSeed());
+  const auth = nkeys.createAccount().getPublicKey();
   const read = files({
     "/keys/signing.nk": keys.accountSeed,
     "/keys/operator-sk.nk": operatorSk,
     "/keys/accounts.nk": keys.accountSeed,
     "/keys/xkey.nk": keys.curveSeed,
+    // The service's user, signed by one of AUTH's signing keys: AUTH is its issuer_account.
+    "/keys/auth.creds": userCreds({
+      iss: keys.accountPublic,
+      nats: { type: "user", issuer_account: auth },
+    }),
   });
   const ok = loadConfig({
     NATS_ACCOUNT: keys.accountPublic,
     NATS_SIGNING_KEY_FILE: "/keys/signing.nk",
+    NATS_USER_CREDS_FILE: "/keys/auth.creds",
     NATS_SYSTEM_CREDS_FILE: "/keys/sys.creds",
     NATS_OPERATOR_SIGNING_KEY_FILE: "/keys/operator-sk.nk",
     NATS_ACCOUNTS_SEED_FILE: "/keys/accounts.nk",
   }, { readTextFile: read });
   assert.equal(ok.provisioning?.operatorSigningKeySeed, operatorSk);
+  assert.equal(ok.provisioning?.authAccount, auth);
   const described = JSON.stringify(describeConfig(ok));
   assert.ok(!described.includes(operatorSk) && !described.includes(keys.accountSeed), "no seed");
   assert.ok(
@@ -697,6 +712,64 @@ Deno.test("config: accounts that follow namespaces need both key files, operator
     "NATS_OPERATOR_SIGNING_KEY_FILE: accounts that follow namespaces are for operator mode; NATS_ACCOUNT must then be an account public key (A...)",
     "NATS_SYSTEM_CREDS_FILE: required with NATS_OPERATOR_SIGNING_KEY_FILE (account JWTs are pushed to the resolver over a system-account connection)",
     'NATS_OPERATOR_SIGNING_KEY_FILE: "/keys/xkey.nk" holds a seed of another kind (SX..., curve (xkey)); expected an operator signing key seed (SO...)',
+    'NATS_USER_CREDS_FILE: required with NATS_OPERATOR_SIGNING_KEY_FILE (the service checks that AUTH, its user\'s account, admits the provisioned accounts: allowed_accounts ["*"])',
   ]);
   assert.ok(!error.message.includes(keys.curveSeed), "the seed is never echoed");
+});
+
+Deno.test("config: accounts that follow namespaces take AUTH from the user creds: iss, or issuer_account; none is a problem", () => {
+  const auth = nkeys.createAccount().getPublicKey();
+  const read = files({
+    "/keys/signing.nk": keys.accountSeed,
+    "/keys/operator-sk.nk": dec.decode(nkeys.createOperator().getSeed()),
+    "/keys/accounts.nk": keys.accountSeed,
+    "/keys/direct.creds": userCreds({ iss: auth, nats: { type: "user" } }),
+    "/keys/by-signing-key.creds": userCreds({
+      iss: nkeys.createAccount().getPublicKey(),
+      nats: { type: "user", issuer_account: auth },
+    }),
+    "/keys/operator-signed.creds": userCreds({ iss: nkeys.createOperator().getPublicKey() }),
+  });
+  const env = (creds: string) => ({
+    NATS_ACCOUNT: keys.accountPublic,
+    NATS_SIGNING_KEY_FILE: "/keys/signing.nk",
+    NATS_USER_CREDS_FILE: creds,
+    NATS_SYSTEM_CREDS_FILE: "/keys/sys.creds",
+    NATS_OPERATOR_SIGNING_KEY_FILE: "/keys/operator-sk.nk",
+    NATS_ACCOUNTS_SEED_FILE: "/keys/accounts.nk",
+  });
+  const ok = loadConfig(env("/keys/direct.creds"), { readTextFile: read });
+  assert.equal(ok.provisioning?.authAccount, auth);
+  const bySigningKey = loadConfig(env("/keys/by-signing-key.creds"), { readTextFile: read });
+  assert.equal(bySigningKey.provisioning?.authAccount, auth, "issuer_account, not the signing key");
+  assert.equal(
+    (describeConfig(ok).namespace_accounts as Record<string, unknown>).auth_account,
+    auth,
+  );
+  const problems = (creds: string) => {
+    try {
+      loadConfig(env(creds), { readTextFile: read });
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+    return [];
+  };
+  assert.deepEqual(problems("/keys/operator-signed.creds"), [
+    'NATS_USER_CREDS_FILE: "/keys/operator-signed.creds" holds no user JWT issued for an account (the service checks that AUTH, its user\'s account, admits the provisioned accounts: allowed_accounts ["*"])',
+  ]);
+  assert.deepEqual(problems("/keys/gone.creds"), [
+    "NATS_USER_CREDS_FILE: cannot read \"/keys/gone.creds\": No such file: '/keys/gone.creds'",
+  ]);
+  // Named as the user set it: NATS_CREDS_FILE is the old name of the same variable.
+  const { NATS_USER_CREDS_FILE: _, ...old } = env("/keys/gone.creds");
+  let error: unknown;
+  try {
+    loadConfig({ ...old, NATS_CREDS_FILE: "/keys/gone.creds" }, { readTextFile: read });
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof ConfigError);
+  assert.deepEqual(error.problems, [
+    "NATS_CREDS_FILE: cannot read \"/keys/gone.creds\": No such file: '/keys/gone.creds'",
+  ]);
 });

@@ -12,6 +12,13 @@ const SEEDS: Record<string, string> = {
   "/accounts.nk": dec.decode(nkeys.createAccount().getSeed()),
 };
 const OPERATOR_ACCOUNT = nkeys.createAccount().getPublicKey();
+const claims = { iss: nkeys.createAccount().getPublicKey(), nats: { type: "user" } };
+SEEDS["/auth.creds"] = `-----BEGIN NATS USER JWT-----\ne30.${
+  new TextEncoder().encode(JSON.stringify(claims)).toBase64({
+    alphabet: "base64url",
+    omitPadding: true,
+  })
+}.c2ln\n------END NATS USER JWT------\n`;
 const BASE = { NATS_ACCOUNT: "APP", NATS_SIGNING_KEY_FILE: "/signing.nk" };
 
 function load(env: Record<string, string>): Config {
@@ -68,6 +75,7 @@ Deno.test("variables: each row's `sets` is a field of Config that the variable s
   const c = load({ NATS_SYSTEM_TOKEN: "t" });
   const d = load({
     NATS_ACCOUNT: OPERATOR_ACCOUNT,
+    NATS_USER_CREDS_FILE: "/auth.creds",
     NATS_SYSTEM_CREDS_FILE: "/s",
     NATS_OPERATOR_SIGNING_KEY_FILE: "/operator-sk.nk",
     NATS_ACCOUNTS_SEED_FILE: "/accounts.nk",

@@ -44,6 +44,11 @@ export interface ProvisioningStackOptions {
    * the key the service signs accounts with). @default {true}
    */
   trustOperatorSigningKey?: boolean;
+  /**
+   * AUTH's `authorization.allowed_accounts` (`"APP"` stands for APP's key): anything but `["*"]`
+   * leaves the servers refusing every login placed in a namespace's account. @default {["*"]}
+   */
+  authAllowedAccounts?: readonly string[];
 }
 
 const decoder = new TextDecoder();
@@ -64,6 +69,9 @@ export class ProvisioningStack implements AsyncDisposable {
   readonly operatorSigningKey: string;
   /** The environment every replica starts with. */
   readonly env: Readonly<Record<string, string>>;
+  /** Public keys of AUTH (the callout's account) and APP (`NATS_ACCOUNT`). */
+  readonly keys: { readonly auth: string; readonly app: string };
+  readonly #authJwt: (allowedAccounts: readonly string[]) => Promise<string>;
   readonly #systemCreds: Uint8Array;
   readonly #root: Uint8Array;
   readonly #dir: KeyDir;
@@ -79,6 +87,8 @@ export class ProvisioningStack implements AsyncDisposable {
     sentinelJwt: string;
     operatorSigningKey: string;
     env: Record<string, string>;
+    keys: { auth: string; app: string };
+    authJwt: (allowedAccounts: readonly string[]) => Promise<string>;
     systemCreds: Uint8Array;
     root: Uint8Array;
     dir: KeyDir;
@@ -91,6 +101,8 @@ export class ProvisioningStack implements AsyncDisposable {
     this.sentinelJwt = init.sentinelJwt;
     this.operatorSigningKey = init.operatorSigningKey;
     this.env = init.env;
+    this.keys = init.keys;
+    this.#authJwt = init.authJwt;
     this.#systemCreds = init.systemCreds;
     this.#root = init.root;
     this.#dir = init.dir;
@@ -113,16 +125,18 @@ export class ProvisioningStack implements AsyncDisposable {
     const accountsSeed = seedOf(createAccount());
 
     const signed = { signer: operator };
-    const accounts: Record<string, string> = {
-      [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits: UNLIMITED_ACCOUNT }, signed),
-      [auth.getPublicKey()]: await encodeAccount("AUTH", auth, {
+    const authJwt = (allowed: readonly string[]) =>
+      encodeAccount("AUTH", auth, {
         limits: UNLIMITED_ACCOUNT,
         authorization: {
           auth_users: [serviceUser.getPublicKey()],
-          allowed_accounts: ["*"],
+          allowed_accounts: allowed.map((a) => a === "APP" ? app.getPublicKey() : a),
           xkey: xkey.publicKey,
         },
-      }, signed),
+      }, signed);
+    const accounts: Record<string, string> = {
+      [sys.getPublicKey()]: await encodeAccount("SYS", sys, { limits: UNLIMITED_ACCOUNT }, signed),
+      [auth.getPublicKey()]: await authJwt(options.authAllowedAccounts ?? ["*"]),
       [app.getPublicKey()]: await encodeAccount("APP", app, { limits: UNLIMITED_ACCOUNT }, signed),
     };
     const operatorJwt = await encodeOperator("OP", operator, {
@@ -199,6 +213,8 @@ export class ProvisioningStack implements AsyncDisposable {
       sentinelJwt,
       operatorSigningKey: operatorSk.getPublicKey(),
       env,
+      keys: { auth: auth.getPublicKey(), app: app.getPublicKey() },
+      authJwt,
       systemCreds,
       root: rootSecret(accountsSeed),
       dir,
@@ -217,12 +233,19 @@ export class ProvisioningStack implements AsyncDisposable {
 
   /**
    * Start one more replica with the stack's environment; resolves when it is ready (or at once,
-   * with `ready: false`).
+   * with `ready: false`). `accountsSeed` gives it another `NATS_ACCOUNTS_SEED_FILE` (an `SA…` seed).
    */
-  async startReplica(options: { ready?: boolean } = {}): Promise<Replica> {
+  async startReplica(options: { ready?: boolean; accountsSeed?: string } = {}): Promise<Replica> {
     const logs: Record<string, unknown>[] = [];
     const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
-    const service = await startService({ config: loadConfig(this.env), logger });
+    const env = options.accountsSeed === undefined ? this.env : {
+      ...this.env,
+      NATS_ACCOUNTS_SEED_FILE: await this.#dir.write(
+        `accounts-${this.replicas.length}.nk`,
+        options.accountsSeed,
+      ),
+    };
+    const service = await startService({ config: loadConfig(env), logger });
     const replica = { service, logs };
     this.replicas.push(replica);
     if (options.ready === false) return replica;
@@ -238,6 +261,21 @@ export class ProvisioningStack implements AsyncDisposable {
   /** Stop replica `i` (it stays in the list, stopped). */
   async stopReplica(i: number): Promise<void> {
     await this.replicas[i]?.service.close();
+  }
+
+  /**
+   * Push AUTH's JWT again, as `nsc push --account AUTH` does, with `allowedAccounts` (`"APP"`
+   * stands for APP's key); resolves when a server answered `jwt updated`.
+   */
+  async pushAuth(allowedAccounts: readonly string[]): Promise<void> {
+    const nc = await this.system();
+    const reply = await nc.request("$SYS.REQ.CLAIMS.UPDATE", await this.#authJwt(allowedAccounts), {
+      timeout: 5000,
+    });
+    const answer = reply.json<{ data?: { message?: string }; error?: unknown }>();
+    if (answer.data?.message !== "jwt updated") {
+      throw new Error(`AUTH push not stored: ${reply.string()}`);
+    }
   }
 
   /** Replace the policy file (every replica follows it). */

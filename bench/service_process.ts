@@ -8,6 +8,7 @@
  */
 import { imageEntry, ROOT, startTaskArgs } from "../tests/support/start_task.ts";
 import { type ProcStats, readProcStats } from "./proc.ts";
+import { freePort } from "../tests/support/http_probe.ts";
 
 /**
  * Which service a benchmark runs: this checkout (the default), another checkout of this project
@@ -44,13 +45,6 @@ async function serviceArgs(denoFlags: readonly string[], root = ROOT): Promise<s
     throw new Error("the start task is not `deno run … main.ts`");
   }
   return [run, ...denoFlags, ...rest.slice(0, -1), await imageEntry(root)];
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
 }
 
 /** A running service process. */

@@ -34,6 +34,7 @@ import { parseArgs } from "node:util";
 import { tolerateClientResets } from "../tests/support/nats_server.ts";
 import { BenchFixture } from "./fixture.ts";
 import { login } from "./login_client.ts";
+import { freePort } from "../tests/support/http_probe.ts";
 
 /** One sample of the service's memory. */
 export interface SoakSample {
@@ -176,13 +177,6 @@ class Inspector implements Disposable {
   [Symbol.dispose](): void {
     this.#ws.close();
   }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
 }
 
 const MIB = 1024 * 1024;

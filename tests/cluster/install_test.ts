@@ -15,7 +15,7 @@ import { clusterUnavailable } from "../support/cluster/host.ts";
 import { serviceImage } from "../support/cluster/images.ts";
 import { setVariables, shellBlocks, writeStandIns } from "../support/cluster/readme.ts";
 import {
-  CALLOUT_SELECTOR,
+  calloutPods,
   NATS_NAMESPACE,
   RELEASE,
   stackImages,
@@ -132,16 +132,7 @@ Deno.test({
 
     // The steps below need the installed release; without it they would only add noise.
     if (!installed) return;
-    const [pod] = (await cluster.kubectl([
-      "-n",
-      NATS_NAMESPACE,
-      "get",
-      "pods",
-      "-l",
-      CALLOUT_SELECTOR,
-      "-o",
-      "jsonpath={.items[*].metadata.name}",
-    ])).split(/\s+/).filter(Boolean);
+    const [pod] = await calloutPods(cluster);
     const exec = (args: string[], stdin?: string) =>
       cluster.kubectl([
         "-n",

@@ -12,7 +12,7 @@ import { KubeCluster } from "../support/cluster/cluster.ts";
 import { clusterUnavailable } from "../support/cluster/host.ts";
 import { collectLines } from "../support/cluster/lines.ts";
 import {
-  CALLOUT_SELECTOR,
+  calloutPods,
   installStack,
   NATS_NAMESPACE,
   RELEASE,
@@ -77,27 +77,6 @@ async function moreLogins(cluster: KubeCluster, since: number, more: number): Pr
     const c = await logins(cluster);
     return c.ok >= since + more ? c : undefined;
   }, { timeoutMs: 60_000, intervalMs: 1_000, what: `${more} more logins` });
-}
-
-/** The callout's pods that run and are not being deleted. */
-async function calloutPods(cluster: KubeCluster): Promise<string[]> {
-  const list = JSON.parse(
-    await cluster.kubectl([
-      "-n",
-      NATS_NAMESPACE,
-      "get",
-      "pods",
-      "-l",
-      CALLOUT_SELECTOR,
-      "-o",
-      "json",
-    ]),
-  ) as {
-    items: { metadata: { name: string; deletionTimestamp?: string }; status: { phase: string } }[];
-  };
-  return list.items
-    .filter((p) => p.status.phase === "Running" && !p.metadata.deletionTimestamp)
-    .map((p) => p.metadata.name);
 }
 
 Deno.test({

@@ -4,13 +4,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect } from "@nats-io/transport-node";
 import { createLogger } from "../../lib/telemetry/log.ts";
 import type { Permissions, ServiceAccountRecord } from "../../lib/core/model.ts";
 import { type ApprovedConnection, startRevocation } from "../../lib/nats/revocation.ts";
 import { createServiceMetrics } from "../../lib/telemetry/service_metrics.ts";
 import { createChangeFeed } from "../../lib/core/changes.ts";
-import { NatsServer } from "../support/nats_server.ts";
+import { droppable, revocationServer } from "../support/revocation.ts";
 
 const PERMS: Permissions = {
   pub: { allow: ["a.>"] },
@@ -35,35 +34,16 @@ const approved = (o: Partial<ApprovedConnection>): ApprovedConnection => ({
   ...o,
 });
 
-async function server() {
-  const sysUser = { user: "sys", password: crypto.randomUUID() };
-  const ns = await NatsServer.start({
-    config: {
-      accounts: { APP: { users: [{ user: "app", password: "app" }] }, SYS: { users: [sysUser] } },
-      system_account: "SYS",
-    },
-  });
-  const sys = await connect({ servers: ns.url, user: sysUser.user, pass: sysUser.password });
-  const client = await connect({ servers: ns.url, user: "app", pass: "app", reconnect: false });
-  return { ns, sys, client };
-}
-
 Deno.test("a connection approved with key k1, remembered after the key set dropped k1 and the check refreshed, is kicked", async () => {
-  const { ns, sys, client } = await server();
-  await using _ns = ns;
-  let generation = 1;
-  let present = new Set(["k1", "k2"]);
+  await using server = await revocationServer();
+  const { sys } = server;
+  const client = await server.client();
+  const keySet = droppable(["k1", "k2"]);
   const revocation = startRevocation({
     system: sys,
     lookups: () => ({ serviceAccount: () => SA, permissionsOf: () => PERMS }),
     canDecide: () => true,
-    keys: {
-      get generation() {
-        return generation;
-      },
-      getKey: ({ kid }) =>
-        present.has(kid) ? Promise.resolve({}) : Promise.reject(new Error("no key")),
-    },
+    keys: keySet.keys,
     logger: createLogger({ level: "error", write: () => {} }),
     metrics: createServiceMetrics(),
     tickMs: 20,
@@ -75,8 +55,7 @@ Deno.test("a connection approved with key k1, remembered after the key set dropp
     // still awaiting, e.g. the first login of a namespace provisioning its account), k1 leaves
     // the key set and a check refreshes key presence over the kids remembered so far.
     await new Promise((r) => setTimeout(r, 100)); // the system connection is taken, ticks run
-    present = new Set(["k2"]);
-    generation++;
+    keySet.drop("k1");
     await revocation.check();
     revocation.remember(
       approved({
@@ -99,8 +78,9 @@ Deno.test("a connection approved with key k1, remembered after the key set dropp
 });
 
 Deno.test("a check that fails after taking its candidates does not lose them", async () => {
-  const { ns, sys, client } = await server();
-  await using _ns = ns;
+  await using server = await revocationServer();
+  const { sys } = server;
+  const client = await server.client();
   const feed = createChangeFeed();
   let deleted = false;
   let failOnce = false;

@@ -20,13 +20,14 @@ import { createServiceMetrics } from "../../lib/telemetry/service_metrics.ts";
 import { createChangeFeed } from "../../lib/core/changes.ts";
 import { startService } from "../../lib/service/service.ts";
 import { NatsCluster } from "../support/nats_cluster.ts";
-import { authCalloutConfig, NatsServer, tolerateClientResets } from "../support/nats_server.ts";
+import { authCalloutConfig, tolerateClientResets } from "../support/nats_server.ts";
 import { accountKey, KeyDir } from "../support/nkeys.ts";
 import { errorsOf, publishRefused } from "../support/permissions.ts";
 import { generateSigningKey, ISSUER, mintServiceAccountToken } from "../support/sa_tokens.ts";
 import { KubeApiServer } from "../support/kube_apiserver.ts";
 import { OperatorStack } from "../support/operator_stack.ts";
 import { Stack } from "../support/stack.ts";
+import { droppable, revocationServer } from "../support/revocation.ts";
 import { waitFor } from "../support/wait.ts";
 
 tolerateClientResets();
@@ -265,33 +266,17 @@ Deno.test("3-server cluster: deletion and narrowed annotations close the client'
 });
 
 Deno.test("startRevocation kicks over $SYS when a signing key leaves the key set, and forgets on disconnect", async () => {
-  const sysUser = { user: "sys", password: crypto.randomUUID() };
-  await using ns = await NatsServer.start({
-    config: {
-      accounts: {
-        APP: { users: [{ user: "app", password: "app" }] },
-        SYS: { users: [sysUser] },
-      },
-      system_account: "SYS",
-    },
-  });
-  const sys = await connect({ servers: ns.url, user: sysUser.user, pass: sysUser.password });
-  const client = await connect({ servers: ns.url, user: "app", pass: "app", reconnect: false });
-  const other = await connect({ servers: ns.url, user: "app", pass: "app", reconnect: false });
+  await using server = await revocationServer();
+  const { sys } = server;
+  const client = await server.client();
+  const other = await server.client();
   const metrics = createServiceMetrics();
-  let generation = 1;
-  let present = new Set(["k1", "k2"]);
+  const keySet = droppable(["k1", "k2"]);
   const revocation = startRevocation({
     system: sys,
     lookups: () => ({ serviceAccount: () => ORDERS, permissionsOf: () => PERMS }),
     canDecide: () => true,
-    keys: {
-      get generation() {
-        return generation;
-      },
-      getKey: ({ kid }) =>
-        present.has(kid) ? Promise.resolve({}) : Promise.reject(new Error("no key")),
-    },
+    keys: keySet.keys,
     logger: createLogger({ level: "error", write: () => {} }),
     metrics,
     tickMs: 50,
@@ -307,8 +292,7 @@ Deno.test("startRevocation kicks over $SYS when a signing key leaves the key set
     await revocation.check();
     assert.equal(revocation.size, 2, "nothing to kick while both keys are there");
 
-    present = new Set(["k2"]);
-    generation++;
+    keySet.drop("k1");
     await waitFor(() => client.isClosed(), { what: "client of the removed key kicked" });
     await kickCounted(() => metrics.kicks.value({ reason: "signing_key_removed" }));
     assert.equal(other.isClosed(), false);
@@ -404,20 +388,9 @@ Deno.test("a token bound to a Pod: its connection is kicked when the Pod is dele
 });
 
 Deno.test("with change feeds, a tick looks only at what changed: idle ticks look nothing up (issue 18)", async () => {
-  const sysUser = { user: "sys", password: crypto.randomUUID() };
-  await using ns = await NatsServer.start({
-    config: {
-      accounts: {
-        APP: { users: [{ user: "app", password: "app" }] },
-        SYS: { users: [sysUser] },
-      },
-      system_account: "SYS",
-    },
-  });
-  const sys = await connect({ servers: ns.url, user: sysUser.user, pass: sysUser.password });
-  const clients = await Promise.all(
-    [0, 1, 2].map(() => connect({ servers: ns.url, user: "app", pass: "app", reconnect: false })),
-  );
+  await using server = await revocationServer();
+  const { sys } = server;
+  const clients = await Promise.all([0, 1, 2].map(() => server.client()));
   const serviceAccounts = createChangeFeed();
   const pods = createChangeFeed();
   const accounts = new Map([

@@ -45,6 +45,27 @@ export interface Stack {
   helm(args: readonly string[], options?: { allowFailure?: boolean }): Promise<RunResult>;
 }
 
+/** The callout's pods that run and are not being deleted. */
+export async function calloutPods(cluster: KubeCluster): Promise<string[]> {
+  const list = JSON.parse(
+    await cluster.kubectl([
+      "-n",
+      NATS_NAMESPACE,
+      "get",
+      "pods",
+      "-l",
+      CALLOUT_SELECTOR,
+      "-o",
+      "json",
+    ]),
+  ) as {
+    items: { metadata: { name: string; deletionTimestamp?: string }; status: { phase: string } }[];
+  };
+  return list.items
+    .filter((p) => p.status.phase === "Running" && !p.metadata.deletionTimestamp)
+    .map((p) => p.metadata.name);
+}
+
 /**
  * Wait until each of `resources` (in the NATS namespace, e.g. `deploy/nats-callout`) has rolled
  * out, 120 s at most each; `kubectl rollout status` fails the test otherwise.

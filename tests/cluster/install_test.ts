@@ -17,6 +17,7 @@ import { setVariables, shellBlocks, writeStandIns } from "../support/cluster/rea
 import {
   calloutPods,
   NATS_NAMESPACE,
+  podsMatching,
   RELEASE,
   stackImages,
   waitRollout,
@@ -210,16 +211,7 @@ Deno.test({
         const command = notes.split("\n").map((l) => l.trim()).find((l) => / logs .*-l /.test(l));
         assert.ok(command, notes);
         const selector = command.match(/-l (\S+)/)![1]!;
-        const pods = (await cluster.kubectl([
-          "-n",
-          NATS_NAMESPACE,
-          "get",
-          "pods",
-          "-l",
-          selector,
-          "-o",
-          "jsonpath={.items[*].metadata.name}",
-        ])).split(/\s+/).filter(Boolean);
+        const pods = (await podsMatching(cluster, selector)).map((p) => p.metadata.name);
         const testPod = `${RELEASE}-test`;
         const all = await cluster.kubectl(["-n", NATS_NAMESPACE, "get", "pods", "-o", "name"]);
         assert.match(all, new RegExp(`pod/${testPod}\\b`), "helm test left its Pod");
@@ -272,31 +264,14 @@ Deno.test({
           `${k}=${v}`
         )
           .join(",");
-        const pods = JSON.parse(
-          await cluster.kubectl([
-            "-n",
-            NATS_NAMESPACE,
-            "get",
-            "pods",
-            "-l",
-            selector,
-            "-o",
-            "json",
-          ]),
-        ) as {
-          items: {
-            metadata: { name: string; labels: Record<string, string>; deletionTimestamp?: string };
-            status: { podIP: string };
-            spec: { containers: { ports: { name: string; containerPort: number }[] }[] };
-          }[];
-        };
-        const running = pods.items.filter((p) => !p.metadata.deletionTimestamp);
+        const pods = await podsMatching(cluster, selector);
+        const running = pods.filter((p) => !p.metadata.deletionTimestamp);
         assert.equal(running.length, 2, "the PodMonitor selects the two callout pods");
         const endpoint = podMonitor.spec.podMetricsEndpoints[0]!;
         let allowed = 0;
         for (const p of running) {
-          assert.notEqual(p.metadata.labels["app.kubernetes.io/component"], "test");
-          const port = p.spec.containers[0]!.ports.find((x) => x.name === endpoint.port);
+          assert.notEqual(p.metadata.labels?.["app.kubernetes.io/component"], "test");
+          const port = p.spec.containers[0]!.ports?.find((x) => x.name === endpoint.port);
           assert.ok(port, `pod port ${endpoint.port}`);
           const metrics = (await cluster.run("busybox", [
             "wget",

@@ -18,6 +18,7 @@ import {
   installStack,
   NATS_NAMESPACE,
   natsServiceUrl,
+  podsMatching,
   rolledOut,
   stackImages,
   workload,
@@ -76,16 +77,9 @@ async function requestFrom(
 
 /** The sum of a counter over every callout pod's `/metrics` (read from its pod IP). */
 async function calloutCounter(cluster: KubeCluster, line: RegExp): Promise<number> {
-  const ips = (await cluster.kubectl([
-    "-n",
-    NATS_NAMESPACE,
-    "get",
-    "pods",
-    "-l",
-    CALLOUT_SELECTOR,
-    "-o",
-    "jsonpath={.items[*].status.podIP}",
-  ])).split(/\s+/).filter(Boolean);
+  const ips = (await podsMatching(cluster, CALLOUT_SELECTOR))
+    .map((p) => p.status.podIP)
+    .filter((ip): ip is string => Boolean(ip));
   let sum = 0;
   for (const ip of ips) {
     const text =

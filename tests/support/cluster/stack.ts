@@ -45,23 +45,34 @@ export interface Stack {
   helm(args: readonly string[], options?: { allowFailure?: boolean }): Promise<RunResult>;
 }
 
+/** What the tests read of a Pod, as `kubectl get pods -o json` lists it. */
+export interface PodSummary {
+  readonly metadata: {
+    readonly name: string;
+    readonly labels?: Record<string, string>;
+    readonly deletionTimestamp?: string;
+  };
+  readonly status: { readonly phase: string; readonly podIP?: string };
+  readonly spec: {
+    readonly containers: {
+      readonly ports?: { readonly name: string; readonly containerPort: number }[];
+    }[];
+  };
+}
+
+/** The Pods matching the label `selector` in `namespace` (the NATS namespace by default). */
+export async function podsMatching(
+  cluster: KubeCluster,
+  selector: string,
+  namespace = NATS_NAMESPACE,
+): Promise<PodSummary[]> {
+  const out = await cluster.kubectl(["-n", namespace, "get", "pods", "-l", selector, "-o", "json"]);
+  return (JSON.parse(out) as { items: PodSummary[] }).items;
+}
+
 /** The callout's pods that run and are not being deleted. */
 export async function calloutPods(cluster: KubeCluster): Promise<string[]> {
-  const list = JSON.parse(
-    await cluster.kubectl([
-      "-n",
-      NATS_NAMESPACE,
-      "get",
-      "pods",
-      "-l",
-      CALLOUT_SELECTOR,
-      "-o",
-      "json",
-    ]),
-  ) as {
-    items: { metadata: { name: string; deletionTimestamp?: string }; status: { phase: string } }[];
-  };
-  return list.items
+  return (await podsMatching(cluster, CALLOUT_SELECTOR))
     .filter((p) => p.status.phase === "Running" && !p.metadata.deletionTimestamp)
     .map((p) => p.metadata.name);
 }
@@ -356,18 +367,9 @@ export async function podsOf(
   namespace: string,
   app: string,
 ): Promise<string[]> {
-  const out = await cluster.kubectl([
-    "-n",
-    namespace,
-    "get",
-    "pods",
-    "-l",
-    `app=${app}`,
-    "--field-selector=status.phase=Running",
-    "-o",
-    "jsonpath={.items[*].metadata.name}",
-  ]);
-  return out.split(/\s+/).filter(Boolean);
+  return (await podsMatching(cluster, `app=${app}`, namespace))
+    .filter((p) => p.status.phase === "Running")
+    .map((p) => p.metadata.name);
 }
 
 /** Wait until a Deployment is rolled out and return its pods. */
